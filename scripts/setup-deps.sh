@@ -37,8 +37,9 @@ SRC
 
 # Packages from the default suites (rustc-web comes from bookworm-security).
 PKGS=(
-    rustc-web rust-web-src cargo-web libclang-19-dev llvm-19 lld-19 clang-19
-    flex bison bc libelf-dev libssl-dev cpio dwarves xz-utils
+    rustc-web rust-web-src cargo-web rust-web-clippy rustfmt-web
+    libclang-19-dev llvm-19 lld-19 clang-19
+    flex bison bc libelf-dev libssl-dev cpio dwarves xz-utils kmod
     busybox-static bash-static build-essential python3
 )
 BPO_PKGS=(qemu-system-x86)

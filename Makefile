@@ -1,0 +1,49 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# ebb's top-level targets. The two that a fresh machine needs:
+#   make run    set up, build what is missing, boot the test guest with an interactive shell
+#   make test   set up, build what is missing, run every host test and guest kselftest
+# The others are the steps they are made of. Kernel-module builds invoke this
+# directory's Kbuild through `make -C $(KDIR) M=$(CURDIR)`.
+
+ifneq ($(KERNELRELEASE),)
+include $(src)/Kbuild
+else
+
+EBB_CACHE ?= $(HOME)/.cache/ebb
+KDIR ?= $(CURDIR)/build/guest/kbuild
+KMAKE_FLAGS = RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
+	BINDGEN=$(EBB_CACHE)/tools/bin/bindgen LIBCLANG_PATH=/usr/lib/llvm-19/lib \
+	CLIPPY_DRIVER=/usr/bin/clippy-driver
+
+.PHONY: all setup kernel module initramfs run test clean help
+
+all: initramfs
+
+help:
+	@sed -n 's/^#   make \(.*\)/  make \1/p' Makefile
+
+setup:
+	@scripts/setup-deps.sh
+
+kernel: setup
+	@scripts/build-kernel.sh guest
+
+# CLIPPY=1: the module is always linted as it is built (clippy-driver also compiles).
+module: kernel
+	@$(MAKE) -s -C $(KDIR) M=$(CURDIR) $(KMAKE_FLAGS) CLIPPY=1
+
+initramfs: module
+	@scripts/build-initramfs.sh guest
+
+run: initramfs
+	@scripts/run-guest.sh shell
+
+test: setup
+	@scripts/test-all.sh
+
+clean:
+	@if [ -d $(KDIR) ]; then $(MAKE) -s -C $(KDIR) M=$(CURDIR) clean; fi
+	rm -rf rust/generated build/guest/initramfs*
+
+endif

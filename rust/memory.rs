@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Memory hotplug facts of the running kernel (linux/memory.h).
+
+use crate::bindings;
+
+/// Size in bytes of a memory block, the unit in which memory is added, onlined,
+/// offlined and removed (`/sys/devices/system/memory/block_size_bytes`).
+pub(crate) fn block_size_bytes() -> usize {
+    // SAFETY: `memory_block_size_bytes` has no preconditions; it returns a value fixed
+    // at boot.
+    unsafe { bindings::memory_block_size_bytes() }
+}

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The Xen guest environment: whether the kernel runs as a Xen domain, and which kind.
+
+use crate::bindings;
+
+/// The kind of Xen domain the kernel runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DomainType {
+    /// Paravirtualised: the guest keeps its own physical-to-machine map.
+    Pv,
+    /// PVH: an HVM container with nested paging; the hypervisor keeps the p2m.
+    Pvh,
+    /// Fully virtualised HVM with PV drivers.
+    Hvm,
+}
+
+impl DomainType {
+    /// Returns the domain type of the running kernel, or `None` when not on Xen.
+    pub(crate) fn current() -> Option<Self> {
+        // SAFETY: the helpers only read `xen_domain_type` and `xen_pvh`, which are set
+        // once during early boot and never written afterwards.
+        let (on_xen, pv, pvh) = unsafe {
+            (
+                bindings::ebb_helper_xen_domain(),
+                bindings::ebb_helper_xen_pv_domain(),
+                bindings::ebb_helper_xen_pvh_domain(),
+            )
+        };
+        match (on_xen, pv, pvh) {
+            (false, _, _) => None,
+            (true, true, _) => Some(Self::Pv),
+            (true, false, true) => Some(Self::Pvh),
+            (true, false, false) => Some(Self::Hvm),
+        }
+    }
+
+    /// The name Xen's tools use for this domain type.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Pv => "PV",
+            Self::Pvh => "PVH",
+            Self::Hvm => "HVM",
+        }
+    }
+}

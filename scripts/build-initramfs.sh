@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds the test guest's initramfs: busybox and bash (static), the kernel's modules
+# and ebb.ko with modules.dep, the kselftest runner from the kernel tree, the upstream
+# memory-hotplug selftest and ebb's own kselftests. The archive is reproducible: same
+# inputs, same bytes.
+#
+# Usage: build-initramfs.sh [flavour]   (default: guest; reads build/<flavour>/kbuild)
+set -euo pipefail
+EBB_LOG_TAG=initramfs
+source "$(dirname "$0")/lib.sh"
+
+flavour=${1:-guest}
+kbuild=$EBB_BUILD/$flavour/kbuild
+[ -d "$kbuild" ] || die "no kernel build at $kbuild (run scripts/build-kernel.sh $flavour)"
+src=$(readlink -f "$kbuild/source")
+kver=$(cat "$kbuild/include/config/kernel.release")
+out=$EBB_BUILD/$flavour/initramfs.cpio.gz
+root=$EBB_BUILD/$flavour/initramfs-root
+
+rm -rf "$root"
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,root,etc,kselftest}
+ln -s bin "$root/sbin"
+mkdir -p "$root/usr"
+ln -s ../bin "$root/usr/bin"
+ln -s ../bin "$root/usr/sbin"
+
+cp /bin/busybox "$root/bin/busybox"
+for applet in $(/bin/busybox --list); do
+    [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
+cp /bin/bash-static "$root/bin/bash"
+install -m 0755 "$EBB_ROOT/tests/guest/timeout" "$root/bin/timeout"
+install -m 0755 "$EBB_ROOT/tests/guest/init" "$root/init"
+echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
+
+make -s -C "$kbuild" INSTALL_MOD_PATH="$root" DEPMOD=/bin/true modules_install >/dev/null
+make -s -C "$kbuild" M="$EBB_ROOT" "${KERNEL_MAKE_FLAGS[@]}" INSTALL_MOD_PATH="$root" \
+    INSTALL_MOD_DIR=updates DEPMOD=/bin/true modules_install >/dev/null
+rm -f "$root/lib/modules/$kver/build" "$root/lib/modules/$kver/source"
+depmod -b "$root" "$kver"
+
+# The kselftest layout as `make -C tools/testing/selftests install` makes it.
+ks=$root/kselftest
+selftests=$src/tools/testing/selftests
+install -m 0755 "$selftests/run_kselftest.sh" "$ks/"
+mkdir -p "$ks/kselftest" "$ks/memory-hotplug" "$ks/ebb"
+install -m 0644 "$selftests/kselftest/runner.sh" "$selftests/kselftest/ktap_helpers.sh" "$ks/kselftest/"
+install -m 0755 "$selftests/kselftest/prefix.pl" "$ks/kselftest/"
+install -m 0755 "$selftests/memory-hotplug/mem-on-off-test.sh" "$ks/memory-hotplug/"
+echo "memory-hotplug:mem-on-off-test.sh" > "$ks/kselftest-list.txt"
+for t in "$EBB_ROOT"/tests/selftests/ebb/*; do
+    case "$t" in
+        */settings) install -m 0644 "$t" "$ks/ebb/" ;;
+        *.sh)
+            install -m 0755 "$t" "$ks/ebb/"
+            case "$t" in */lib.sh) ;; *) echo "ebb:$(basename "$t")" >> "$ks/kselftest-list.txt" ;; esac ;;
+    esac
+done
+
+# Fixed timestamps and ordering make the archive reproducible.
+find "$root" -exec touch -h -d @0 {} +
+(cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible -R 0:0) \
+    | gzip -9 -n > "$out.tmp"
+mv "$out.tmp" "$out"
+log "$out ($(du -h "$out" | cut -f1), $(wc -l < "$ks/kselftest-list.txt") kselftests)"

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# `make test`: builds what is missing, then runs every check and test and prints one
+# line per result and a closing `N passed, N failed, N skipped`. Exit status 0 only
+# if nothing failed. Logs go to results/<time>/.
+#
+#   host checks   ebb.ko builds without warnings, clippy-clean and rustfmt-clean
+#   host tests    cargo test of the hypervisor workspace
+#   guest tests   every kselftest in the guest under QEMU (scripts/run-guest.sh)
+set -uo pipefail
+EBB_LOG_TAG=test
+source "$(dirname "$0")/lib.sh"
+
+results=$EBB_ROOT/results/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$results"
+passed=0 failed=0 skipped=0
+
+record() {
+    local outcome=$1 name=$2
+    printf '%s %s\n' "$outcome" "$name"
+    case "$outcome" in
+        PASS) passed=$((passed + 1)) ;;
+        FAIL) failed=$((failed + 1)) ;;
+        SKIP) skipped=$((skipped + 1)) ;;
+    esac
+}
+
+scripts/build-kernel.sh guest || die "guest kernel build failed"
+kdir=$EBB_BUILD/guest/kbuild
+
+# A clean rebuild, so that every warning of the module's build is seen.
+kmake=(make -s -C "$kdir" M="$EBB_ROOT" "${KERNEL_MAKE_FLAGS[@]}"
+    CLIPPY_DRIVER=/usr/bin/clippy-driver)
+"${kmake[@]}" clean >/dev/null 2>&1
+if "${kmake[@]}" CLIPPY=1 >"$results/module-build.log" 2>&1; then
+    record PASS "host: ebb.ko builds"
+    if grep -q -i 'warning' "$results/module-build.log"; then
+        grep -i -A5 'warning' "$results/module-build.log" | head -40
+        record FAIL "host: ebb.ko builds without compiler or clippy warnings"
+    else
+        record PASS "host: ebb.ko builds without compiler or clippy warnings"
+    fi
+else
+    tail -n 40 "$results/module-build.log"
+    record FAIL "host: ebb.ko builds"
+fi
+
+mapfile -t rust_sources < <(cd "$EBB_ROOT" && git ls-files '*.rs' ':!hypervisor/**' 2>/dev/null \
+    || find rust xen-balloon hotplug -name '*.rs')
+if (cd "$EBB_ROOT" && /usr/bin/rustfmt --edition 2021 --check "${rust_sources[@]}") \
+    >"$results/rustfmt.log" 2>&1; then
+    record PASS "host: ebb.ko sources are rustfmt-clean"
+else
+    head -n 40 "$results/rustfmt.log"
+    record FAIL "host: ebb.ko sources are rustfmt-clean"
+fi
+
+log "cargo test (hypervisor workspace)"
+if cargo test --manifest-path "$EBB_ROOT/hypervisor/Cargo.toml" >"$results/cargo-test.log" 2>&1; then
+    cargo_status=0
+else
+    cargo_status=1
+fi
+read -r c_pass c_fail c_skip < <(awk '/^test result:/ {
+        for (i = 1; i <= NF; i++) {
+            if ($(i) ~ /^passed;?/) p += $(i - 1)
+            if ($(i) ~ /^failed;?/) f += $(i - 1)
+            if ($(i) ~ /^ignored;?/) s += $(i - 1)
+        }
+    } END { print p + 0, f + 0, s + 0 }' "$results/cargo-test.log")
+printf 'host: cargo test: %d passed, %d failed, %d ignored\n' "$c_pass" "$c_fail" "$c_skip"
+passed=$((passed + c_pass)) failed=$((failed + c_fail)) skipped=$((skipped + c_skip))
+if [ "$cargo_status" != 0 ] && [ "$c_fail" = 0 ]; then
+    tail -n 40 "$results/cargo-test.log"
+    record FAIL "host: cargo test builds and runs"
+fi
+
+if scripts/build-initramfs.sh guest; then
+    EBB_RESULTS=$results/guest scripts/run-guest.sh test | tee "$results/guest.log"
+    read -r g_pass g_fail g_skip < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["pass"], d["fail"], d["skip"])' \
+        "$results/guest/summary.json" 2>/dev/null || echo "0 1 0")
+    passed=$((passed + g_pass)) failed=$((failed + g_fail)) skipped=$((skipped + g_skip))
+else
+    record FAIL "guest: initramfs builds"
+fi
+
+log "results in $results"
+printf '%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"
+[ "$failed" = 0 ]
