@@ -1,0 +1,89 @@
+//! COM1: the hypervisor log and the guest console, one line at a time.
+//!
+//! Every line starts with a prefix naming its source (`[hv]` for ebbhv, `[guest]`
+//! for the guest's console_io and `[e9]` for the guest's port-0xE9 early console),
+//! so a reader of the interleaved stream can tell them apart. Output is polled: the
+//! UART is QEMU's 16550 and ebbhv never runs with interrupts on while logging.
+//!
+//! Locking: the UART sits inside [`COM1`]'s spin lock; the panic and exception paths
+//! use [`emergency_writer`], which bypasses it, because they may interrupt a holder.
+
+use core::fmt::{self, Write};
+
+use crate::port::{inb, outb};
+use crate::sync::SpinLock;
+
+const COM1_BASE: u16 = 0x3f8;
+
+/// The 16550 UART at a base port.
+pub struct Uart {
+    base: u16,
+}
+
+impl Uart {
+    /// Programs the UART for 115200 8N1, FIFOs on, interrupts off.
+    fn init(&mut self) {
+        let b = self.base;
+        // SAFETY: COM1's registers are owned by ebbhv (never passed to the guest) and
+        // this is the 16550's documented initialisation sequence.
+        unsafe {
+            outb(b + 1, 0x00);
+            outb(b + 3, 0x80);
+            outb(b, 0x01);
+            outb(b + 1, 0x00);
+            outb(b + 3, 0x03);
+            outb(b + 2, 0xc7);
+            outb(b + 4, 0x03);
+        }
+    }
+
+    fn put(&mut self, c: u8) {
+        // SAFETY: reading the line status and writing the transmit holding register of
+        // ebbhv's own UART have no effect beyond sending the byte.
+        unsafe {
+            while inb(self.base + 5) & 0x20 == 0 {}
+            outb(self.base, c);
+        }
+    }
+}
+
+impl Write for Uart {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.bytes() {
+            if c == b'\n' {
+                self.put(b'\r');
+            }
+            self.put(c);
+        }
+        Ok(())
+    }
+}
+
+/// The log and console UART.
+pub static COM1: SpinLock<Uart> = SpinLock::new(Uart { base: COM1_BASE });
+
+/// Programs COM1; called once at boot before the first log line.
+pub fn init() {
+    COM1.lock().init();
+}
+
+/// A writer for the panic and exception paths, which must print even if they
+/// interrupted a holder of [`COM1`]'s lock.
+pub fn emergency_writer() -> Uart {
+    Uart { base: COM1_BASE }
+}
+
+/// Prints one line with `prefix` (the implementation of [`crate::log!`]).
+pub fn print_line(prefix: &str, args: fmt::Arguments<'_>) {
+    let mut u = COM1.lock();
+    // Writing to the UART cannot fail.
+    let _ = write!(u, "{prefix} {args}\n");
+}
+
+/// Logs one line of the hypervisor's own output.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => {
+        $crate::serial::print_line("[hv]", format_args!($($arg)*))
+    };
+}

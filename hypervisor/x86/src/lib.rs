@@ -1,0 +1,16 @@
+//! ebbhv-x86: the x86 hardware and Xen/PVH ABI definitions of ebbhv, and the pure
+//! logic over them, apart from the code that touches hardware.
+//!
+//! Everything here is safe code over bytes and numbers, so it runs under
+//! `cargo test` on the host: layouts with compile-time size and offset checks (VMCB,
+//! start info, ACPI tables, Xen structures), the page-table walker over a memory
+//! trait, the CPUID policy, the ELF/PVH-note loader, the payload bundle parser and
+//! the virtual local APIC's register file. The `ebbhv` binary adds the privileged
+//! instructions and the memory accesses.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod bytes;
+pub mod cpio;
+pub mod start_info;
