@@ -1,0 +1,79 @@
+//! Errors, split by who is at fault.
+//!
+//! [`Errno`] is a bad or impossible request: the caller gets `-errno` (or, for the
+//! reservation ops, the count of extents done) and carries on. [`Fatal`] means the
+//! guest cannot be continued (an access the hypervisor cannot satisfy or emulate): the
+//! platform kills or pauses that domain. The hypervisor itself never panics on either.
+
+use crate::addr::{DomId, Gfn};
+
+/// Xen's error numbers (`xen/include/public/errno.h`, same values as Linux on x86).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(i32)]
+pub enum Errno {
+    /// Operation not permitted.
+    EPERM = 1,
+    /// No such entry.
+    ENOENT = 2,
+    /// No such domain.
+    ESRCH = 3,
+    /// Out of memory.
+    ENOMEM = 12,
+    /// Interface version mismatch.
+    EACCES = 13,
+    /// Bad guest address.
+    EFAULT = 14,
+    /// Already exists.
+    EEXIST = 17,
+    /// Invalid argument.
+    EINVAL = 22,
+    /// Unknown hypercall or sub-op.
+    ENOSYS = 38,
+    /// Operation not supported for this kind of domain.
+    EOPNOTSUPP = 95,
+}
+
+impl Errno {
+    /// The value a hypercall returns for this error.
+    pub fn as_return(self) -> i64 {
+        -(self as i64)
+    }
+}
+
+/// Why a guest cannot be continued.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fatal {
+    /// The guest accessed a guest frame that has no mapping it may use in that way
+    /// (not mapped, or a write to a read-only entry that is not log-dirty).
+    UnhandledAccess {
+        /// The domain that faulted.
+        domain: DomId,
+        /// The frame it touched.
+        gfn: Gfn,
+    },
+    /// The core found its own bookkeeping inconsistent while serving this domain. It
+    /// stops the guest rather than the machine; the property tests exist to make this
+    /// unreachable.
+    Inconsistent(&'static str),
+}
+
+/// The result of an operation that may fail either way.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Error {
+    /// A bad request: report `-errno` to the caller.
+    Request(Errno),
+    /// The guest must die.
+    Fatal(Fatal),
+}
+
+impl From<Errno> for Error {
+    fn from(errno: Errno) -> Error {
+        Error::Request(errno)
+    }
+}
+
+impl From<Fatal> for Error {
+    fn from(fatal: Fatal) -> Error {
+        Error::Fatal(fatal)
+    }
+}

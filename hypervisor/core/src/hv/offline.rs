@@ -1,0 +1,72 @@
+//! Page offline at the level of domains: a frame a translated guest owns is replaced
+//! by a copy at once, so it goes offline without the guest's help.
+//!
+//! Xen can only mark such a frame pending and wait for the guest to free it (its tool
+//! gives up on HVM guests). Because the core owns the p2m, it can: allocate a new
+//! frame, have the platform copy the contents, point the guest frame at the copy,
+//! and free the old frame, which — being pending — becomes offline. The platform runs
+//! control-plane calls with the owner's vCPUs out of guest mode and syncs the p2m
+//! (flushing the guest TLB) before they run again, so no write can hit the old frame
+//! after the copy.
+
+use super::{inconsistent_heap, inconsistent_p2m, Hypervisor};
+use crate::addr::{Mfn, Order};
+use crate::error::Error;
+use crate::heap::{FrameState, OfflineReply, Owner};
+use crate::platform::FrameOps;
+
+impl Hypervisor {
+    /// `XEN_SYSCTL_page_offline_op` offline for one frame (`broken`: never to return,
+    /// as for a machine check). A guest-owned frame is replaced by a copy right away
+    /// when a free frame is available; the reply still says OWNED|PENDING as Xen's
+    /// does, and a later query reports it offlined.
+    pub fn page_offline(
+        &mut self,
+        mfn: Mfn,
+        broken: bool,
+        frames: &mut dyn FrameOps,
+    ) -> Result<OfflineReply, Error> {
+        let reply = self.heap.offline(mfn, broken);
+        if let Some(FrameState::OfflinePending { .. }) = self.heap.state(mfn) {
+            self.replace_pending_frame(mfn, frames)?;
+        }
+        Ok(reply)
+    }
+
+    /// `XEN_SYSCTL_page_offline_op` online for one frame.
+    pub fn page_online(&mut self, mfn: Mfn) -> OfflineReply {
+        self.heap.online(mfn)
+    }
+
+    /// `XEN_SYSCTL_page_offline_op` query for one frame.
+    pub fn page_query(&self, mfn: Mfn) -> OfflineReply {
+        self.heap.query(mfn)
+    }
+
+    /// Moves the owner of the offline-pending frame `old` onto a copy. Leaves it
+    /// pending (to be offlined when the owner frees it) if no frame is free.
+    fn replace_pending_frame(&mut self, old: Mfn, frames: &mut dyn FrameOps) -> Result<(), Error> {
+        let Some(FrameState::OfflinePending { owner, gfn, .. }) = self.heap.state(old) else {
+            return Ok(());
+        };
+        let Some(dom) = self.domains.get_mut(&owner) else {
+            return Ok(());
+        };
+        let Some(new) = self
+            .heap
+            .alloc(Order::ORDER_4K, Owner::Domain(owner), frames)
+        else {
+            return Ok(());
+        };
+        frames.copy(old, new);
+        if let Some(gfn) = gfn {
+            dom.p2m.remap_frame(gfn, new).map_err(inconsistent_p2m)?;
+            self.heap
+                .set_gfn(new, owner, Some(gfn))
+                .map_err(inconsistent_heap)?;
+        }
+        self.heap
+            .free(old, Order::ORDER_4K, Owner::Domain(owner))
+            .map_err(inconsistent_heap)
+    }
+}

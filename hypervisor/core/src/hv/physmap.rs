@@ -1,0 +1,146 @@
+//! Placing single frames in a domain's p2m: add_to_physmap and remove_from_physmap.
+//!
+//! Whatever is mapped at the target guest frame goes first: the domain's own RAM is
+//! freed (Linux PVH maps its shared info over a RAM page it allocated, and that page
+//! is given back), a lent hypervisor frame is just unmapped. A lent frame mapped
+//! elsewhere moves, so it is never mapped twice.
+
+use alloc::vec::Vec;
+
+use super::{inconsistent_heap, inconsistent_p2m, Hypervisor};
+use crate::addr::{DomId, Gfn, Mfn, Order};
+use crate::domain::Domain;
+use crate::error::{Errno, Error};
+use crate::heap::{FrameHeap, FrameState, Owner};
+use crate::p2m::{EntryType, Mapping};
+use crate::platform::FrameOps;
+
+/// What add_to_physmap maps (`XENMAPSPACE_*`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MapSpace {
+    /// The domain's shared info page.
+    SharedInfo,
+    /// Grant table frame `n` (allocated on first use, up to the configured limit).
+    GrantTable(u64),
+    /// The domain's own RAM frame now at this guest frame (it moves).
+    Gmfn(Gfn),
+}
+
+impl Hypervisor {
+    /// Maps `space` at `gpfn` in domain `id`.
+    pub fn add_to_physmap(
+        &mut self,
+        id: DomId,
+        space: MapSpace,
+        gpfn: Gfn,
+        frames: &mut dyn FrameOps,
+    ) -> Result<(), Error> {
+        let target = gpfn.single().ok_or(Errno::EINVAL)?;
+        if !self.gfn_in_limit(target) {
+            return Err(Errno::EINVAL.into());
+        }
+        match space {
+            MapSpace::SharedInfo => {
+                let frame = self.domain_mut(id)?.shared_info;
+                self.map_lent_frame(id, frame, gpfn)
+            }
+            MapSpace::GrantTable(index) => {
+                let frame = self.grant_frame(id, index, frames)?;
+                self.map_lent_frame(id, frame, gpfn)
+            }
+            MapSpace::Gmfn(source) => self.move_ram_frame(id, source, gpfn),
+        }
+    }
+
+    /// Removes whatever `gpfn` maps (`EINVAL` if nothing): RAM is freed, a lent
+    /// frame unmapped.
+    pub fn remove_from_physmap(&mut self, id: DomId, gpfn: Gfn) -> Result<(), Error> {
+        let Hypervisor { heap, domains, .. } = self;
+        let dom = domains.get_mut(&id).ok_or(Errno::ESRCH)?;
+        if dom.p2m.entry(gpfn).is_none() {
+            return Err(Errno::EINVAL.into());
+        }
+        clear_gfn(heap, dom, gpfn)
+    }
+
+    fn map_lent_frame(&mut self, id: DomId, frame: Mfn, gpfn: Gfn) -> Result<(), Error> {
+        let Hypervisor { heap, domains, .. } = self;
+        let dom = domains.get_mut(&id).ok_or(Errno::ESRCH)?;
+        if let Some(FrameState::Hypervisor { gfn: Some(old), .. }) = heap.state(frame) {
+            if old == gpfn {
+                return Ok(());
+            }
+            clear_gfn(heap, dom, old)?;
+        }
+        clear_gfn(heap, dom, gpfn)?;
+        dom.p2m
+            .map(gpfn, frame, Order::ORDER_4K, EntryType::HypervisorShared)
+            .map_err(inconsistent_p2m)?;
+        heap.set_gfn(frame, id, Some(gpfn))
+            .map_err(inconsistent_heap)
+    }
+
+    fn grant_frame(
+        &mut self,
+        id: DomId,
+        index: u64,
+        frames: &mut dyn FrameOps,
+    ) -> Result<Mfn, Error> {
+        if index >= u64::from(self.config.max_grant_frames) {
+            return Err(Errno::EINVAL.into());
+        }
+        let Hypervisor { heap, domains, .. } = self;
+        let dom = domains.get_mut(&id).ok_or(Errno::ESRCH)?;
+        while dom.grant_frames.len() as u64 <= index {
+            let frame = heap
+                .alloc(Order::ORDER_4K, Owner::Hypervisor, frames)
+                .ok_or(Errno::ENOMEM)?;
+            heap.lend(frame, Some(id)).map_err(inconsistent_heap)?;
+            dom.grant_frames.push(frame);
+        }
+        dom.grant_frames
+            .get(index as usize)
+            .copied()
+            .ok_or(Error::Request(Errno::EINVAL))
+    }
+
+    fn move_ram_frame(&mut self, id: DomId, source: Gfn, gpfn: Gfn) -> Result<(), Error> {
+        let Hypervisor { heap, domains, .. } = self;
+        let dom = domains.get_mut(&id).ok_or(Errno::ESRCH)?;
+        let entry = dom.p2m.entry(source).ok_or(Errno::EINVAL)?;
+        if !entry.kind.is_ram() {
+            return Err(Errno::EINVAL.into());
+        }
+        if source == gpfn {
+            return Ok(());
+        }
+        let page = source.single().ok_or(Errno::EINVAL)?;
+        dom.p2m.unmap(page, &mut |_| {}).map_err(inconsistent_p2m)?;
+        clear_gfn(heap, dom, gpfn)?;
+        dom.p2m
+            .map(gpfn, entry.mfn, Order::ORDER_4K, entry.kind)
+            .map_err(inconsistent_p2m)?;
+        heap.set_gfn(entry.mfn, id, Some(gpfn))
+            .map_err(inconsistent_heap)
+    }
+}
+
+/// Empties guest frame `gfn` of `dom`: its RAM frame is freed, a lent frame unmapped.
+fn clear_gfn(heap: &mut FrameHeap, dom: &mut Domain, gfn: Gfn) -> Result<(), Error> {
+    let page = gfn.single().ok_or(Errno::EINVAL)?;
+    let mut removed: Vec<Mapping> = Vec::new();
+    dom.p2m
+        .unmap(page, &mut |m| removed.push(m))
+        .map_err(inconsistent_p2m)?;
+    for m in removed {
+        if m.kind.is_ram() {
+            heap.free(m.mfn, Order::ORDER_4K, Owner::Domain(dom.id))
+                .map_err(inconsistent_heap)?;
+            dom.tot_pages -= 1;
+        } else {
+            heap.set_gfn(m.mfn, dom.id, None)
+                .map_err(inconsistent_heap)?;
+        }
+    }
+    Ok(())
+}

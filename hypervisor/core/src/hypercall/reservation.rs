@@ -1,0 +1,79 @@
+//! `XENMEM_increase_reservation`, `decrease_reservation` and `populate_physmap`.
+//!
+//! Xen's conventions, which Linux depends on: the return value is the number of
+//! extents done, never an errno — a bad copy, an unknown or forbidden domain, a too
+//! large order or a failing extent all return the count reached so far. Long requests
+//! continue as `op | next_extent << MEMOP_EXTENT_SHIFT`, so `nr_extents` is limited to
+//! what that encoding holds in 32 bits.
+
+use crate::abi::memory::*;
+use crate::addr::{CallerAddr, Gfn, Order};
+use crate::error::Error;
+use crate::guest::{read_record, GuestArray, GuestMemory};
+use crate::hv::Hypervisor;
+use crate::hypercall::{Caller, Hypercall, Outcome};
+use crate::platform::FrameOps;
+
+impl Hypervisor {
+    pub(super) fn reservation_op(
+        &mut self,
+        caller: Caller,
+        call: Hypercall,
+        memory: &mut dyn GuestMemory,
+        frames: &mut dyn FrameOps,
+    ) -> Result<Outcome, Error> {
+        let op = call.args[0] & MEMOP_CMD_MASK;
+        let start_extent = call.args[0] >> MEMOP_EXTENT_SHIFT;
+        let done = |count: u64| Ok(Outcome::Return(count as i64));
+        let Ok(request) = read_record::<XenMemoryReservation>(memory, CallerAddr(call.args[1]))
+        else {
+            return done(start_extent);
+        };
+        if request.nr_extents > MAX_NR_EXTENTS || start_extent >= request.nr_extents {
+            return done(start_extent);
+        }
+        let Ok(domain) = self.target_domain(caller, request.domid) else {
+            return done(start_extent);
+        };
+        let max_order = match caller {
+            Caller::Guest(_) => self.config.guest_max_order,
+            Caller::ControlPlane => self.config.control_max_order,
+        };
+        let Some(order) = Order::new(u64::from(request.extent_order)).filter(|o| *o <= max_order)
+        else {
+            return done(start_extent);
+        };
+        // Populate-on-demand needs a PoD cache ebbhv does not have. The address-bits
+        // and node flags constrain machine addresses, which a translated guest never
+        // sees, so they are accepted and ignored.
+        if op == XENMEM_POPULATE_PHYSMAP && request.mem_flags & XENMEMF_POPULATE_ON_DEMAND != 0 {
+            return done(start_extent);
+        }
+        let list = GuestArray::<u64>::new(request.extent_start);
+        let mut work = 0u64;
+        for extent in start_extent..request.nr_extents {
+            if work >= self.config.preempt_frames {
+                let mut again = call;
+                again.args[0] = op | extent << MEMOP_EXTENT_SHIFT;
+                return Ok(Outcome::Continue(again));
+            }
+            let result = match op {
+                XENMEM_INCREASE_RESERVATION => self.increase(domain, order, frames),
+                XENMEM_DECREASE_RESERVATION => list
+                    .read(memory, extent)
+                    .map_err(Error::from)
+                    .and_then(|gfn| self.decrease(domain, Gfn(gfn), order)),
+                _ => list
+                    .read(memory, extent)
+                    .map_err(Error::from)
+                    .and_then(|gfn| self.populate(domain, Gfn(gfn), order, frames)),
+            };
+            match result {
+                Ok(()) => work += order.frames(),
+                Err(Error::Request(_)) => return done(extent),
+                Err(fatal) => return Err(fatal),
+            }
+        }
+        done(request.nr_extents)
+    }
+}

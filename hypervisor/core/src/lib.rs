@@ -1,0 +1,34 @@
+//! ebbhv-core: everything ebbhv decides about memory, with no hardware access.
+//!
+//! The crate owns the machine frame heap ([`heap`]), each domain's guest-physical to
+//! machine map ([`p2m`]), the domains themselves ([`domain`]) and the Xen memory
+//! hypercalls that change them ([`hypercall`]), all reached through one
+//! [`hv::Hypervisor`] value. It never touches a frame's contents or the guest's
+//! memory itself: the platform supplies those through the traits in [`platform`] and
+//! [`guest`], so that the same code runs under `cargo test` on the host with fakes and
+//! inside the bare-metal `ebbhv` image.
+//!
+//! Principles (after Hubris' kerncore): no `unsafe`; simple algorithms with stated
+//! costs; every value a guest supplies is checked in one place and a bad one is a
+//! [`error::Errno`] for the caller, never a panic; a state the hypervisor cannot
+//! continue a guest from is an [`error::Fatal`] for the platform to act on.
+//!
+//! Locking: the crate holds no locks. The platform keeps the one [`hv::Hypervisor`]
+//! inside a single lock and calls it with that lock held.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod abi;
+pub mod addr;
+pub mod domain;
+pub mod error;
+pub mod guest;
+pub mod heap;
+pub mod hv;
+pub mod hypercall;
+pub mod p2m;
+pub mod platform;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
