@@ -7,12 +7,21 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod boot;
 mod exit;
+mod heap;
 mod idt;
+mod machine;
+mod msr;
+mod msrs;
+mod npt;
 mod phys;
 mod port;
 mod serial;
+mod stub;
+mod svm;
 mod sync;
 
 use ebbhv_x86::addr::HostPhys;
@@ -68,6 +77,21 @@ extern "C" fn ebbhv_main(start_info_pa: u64) -> ! {
     serial::init();
     idt::init();
     log!("ebbhv {} starting", env!("CARGO_PKG_VERSION"));
-    firmware_start_info(start_info_pa);
+    let si = firmware_start_info(start_info_pa);
+    let mem = machine::plan(&si);
+    // SAFETY: `plan` took the pool out of the free RAM, away from the image, the
+    // bundle and the low 1 MiB, all below the identity-map limit; nothing else uses it.
+    unsafe { heap::init(HostPhys(mem.pool.start), mem.pool.len() as usize) };
+    log!(
+        "memory: pool {:#x}-{:#x}, {} MiB free for guests, bundle {:x?}",
+        mem.pool.start,
+        mem.pool.end,
+        mem.free.total() >> 20,
+        mem.bundle
+    );
+    svm::enable();
+    if mem.bundle.is_none() {
+        stub::run();
+    }
     exit_qemu(ExitCode::Success)
 }

@@ -13,4 +13,9 @@
 pub mod addr;
 pub mod bytes;
 pub mod cpio;
+pub mod npt;
+pub mod paging;
+pub mod ranges;
 pub mod start_info;
+pub mod vmcb;
+pub mod walk;

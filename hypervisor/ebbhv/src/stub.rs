@@ -1,0 +1,75 @@
+//! The built-in smoke-test guest, run when QEMU hands ebbhv no payload bundle: a
+//! few bytes of 32-bit code that make one hypercall, halt once and then touch
+//! unmapped guest memory. It shows that SVM, nested paging and the exit paths work
+//! before any Linux is involved (`scripts/run-hv.sh --selftest`).
+
+/// The guest code, loaded at guest-physical 0 and entered there:
+/// `mov eax, 0x1234; vmmcall; hlt; mov dword [0x40000000], 0x55; jmp $`.
+pub const CODE: &[u8] = &[
+    0xb8, 0x34, 0x12, 0x00, 0x00, // mov eax, 0x1234
+    0x0f, 0x01, 0xd9, // vmmcall
+    0xf4, // hlt
+    0xc7, 0x05, 0x00, 0x00, 0x00, 0x40, 0x55, 0x00, 0x00, 0x00, // mov [0x40000000], 0x55
+    0xeb, 0xfe, // jmp $
+];
+
+/// The guest-physical address the last instruction touches; the NPF there ends
+/// the self-test.
+pub const UNMAPPED_GPA: u64 = 0x4000_0000;
+
+use ebbhv_x86::addr::{GuestPhys, HostPhys};
+use ebbhv_x86::paging::LeafSize;
+use ebbhv_x86::vmcb::ExitCode;
+
+use crate::exit::{exit_qemu, ExitCode as RunExit};
+use crate::heap::Pages;
+use crate::log;
+use crate::npt::{HeapTables, Npt};
+use crate::svm::Vcpu;
+
+/// Runs the smoke test to its end (ends the QEMU run).
+pub fn run() -> ! {
+    let mut npt = Npt::new();
+    let mut page = Pages::new(1).expect("hypervisor memory for the stub guest");
+    page.bytes_mut()[..CODE.len()].copy_from_slice(CODE);
+    let page_pa: HostPhys = page.phys();
+    npt.tables
+        .map(
+            &mut HeapTables,
+            GuestPhys(0),
+            page_pa,
+            LeafSize::Size4K,
+            true,
+        )
+        .expect("hypervisor memory for the stub's tables");
+    let mut vcpu = Vcpu::new_pvh(npt.root(), 0, 0);
+    log!("self-test: stub guest at gpa 0 (hpa {page_pa:?})");
+    loop {
+        vcpu.run();
+        let c = &vcpu.vmcb.control;
+        let (code, info1, info2, rip) =
+            (c.exit_code, c.exit_info1, c.exit_info2, vcpu.vmcb.save.rip);
+        match ExitCode::decode(code) {
+            Ok(ExitCode::Vmmcall) => {
+                log!(
+                    "self-test: VMMCALL rax={:#x} at rip {rip:#x}",
+                    vcpu.vmcb.save.rax
+                );
+                vcpu.skip(3);
+            }
+            Ok(ExitCode::Hlt) => {
+                log!("self-test: HLT at rip {rip:#x}");
+                vcpu.skip(1);
+            }
+            Ok(ExitCode::Npf) if info2 == UNMAPPED_GPA => {
+                log!("self-test: NPF at gpa {info2:#x} (error {info1:#x}) rip {rip:#x}: passed");
+                drop(page);
+                exit_qemu(RunExit::Success);
+            }
+            other => {
+                log!("self-test: unexpected exit {other:?} code {code:#x} info1 {info1:#x} info2 {info2:#x} rip {rip:#x}");
+                exit_qemu(RunExit::GuestFatal);
+            }
+        }
+    }
+}

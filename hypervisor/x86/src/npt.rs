@@ -1,0 +1,322 @@
+//! Nested page tables as a mirror of the p2m: map a leaf, drop a range of leaves.
+//!
+//! The tables decide nothing: `ebbhv` replays the core's p2m changes into them
+//! (`ebbhv_core::p2m::P2mMirror`). Table pages come from, and go back to, a
+//! [`TableMemory`] (the hypervisor's frame heap in the image, a vector in tests), so
+//! the walking logic here is tested on the host.
+//!
+//! Leaves are present, user (the NPT walk is a user access), accessed and dirty (so
+//! the CPU never has to write them back), and writable unless the caller says
+//! otherwise. Intermediate entries allow everything; the leaf decides.
+
+use crate::addr::{GuestPhys, HostPhys};
+use crate::paging::{
+    index, level_shift, LeafSize, ENTRIES, PTE_A, PTE_ADDR, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US,
+};
+
+/// Storage for table pages.
+pub trait TableMemory {
+    /// A zeroed 4 KiB table page, or `None` when memory is exhausted.
+    fn alloc_table(&mut self) -> Option<HostPhys>;
+    /// Gives back a page from [`TableMemory::alloc_table`] (all entries zero).
+    fn free_table(&mut self, table: HostPhys);
+    /// Reads entry `index` of `table`.
+    fn read(&self, table: HostPhys, index: usize) -> u64;
+    /// Writes entry `index` of `table`.
+    fn write(&mut self, table: HostPhys, index: usize, value: u64);
+}
+
+/// Why a leaf could not be installed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NptError {
+    /// No page for an intermediate table.
+    NoMemory,
+    /// The addresses are not aligned to the leaf size.
+    Misaligned,
+    /// A larger leaf already covers the address (the caller must unmap first).
+    Occupied,
+}
+
+/// A 4-level nested page table tree.
+///
+/// # Invariants
+///
+/// `root` is a table page from the tree's [`TableMemory`]; every non-leaf entry
+/// points to a table page of the same memory that only this tree references.
+pub struct NestedTables {
+    root: HostPhys,
+}
+
+const TABLE_FLAGS: u64 = PTE_P | PTE_RW | PTE_US;
+
+impl NestedTables {
+    /// An empty tree (maps nothing).
+    pub fn new(mem: &mut dyn TableMemory) -> Result<NestedTables, NptError> {
+        let root = mem.alloc_table().ok_or(NptError::NoMemory)?;
+        // INVARIANT: the root is a fresh, zeroed table page.
+        Ok(NestedTables { root })
+    }
+
+    /// The root table, for the VMCB's `n_cr3`.
+    pub fn root(&self) -> HostPhys {
+        self.root
+    }
+
+    /// Installs one leaf mapping `gpa` to `hpa`. A smaller-leaf subtree already
+    /// at that place must be empty (the p2m mirror protocol unmaps first); it is
+    /// freed.
+    pub fn map(
+        &mut self,
+        mem: &mut dyn TableMemory,
+        gpa: GuestPhys,
+        hpa: HostPhys,
+        size: LeafSize,
+        writable: bool,
+    ) -> Result<(), NptError> {
+        if gpa.0 % size.bytes() != 0 || hpa.0 % size.bytes() != 0 {
+            return Err(NptError::Misaligned);
+        }
+        let mut table = self.root;
+        let mut level = 4;
+        while level > size.level() {
+            let i = index(gpa.0, level);
+            let e = mem.read(table, i);
+            table = if e & PTE_P == 0 {
+                let t = mem.alloc_table().ok_or(NptError::NoMemory)?;
+                mem.write(table, i, t.0 | TABLE_FLAGS);
+                t
+            } else if e & PTE_PS != 0 {
+                return Err(NptError::Occupied);
+            } else {
+                HostPhys(e & PTE_ADDR)
+            };
+            level -= 1;
+        }
+        let i = index(gpa.0, level);
+        let old = mem.read(table, i);
+        if level > 1 && old & PTE_P != 0 && old & PTE_PS == 0 {
+            free_subtree(mem, HostPhys(old & PTE_ADDR), level - 1);
+        }
+        let mut leaf = hpa.0 | PTE_P | PTE_US | PTE_A | PTE_D;
+        if writable {
+            leaf |= PTE_RW;
+        }
+        if level > 1 {
+            leaf |= PTE_PS;
+        }
+        mem.write(table, i, leaf);
+        Ok(())
+    }
+
+    /// Clears every leaf inside `[start, end)`. Leaves that straddle the ends are
+    /// cleared too (the p2m only hands out ranges of whole leaves).
+    pub fn unmap(&mut self, mem: &mut dyn TableMemory, start: GuestPhys, end: GuestPhys) {
+        unmap_level(mem, self.root, 4, 0, start.0, end.0);
+    }
+
+    /// Translates `gpa` as the CPU would: the host address and whether it is
+    /// writable.
+    pub fn translate(&self, mem: &dyn TableMemory, gpa: GuestPhys) -> Option<(HostPhys, bool)> {
+        let mut table = self.root;
+        for level in (1..=4).rev() {
+            let e = mem.read(table, index(gpa.0, level));
+            if e & PTE_P == 0 {
+                return None;
+            }
+            if level == 1 || e & PTE_PS != 0 {
+                let mask = (1u64 << level_shift(level)) - 1;
+                return Some((
+                    HostPhys((e & PTE_ADDR & !mask) | (gpa.0 & mask)),
+                    e & PTE_RW != 0,
+                ));
+            }
+            table = HostPhys(e & PTE_ADDR);
+        }
+        None
+    }
+}
+
+fn free_subtree(mem: &mut dyn TableMemory, table: HostPhys, level: u32) {
+    for i in 0..ENTRIES {
+        let e = mem.read(table, i);
+        if e & PTE_P != 0 {
+            if level > 1 && e & PTE_PS == 0 {
+                free_subtree(mem, HostPhys(e & PTE_ADDR), level - 1);
+            }
+            mem.write(table, i, 0);
+        }
+    }
+    mem.free_table(table);
+}
+
+fn unmap_level(
+    mem: &mut dyn TableMemory,
+    table: HostPhys,
+    level: u32,
+    base: u64,
+    start: u64,
+    end: u64,
+) {
+    let span = 1u64 << level_shift(level);
+    for i in 0..ENTRIES {
+        let lo = base + i as u64 * span;
+        let hi = lo.saturating_add(span);
+        if hi <= start || lo >= end {
+            continue;
+        }
+        let e = mem.read(table, i);
+        if e & PTE_P == 0 {
+            continue;
+        }
+        if level == 1 || e & PTE_PS != 0 {
+            mem.write(table, i, 0);
+        } else if start <= lo && hi <= end {
+            free_subtree(mem, HostPhys(e & PTE_ADDR), level - 1);
+            mem.write(table, i, 0);
+        } else {
+            unmap_level(mem, HostPhys(e & PTE_ADDR), level - 1, lo, start, end);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::collections::BTreeMap;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Table pages in a map keyed by fake host address.
+    #[derive(Default)]
+    struct FakeTables {
+        pages: BTreeMap<u64, Vec<u64>>,
+        next: u64,
+        freed: usize,
+    }
+
+    impl TableMemory for FakeTables {
+        fn alloc_table(&mut self) -> Option<HostPhys> {
+            self.next += 0x1000;
+            self.pages.insert(self.next, vec![0; ENTRIES]);
+            Some(HostPhys(self.next))
+        }
+        fn free_table(&mut self, table: HostPhys) {
+            let page = self.pages.remove(&table.0).unwrap();
+            assert!(page.iter().all(|&e| e == 0), "freed a non-empty table");
+            self.freed += 1;
+        }
+        fn read(&self, table: HostPhys, index: usize) -> u64 {
+            self.pages[&table.0][index]
+        }
+        fn write(&mut self, table: HostPhys, index: usize, value: u64) {
+            self.pages.get_mut(&table.0).unwrap()[index] = value;
+        }
+    }
+
+    #[test]
+    fn maps_translates_and_unmaps_all_sizes() {
+        let mut mem = FakeTables::default();
+        let mut t = NestedTables::new(&mut mem).unwrap();
+        t.map(
+            &mut mem,
+            GuestPhys(0x1000),
+            HostPhys(0x80_0000),
+            LeafSize::Size4K,
+            true,
+        )
+        .unwrap();
+        t.map(
+            &mut mem,
+            GuestPhys(0x20_0000),
+            HostPhys(0x4000_0000),
+            LeafSize::Size2M,
+            false,
+        )
+        .unwrap();
+        t.map(
+            &mut mem,
+            GuestPhys(0x4000_0000),
+            HostPhys(0x8000_0000),
+            LeafSize::Size1G,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            t.translate(&mem, GuestPhys(0x1234)),
+            Some((HostPhys(0x80_0234), true))
+        );
+        assert_eq!(
+            t.translate(&mem, GuestPhys(0x2f_f008)),
+            Some((HostPhys(0x400f_f008), false))
+        );
+        assert_eq!(
+            t.translate(&mem, GuestPhys(0x4123_4567)),
+            Some((HostPhys(0x8123_4567), true))
+        );
+        assert_eq!(t.translate(&mem, GuestPhys(0x2000)), None);
+        let leaf = mem.read(t.root(), 0);
+        assert_ne!(leaf & PTE_US, 0, "nested entries need U=1");
+
+        t.unmap(&mut mem, GuestPhys(0x20_0000), GuestPhys(0x40_0000));
+        assert_eq!(t.translate(&mem, GuestPhys(0x20_0000)), None);
+        assert_eq!(
+            t.translate(&mem, GuestPhys(0x1000)),
+            Some((HostPhys(0x80_0000), true))
+        );
+        assert_eq!(
+            t.map(
+                &mut mem,
+                GuestPhys(0x1000),
+                HostPhys(0x1),
+                LeafSize::Size4K,
+                true
+            ),
+            Err(NptError::Misaligned)
+        );
+        assert_eq!(
+            t.map(
+                &mut mem,
+                GuestPhys(0x4000_1000),
+                HostPhys(0x1000),
+                LeafSize::Size4K,
+                true
+            ),
+            Err(NptError::Occupied)
+        );
+    }
+
+    #[test]
+    fn superpage_replaces_an_emptied_subtree() {
+        let mut mem = FakeTables::default();
+        let mut t = NestedTables::new(&mut mem).unwrap();
+        for i in 0..512u64 {
+            t.map(
+                &mut mem,
+                GuestPhys(i << 12),
+                HostPhys(0x20_0000 + (i << 12)),
+                LeafSize::Size4K,
+                true,
+            )
+            .unwrap();
+        }
+        let tables = mem.pages.len();
+        t.unmap(&mut mem, GuestPhys(0), GuestPhys(0x20_0000));
+        assert!(
+            mem.pages.len() < tables,
+            "the emptied level-1 table is freed"
+        );
+        t.map(
+            &mut mem,
+            GuestPhys(0),
+            HostPhys(0x20_0000),
+            LeafSize::Size2M,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            t.translate(&mem, GuestPhys(0x1_2345)),
+            Some((HostPhys(0x21_2345), true))
+        );
+    }
+}
