@@ -14,3 +14,6 @@ pub use allocator::{FrameHeap, FreeBlockSearch, HeapError, Owner};
 pub use check::HeapCensus;
 pub use frame::{FrameState, FRAME_RECORD_BYTES};
 pub use offline::OfflineReply;
+
+#[cfg(test)]
+mod tests;

@@ -18,3 +18,6 @@ mod tree;
 pub use changes::P2mMirror;
 pub use entry::{Entry, EntryType, Mapping, PageSize};
 pub use table::{P2m, P2mError};
+
+#[cfg(test)]
+mod tests;
