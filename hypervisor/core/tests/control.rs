@@ -1,0 +1,494 @@
+//! sysctl page offline, domctl log-dirty, privilege, write faults and domain life.
+
+mod common;
+
+use common::*;
+use ebbhv_core::abi::codec::AbiRecord;
+use ebbhv_core::abi::domctl::*;
+use ebbhv_core::abi::hypercall::{DOMCTL, SYSCTL};
+use ebbhv_core::abi::sysctl::page_offline::*;
+use ebbhv_core::abi::sysctl::*;
+use ebbhv_core::addr::{DomId, Gfn, GfnRange, Mfn};
+use ebbhv_core::domain::DomainConfig;
+use ebbhv_core::error::Fatal;
+use ebbhv_core::heap::FrameState;
+use ebbhv_core::hv::WriteFault;
+use ebbhv_core::hypercall::Caller;
+use ebbhv_core::p2m::{EntryType, PageSize};
+
+const STATUS: u64 = BUF;
+
+fn page_offline_op(bed: &mut Bed, caller: Caller, cmd: u32, start: u64, end: u64) -> i64 {
+    let op = XenSysctlPageOfflineOp {
+        cmd,
+        start: start as u32,
+        end: end as u32,
+        pad: 0,
+        status: STATUS,
+    };
+    let mut u = [0u8; SYSCTL_UNION_BYTES];
+    op.encode(&mut u);
+    let request = XenSysctl {
+        cmd: XEN_SYSCTL_PAGE_OFFLINE_OP,
+        interface_version: XEN_SYSCTL_INTERFACE_VERSION,
+        u,
+    };
+    bed.mem.put(ARG, &request);
+    bed.call(caller, SYSCTL, [ARG, 0, 0, 0, 0])
+}
+
+fn status(bed: &mut Bed, index: u64) -> u32 {
+    bed.mem.get(STATUS + 4 * index)
+}
+
+#[test]
+fn sysctl_and_domctl_are_control_plane_only() {
+    let mut bed = Bed::new();
+    assert_eq!(
+        page_offline_op(
+            &mut bed,
+            Caller::Guest(DOM),
+            SYSCTL_PAGE_OFFLINE,
+            HEAP_START,
+            HEAP_START
+        ),
+        -1
+    );
+    assert_eq!(
+        bed.hv.heap().state(Mfn(HEAP_START + 1)),
+        Some(FrameState::Free { needs_scrub: true })
+    );
+    assert_eq!(bed.call(Caller::Guest(DOM), DOMCTL, [ARG, 0, 0, 0, 0]), -1);
+}
+
+#[test]
+fn sysctl_checks_version_command_and_pointers() {
+    let mut bed = Bed::new();
+    let request = XenSysctl {
+        cmd: XEN_SYSCTL_PAGE_OFFLINE_OP,
+        interface_version: 0x15,
+        u: [0; 128],
+    };
+    bed.mem.put(ARG, &request);
+    assert_eq!(
+        bed.call(Caller::ControlPlane, SYSCTL, [ARG, 0, 0, 0, 0]),
+        -13
+    );
+    let request = XenSysctl {
+        cmd: 1,
+        interface_version: XEN_SYSCTL_INTERFACE_VERSION,
+        u: [0; 128],
+    };
+    bed.mem.put(ARG, &request);
+    assert_eq!(
+        bed.call(Caller::ControlPlane, SYSCTL, [ARG, 0, 0, 0, 0]),
+        -38
+    );
+    assert_eq!(
+        bed.call(Caller::ControlPlane, SYSCTL, [0x10, 0, 0, 0, 0]),
+        -14
+    );
+    assert_eq!(
+        page_offline_op(&mut bed, Caller::ControlPlane, 9, HEAP_START, HEAP_START),
+        -22
+    );
+    assert_eq!(
+        page_offline_op(
+            &mut bed,
+            Caller::ControlPlane,
+            SYSCTL_PAGE_OFFLINE,
+            HEAP_START + 1,
+            HEAP_START
+        ),
+        -22
+    );
+    let op = XenSysctlPageOfflineOp {
+        cmd: SYSCTL_PAGE_OFFLINE,
+        start: HEAP_START as u32,
+        end: HEAP_START as u32,
+        pad: 0,
+        status: 0x10,
+    };
+    let mut u = [0u8; 128];
+    op.encode(&mut u);
+    bed.mem.put(
+        ARG,
+        &XenSysctl {
+            cmd: XEN_SYSCTL_PAGE_OFFLINE_OP,
+            interface_version: XEN_SYSCTL_INTERFACE_VERSION,
+            u,
+        },
+    );
+    assert_eq!(
+        bed.call(Caller::ControlPlane, SYSCTL, [ARG, 0, 0, 0, 0]),
+        -14
+    );
+}
+
+#[test]
+fn offline_range_stops_at_the_first_refusal() {
+    let mut bed = Bed::new();
+    let first = HEAP_START + HEAP_FREE - 2;
+    assert_eq!(
+        page_offline_op(
+            &mut bed,
+            Caller::ControlPlane,
+            SYSCTL_PAGE_OFFLINE,
+            first,
+            first + 5
+        ),
+        -1
+    );
+    assert_eq!(status(&mut bed, 0), PG_OFFLINE_OFFLINED);
+    assert_eq!(status(&mut bed, 1), PG_OFFLINE_OFFLINED);
+    assert_eq!(
+        status(&mut bed, 2),
+        PG_OFFLINE_XENPAGE | PG_OFFLINE_FAILED | 0x7ff2 << 16
+    );
+    assert_eq!(status(&mut bed, 3), 0, "not processed");
+    assert_eq!(
+        page_offline_op(
+            &mut bed,
+            Caller::ControlPlane,
+            SYSCTL_QUERY_PAGE_OFFLINE,
+            first,
+            first + 1
+        ),
+        0
+    );
+    assert_eq!(status(&mut bed, 1), PG_OFFLINE_STATUS_OFFLINED);
+    assert_eq!(
+        page_offline_op(
+            &mut bed,
+            Caller::ControlPlane,
+            SYSCTL_PAGE_ONLINE,
+            first,
+            first + 1
+        ),
+        0
+    );
+    assert_eq!(status(&mut bed, 0), PG_ONLINE_ONLINED);
+    assert_eq!(
+        page_offline_op(
+            &mut bed,
+            Caller::ControlPlane,
+            SYSCTL_QUERY_PAGE_OFFLINE,
+            0,
+            0
+        ),
+        -22
+    );
+    bed.check();
+}
+
+#[test]
+fn offlining_a_guest_frame_moves_the_guest_onto_a_copy() {
+    let mut bed = Bed::new();
+    assert_eq!(bed.populate(9, &[0x200]), 1);
+    let old = bed.mfn_of(0x234).unwrap();
+    bed.frames.fill(old, 0xfeed);
+    bed.check();
+    assert_eq!(
+        page_offline_op(
+            &mut bed,
+            Caller::ControlPlane,
+            SYSCTL_PAGE_OFFLINE,
+            old.0,
+            old.0
+        ),
+        0
+    );
+    assert_eq!(
+        status(&mut bed, 0),
+        PG_OFFLINE_OWNED | PG_OFFLINE_PENDING | 1 << 16
+    );
+    let new = bed.mfn_of(0x234).unwrap();
+    assert_ne!(new, old);
+    assert_eq!(bed.frames.content(new), 0xfeed, "the guest sees its data");
+    assert_eq!(bed.hv.heap().state(old), Some(FrameState::Offlined));
+    assert_eq!(bed.tot_pages(), 512);
+    let p2m = bed.hv.domain(DOM).unwrap().p2m();
+    assert_eq!(p2m.lookup(Gfn(0x234)).unwrap().size, PageSize::Size4K);
+    assert_eq!(p2m.entry(Gfn(0x235)).unwrap().mfn, old.plus(1));
+    bed.check();
+    assert_eq!(
+        page_offline_op(
+            &mut bed,
+            Caller::ControlPlane,
+            SYSCTL_QUERY_PAGE_OFFLINE,
+            old.0,
+            old.0
+        ),
+        0
+    );
+    assert_eq!(status(&mut bed, 0), PG_OFFLINE_STATUS_OFFLINED);
+}
+
+#[test]
+fn a_guest_frame_stays_pending_when_no_copy_can_be_made() {
+    let mut bed = Bed::with(Default::default(), 1024, 0x2000);
+    assert_eq!(bed.populate(9, &[0, 0x200]), 1);
+    let gfns: Vec<u64> = (0x400..0x5ff).collect();
+    assert_eq!(bed.populate(0, &gfns), 511);
+    assert_eq!(bed.hv.heap().free_frames(), 0);
+    let frame = bed.mfn_of(0x10).unwrap();
+    assert_eq!(
+        page_offline_op(
+            &mut bed,
+            Caller::ControlPlane,
+            SYSCTL_PAGE_OFFLINE,
+            frame.0,
+            frame.0
+        ),
+        0
+    );
+    assert!(matches!(
+        bed.hv.heap().state(frame),
+        Some(FrameState::OfflinePending { .. })
+    ));
+    bed.check();
+    // When the guest balloons it out, it goes offline.
+    assert_eq!(bed.decrease(0, &[0x10]), 1);
+    assert_eq!(bed.hv.heap().state(frame), Some(FrameState::Offlined));
+    bed.check();
+}
+
+fn shadow_op(
+    bed: &mut Bed,
+    op: u32,
+    mode: u32,
+    bitmap: u64,
+    pages: u64,
+    domain: u16,
+) -> (i64, XenDomctlShadowOp) {
+    let shadow = XenDomctlShadowOp {
+        op,
+        mode,
+        dirty_bitmap: bitmap,
+        pages,
+        ..Default::default()
+    };
+    let mut u = [0u8; DOMCTL_UNION_BYTES];
+    shadow.encode(&mut u);
+    let request = XenDomctl {
+        cmd: XEN_DOMCTL_SHADOW_OP,
+        interface_version: XEN_DOMCTL_INTERFACE_VERSION,
+        domain,
+        pad: [0; 6],
+        u,
+    };
+    bed.mem.put(ARG, &request);
+    let result = bed.call(Caller::ControlPlane, DOMCTL, [ARG, 0, 0, 0, 0]);
+    let back: XenDomctl = bed.mem.get(ARG);
+    (result, XenDomctlShadowOp::decode(&back.u))
+}
+
+#[test]
+fn log_dirty_tracks_writes_and_cleans() {
+    let mut bed = Bed::new();
+    assert_eq!(bed.populate(9, &[0x200]), 1);
+    assert_eq!(bed.populate(0, &[0x10]), 1);
+    assert_eq!(
+        shadow_op(&mut bed, SHADOW_OP_CLEAN, 0, BUF, 1024, DOM.0).0,
+        -22,
+        "not enabled"
+    );
+    assert_eq!(
+        shadow_op(&mut bed, SHADOW_OP_ENABLE_LOGDIRTY, 0, 0, 0, DOM.0).0,
+        0
+    );
+    assert_eq!(
+        shadow_op(&mut bed, SHADOW_OP_ENABLE_LOGDIRTY, 0, 0, 0, DOM.0).0,
+        -22,
+        "already on"
+    );
+    let p2m = bed.hv.domain(DOM).unwrap().p2m();
+    assert_eq!(p2m.entry(Gfn(0x2ab)).unwrap().kind, EntryType::RamLogDirty);
+    assert_eq!(p2m.lookup(Gfn(0x2ab)).unwrap().size, PageSize::Size2M);
+    bed.check();
+
+    assert_eq!(bed.hv.write_fault(DOM, Gfn(0x2ab)), Ok(WriteFault::Logged));
+    assert_eq!(
+        bed.hv.write_fault(DOM, Gfn(0x2ab)),
+        Ok(WriteFault::Spurious)
+    );
+    assert_eq!(bed.hv.write_fault(DOM, Gfn(0x10)), Ok(WriteFault::Logged));
+    assert_eq!(
+        bed.hv.write_fault(DOM, Gfn(0x9999)),
+        Err(Fatal::UnhandledAccess {
+            domain: DOM,
+            gfn: Gfn(0x9999)
+        })
+    );
+    assert_eq!(
+        bed.hv
+            .domain(DOM)
+            .unwrap()
+            .p2m()
+            .entry(Gfn(0x2ab))
+            .unwrap()
+            .kind,
+        EntryType::RamRw
+    );
+    bed.check();
+
+    let (result, op) = shadow_op(&mut bed, SHADOW_OP_PEEK, 0, BUF, 1 << 20, DOM.0);
+    assert_eq!(result, 0);
+    assert_eq!(op.pages, 0x400, "bits up to the high-water mark");
+    assert_eq!((op.fault_count, op.dirty_count), (2, 2));
+    assert_eq!(bed.mem.get::<u8>(BUF + 0x2ab / 8), 1 << (0x2ab % 8));
+    assert_eq!(bed.mem.get::<u8>(BUF + 2), 1 << 0);
+    assert_eq!(
+        shadow_op(&mut bed, SHADOW_OP_PEEK, 2, BUF, 64, DOM.0).0,
+        -22,
+        "bad mode"
+    );
+
+    let (result, op) = shadow_op(
+        &mut bed,
+        SHADOW_OP_CLEAN,
+        SHADOW_LOGDIRTY_FINAL,
+        BUF,
+        0x2b0,
+        DOM.0,
+    );
+    assert_eq!((result, op.pages), (0, 0x2b0));
+    let (_, op) = shadow_op(&mut bed, SHADOW_OP_PEEK, 0, BUF, 1 << 20, DOM.0);
+    assert_eq!((op.fault_count, op.dirty_count), (0, 0));
+    assert_eq!(bed.mem.get::<u8>(BUF + 0x2ab / 8), 0);
+    let p2m = bed.hv.domain(DOM).unwrap().p2m();
+    assert_eq!(
+        p2m.lookup(Gfn(0x2ab)).unwrap().size,
+        PageSize::Size2M,
+        "merged back"
+    );
+    assert_eq!(p2m.entry(Gfn(0x2ab)).unwrap().kind, EntryType::RamLogDirty);
+    bed.check();
+
+    // New memory is dirty by definition.
+    assert_eq!(bed.populate(0, &[0x11]), 1);
+    assert!(bed
+        .hv
+        .domain(DOM)
+        .unwrap()
+        .log_dirty()
+        .unwrap()
+        .is_dirty(Gfn(0x11)));
+
+    assert_eq!(shadow_op(&mut bed, SHADOW_OP_OFF, 0, 0, 0, DOM.0).0, 0);
+    assert_eq!(
+        bed.hv
+            .domain(DOM)
+            .unwrap()
+            .p2m()
+            .entry(Gfn(0x2ab))
+            .unwrap()
+            .kind,
+        EntryType::RamRw
+    );
+    assert_eq!(
+        bed.hv.write_fault(DOM, Gfn(0x2ab)),
+        Ok(WriteFault::Spurious)
+    );
+    bed.check();
+}
+
+#[test]
+fn domctl_checks_version_command_and_domain() {
+    let mut bed = Bed::new();
+    assert_eq!(
+        shadow_op(&mut bed, SHADOW_OP_ENABLE_LOGDIRTY, 0, 0, 0, 5).0,
+        -3
+    );
+    assert_eq!(
+        shadow_op(&mut bed, SHADOW_OP_ENABLE_TEST, 0, 0, 0, DOM.0).0,
+        -22
+    );
+    assert_eq!(shadow_op(&mut bed, SHADOW_OP_ENABLE, 0, 0, 0, DOM.0).0, -22);
+    assert_eq!(
+        shadow_op(
+            &mut bed,
+            SHADOW_OP_ENABLE,
+            SHADOW_ENABLE_LOG_DIRTY,
+            0,
+            0,
+            DOM.0
+        )
+        .0,
+        0
+    );
+    let (result, op) = shadow_op(&mut bed, SHADOW_OP_GET_ALLOCATION, 0, 0, 0, DOM.0);
+    assert_eq!((result, op.mb), (0, 0));
+    assert_eq!(
+        shadow_op(&mut bed, SHADOW_OP_SET_ALLOCATION, 0, 0, 0, DOM.0).0,
+        0
+    );
+    assert_eq!(
+        shadow_op(&mut bed, SHADOW_OP_PEEK, 0, 0x10, 64, DOM.0).0,
+        0,
+        "empty log copies nothing"
+    );
+    assert_eq!(bed.populate(0, &[0x100]), 1);
+    assert_eq!(
+        shadow_op(&mut bed, SHADOW_OP_PEEK, 0, 0x10, 1 << 20, DOM.0).0,
+        -14
+    );
+    let mut request: XenDomctl = bed.mem.get(ARG);
+    request.interface_version = 0x17;
+    bed.mem.put(ARG, &request);
+    assert_eq!(
+        bed.call(Caller::ControlPlane, DOMCTL, [ARG, 0, 0, 0, 0]),
+        -13
+    );
+    request.interface_version = XEN_DOMCTL_INTERFACE_VERSION;
+    request.cmd = 1;
+    bed.mem.put(ARG, &request);
+    assert_eq!(
+        bed.call(Caller::ControlPlane, DOMCTL, [ARG, 0, 0, 0, 0]),
+        -38
+    );
+}
+
+#[test]
+fn domains_are_created_with_superpages_and_destroyed_cleanly() {
+    let mut bed = Bed::with(Default::default(), 0x80000, 0x80000);
+    let census = bed.hv.heap().census();
+    let two = DomId(2);
+    let config = DomainConfig {
+        id: two,
+        max_pages: 0x90000,
+        memory_map: Vec::new(),
+    };
+    bed.hv
+        .create_domain(config.clone(), &mut bed.frames)
+        .unwrap();
+    assert_eq!(
+        bed.hv.create_domain(config, &mut bed.frames),
+        Err(ebbhv_core::error::Errno::EEXIST)
+    );
+    let ram = GfnRange::new(Gfn(0x3ff), Gfn(0x80001));
+    bed.hv
+        .populate_boot_memory(two, ram, &mut bed.frames)
+        .unwrap();
+    let dom = bed.hv.domain(two).unwrap();
+    assert_eq!(dom.tot_pages(), ram.len());
+    let mut sizes = [0u64; 3];
+    dom.p2m()
+        .for_each_mapping(ram, &mut |m| sizes[m.size as usize] += 1);
+    assert_eq!(sizes, [2, 510, 1], "4K edges, 2M runs, one 1G");
+    bed.hv.check_invariants().unwrap();
+    assert!(bed
+        .hv
+        .populate_boot_memory(
+            two,
+            GfnRange::new(Gfn(0x90000), Gfn(0xa0000)),
+            &mut bed.frames
+        )
+        .is_err());
+    bed.hv.destroy_domain(two).unwrap();
+    assert_eq!(bed.hv.heap().census().free, census.free);
+    assert!(bed.hv.domain(two).is_none());
+    bed.hv.set_max_pages(DOM, 5).unwrap();
+    assert_eq!(bed.populate(0, &[1, 2, 3, 4, 5, 6]), 5);
+    bed.hv.check_invariants().unwrap();
+}
