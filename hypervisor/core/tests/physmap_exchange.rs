@@ -238,11 +238,14 @@ fn exchange_makes_scattered_frames_contiguous_in_place() {
     bed.check();
 }
 
+/// Inputs, their order, outputs, their order, nr_exchanged, expected result.
+type ExchangeCase = (&'static [u64], u32, &'static [u64], u32, u64, i64);
+
 #[test]
 fn exchange_checks_its_arguments() {
     let mut bed = Bed::new();
     assert_eq!(bed.populate(0, &[1, 2, 3, 4]), 4);
-    let cases: [(&[u64], u32, &[u64], u32, u64, i64); 6] = [
+    let cases: [ExchangeCase; 6] = [
         (&[1, 2], 0, &[8], 0, 0, -22),    // sizes differ
         (&[1], 0, &[8], 0, 2, -22),       // nr_exchanged beyond nr_extents
         (&[1], 10, &[0], 10, 0, -1),      // above the guest's max order

@@ -148,6 +148,12 @@ impl FrameHeap {
         self.free_frames
     }
 
+    /// Bytes of memory the heap's own bookkeeping takes (its records and lists).
+    pub fn metadata_bytes(&self) -> usize {
+        self.records.capacity() * core::mem::size_of::<FrameRecord>()
+            + core::mem::size_of::<FrameHeap>()
+    }
+
     /// Allocates a block of `order` to `owner`, zeroing its dirty frames through
     /// `frames` first. `None` if no free block is large enough.
     pub fn alloc(&mut self, order: Order, owner: Owner, frames: &mut dyn FrameOps) -> Option<Mfn> {
