@@ -10,12 +10,18 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod acpi;
 pub mod addr;
 pub mod bytes;
 pub mod cpio;
+pub mod cpuid;
+pub mod elf;
+pub mod lapic;
 pub mod npt;
 pub mod paging;
 pub mod ranges;
 pub mod start_info;
+pub mod time;
 pub mod vmcb;
 pub mod walk;
+pub mod xen;

@@ -1,0 +1,241 @@
+//! The Xen ABI pieces the platform serves itself (the memory ABI is in
+//! `ebbhv-core`): hypercall and sub-op numbers, and the layouts of shared info,
+//! vcpu_info, the pvclock record, the runstate area and the HVM/vCPU op arguments.
+//! x86-64 layouts, from Xen's `public/xen.h`, `public/vcpu.h`, `public/version.h`,
+//! `public/hvm/hvm_op.h`, `public/hvm/params.h` (Linux: `include/xen/interface/`).
+
+use crate::abi_struct;
+
+/// Hypercall numbers (`__HYPERVISOR_*`).
+pub mod hypercall {
+    /// set_timer_op.
+    pub const SET_TIMER_OP: u64 = 15;
+    /// memory_op.
+    pub const MEMORY_OP: u64 = 12;
+    /// xen_version.
+    pub const XEN_VERSION: u64 = 17;
+    /// console_io.
+    pub const CONSOLE_IO: u64 = 18;
+    /// grant_table_op.
+    pub const GRANT_TABLE_OP: u64 = 20;
+    /// vm_assist.
+    pub const VM_ASSIST: u64 = 21;
+    /// vcpu_op.
+    pub const VCPU_OP: u64 = 24;
+    /// sched_op.
+    pub const SCHED_OP: u64 = 29;
+    /// event_channel_op.
+    pub const EVENT_CHANNEL_OP: u64 = 32;
+    /// physdev_op.
+    pub const PHYSDEV_OP: u64 = 33;
+    /// hvm_op.
+    pub const HVM_OP: u64 = 34;
+    /// sysctl.
+    pub const SYSCTL: u64 = 35;
+    /// domctl.
+    pub const DOMCTL: u64 = 36;
+}
+
+/// `XENVER_*` sub-ops.
+pub mod xenver {
+    /// Version as major << 16 | minor.
+    pub const VERSION: u64 = 0;
+    /// Extra version string (16 bytes).
+    pub const EXTRAVERSION: u64 = 1;
+    /// Compile info (struct of strings).
+    pub const COMPILE_INFO: u64 = 2;
+    /// Capabilities string (1024 bytes).
+    pub const CAPABILITIES: u64 = 3;
+    /// Changeset string (64 bytes).
+    pub const CHANGESET: u64 = 4;
+    /// Platform parameters (virt_start).
+    pub const PLATFORM_PARAMETERS: u64 = 5;
+    /// Feature submaps.
+    pub const GET_FEATURES: u64 = 6;
+    /// Page size.
+    pub const PAGESIZE: u64 = 7;
+    /// Guest handle (16 bytes).
+    pub const GUEST_HANDLE: u64 = 8;
+}
+
+/// `XENFEAT_*` bits of submap 0.
+pub mod feature {
+    /// Writable page tables.
+    pub const WRITABLE_PAGE_TABLES: u32 = 1 << 0;
+    /// The guest's physical addresses are translated by the hypervisor.
+    pub const AUTO_TRANSLATED_PHYSMAP: u32 = 1 << 2;
+    /// Upcalls through a callback vector.
+    pub const HVM_CALLBACK_VECTOR: u32 = 1 << 8;
+    /// The pvclock is safe to use from an HVM guest.
+    pub const HVM_SAFE_PVCLOCK: u32 = 1 << 9;
+}
+
+/// `VCPUOP_*`.
+pub mod vcpuop {
+    /// Whether the vCPU is up.
+    pub const IS_UP: u64 = 3;
+    /// Register a guest-virtual runstate area.
+    pub const REGISTER_RUNSTATE_MEMORY_AREA: u64 = 5;
+    /// Stop the periodic timer.
+    pub const STOP_PERIODIC_TIMER: u64 = 7;
+    /// Set the one-shot timer.
+    pub const SET_SINGLESHOT_TIMER: u64 = 8;
+    /// Stop the one-shot timer.
+    pub const STOP_SINGLESHOT_TIMER: u64 = 9;
+    /// Move vcpu_info to a guest frame.
+    pub const REGISTER_VCPU_INFO: u64 = 10;
+}
+
+/// `HVMOP_*`.
+pub mod hvmop {
+    /// Set an HVM parameter.
+    pub const SET_PARAM: u64 = 0;
+    /// Get an HVM parameter.
+    pub const GET_PARAM: u64 = 1;
+    /// Number of `HVM_PARAM_*` indices ebbhv stores.
+    pub const NR_PARAMS: usize = 64;
+    /// HVM_PARAM_CALLBACK_IRQ.
+    pub const PARAM_CALLBACK_IRQ: u32 = 0;
+    /// HVM_PARAM_STORE_PFN.
+    pub const PARAM_STORE_PFN: u32 = 1;
+    /// HVM_PARAM_STORE_EVTCHN.
+    pub const PARAM_STORE_EVTCHN: u32 = 2;
+    /// HVM_PARAM_CONSOLE_PFN.
+    pub const PARAM_CONSOLE_PFN: u32 = 17;
+    /// HVM_PARAM_CONSOLE_EVTCHN.
+    pub const PARAM_CONSOLE_EVTCHN: u32 = 18;
+}
+
+/// `CONSOLEIO_*`.
+pub mod consoleio {
+    /// Write bytes.
+    pub const WRITE: u64 = 0;
+    /// Read bytes.
+    pub const READ: u64 = 1;
+}
+
+/// `SCHEDOP_*`.
+pub mod schedop {
+    /// Yield.
+    pub const YIELD: u64 = 0;
+    /// Block until an event.
+    pub const BLOCK: u64 = 1;
+    /// Shut down (reason in `sched_shutdown`).
+    pub const SHUTDOWN: u64 = 2;
+}
+
+/// Bytes of one `vcpu_info`.
+pub const VCPU_INFO_SIZE: usize = 64;
+/// Offset of `vcpu_info.time` (the pvclock record).
+pub const VCPU_INFO_TIME: usize = 32;
+/// Offset of `shared_info.vcpu_info[0]`.
+pub const SHARED_INFO_VCPU0: usize = 0;
+/// Offset of `shared_info.evtchn_pending`.
+pub const SHARED_INFO_EVTCHN_PENDING: usize = 2048;
+/// Offset of `shared_info.evtchn_mask`.
+pub const SHARED_INFO_EVTCHN_MASK: usize = 2560;
+/// Offset of `shared_info.wc_version`.
+pub const SHARED_INFO_WC_VERSION: usize = 3072;
+
+/// `PVCLOCK_TSC_STABLE_BIT`: the TSC is synchronised and never goes back.
+pub const PVCLOCK_TSC_STABLE: u8 = 1 << 0;
+
+abi_struct! {
+    /// `struct vcpu_time_info` (32 bytes): the pvclock record.
+    pub struct VcpuTimeInfo(32) {
+        /// Odd while the hypervisor updates the record.
+        version: u32 = 0,
+        /// Padding.
+        pad0: u32 = 4,
+        /// TSC at `system_time`.
+        tsc_timestamp: u64 = 8,
+        /// Nanoseconds since the domain started, at `tsc_timestamp`.
+        system_time: u64 = 16,
+        /// TSC-delta to nanoseconds multiplier (32.32 fixed point, after the shift).
+        tsc_to_system_mul: u32 = 24,
+        /// Shift applied to the TSC delta before the multiply.
+        tsc_shift: i8 = 28,
+        /// `PVCLOCK_*` flags.
+        flags: u8 = 29,
+        /// Padding.
+        pad1: [u8; 2] = 30,
+    }
+}
+
+abi_struct! {
+    /// The wall clock fields of `shared_info` (16 bytes at offset 3072).
+    pub struct WallClock(16) {
+        /// Odd while being updated.
+        wc_version: u32 = 0,
+        /// Seconds since the epoch at system time 0 (low 32 bits).
+        wc_sec: u32 = 4,
+        /// Nanoseconds.
+        wc_nsec: u32 = 8,
+        /// Seconds, high 32 bits.
+        wc_sec_hi: u32 = 12,
+    }
+}
+
+abi_struct! {
+    /// `struct vcpu_register_vcpu_info` (16 bytes).
+    pub struct RegisterVcpuInfo(16) {
+        /// Guest frame that will hold the vcpu_info.
+        mfn: u64 = 0,
+        /// Offset inside that frame.
+        offset: u32 = 8,
+        /// Must be zero.
+        rsvd: u32 = 12,
+    }
+}
+
+abi_struct! {
+    /// `struct vcpu_runstate_info` (48 bytes).
+    pub struct RunstateInfo(48) {
+        /// `RUNSTATE_*` (0 = running).
+        state: i32 = 0,
+        /// Padding.
+        pad: u32 = 4,
+        /// System time when `state` was entered.
+        state_entry_time: u64 = 8,
+        /// Time spent running.
+        time_running: u64 = 16,
+        /// Time runnable.
+        time_runnable: u64 = 24,
+        /// Time blocked.
+        time_blocked: u64 = 32,
+        /// Time offline.
+        time_offline: u64 = 40,
+    }
+}
+
+abi_struct! {
+    /// `struct xen_hvm_param` (16 bytes).
+    pub struct HvmParam(16) {
+        /// Domain (`DOMID_SELF`).
+        domid: u16 = 0,
+        /// Padding.
+        pad: u16 = 2,
+        /// `HVM_PARAM_*`.
+        index: u32 = 4,
+        /// The value.
+        value: u64 = 8,
+    }
+}
+
+abi_struct! {
+    /// `struct xen_feature_info` (8 bytes).
+    pub struct FeatureInfo(8) {
+        /// Which 32-bit submap.
+        submap_idx: u32 = 0,
+        /// Its bits (out).
+        submap: u32 = 4,
+    }
+}
+
+abi_struct! {
+    /// `struct sched_shutdown` (4 bytes).
+    pub struct SchedShutdown(4) {
+        /// `SHUTDOWN_*` reason.
+        reason: u32 = 0,
+    }
+}
