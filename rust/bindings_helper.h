@@ -5,6 +5,9 @@
  */
 #include <linux/memory.h>
 #include <linux/memory_hotplug.h>
+#include <xen/interface/xen.h>
+#include <xen/interface/memory.h>
 #include <xen/xen.h>
+#include <xen/xenbus.h>
 
 #include "helpers.h"

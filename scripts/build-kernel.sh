@@ -38,7 +38,9 @@ if [ ! -f "$src/.ebb-unpacked" ]; then
     touch "$src/.ebb-unpacked"
 fi
 
-key=$(cat "${fragments[@]}" "$0" "$EBB_ROOT/scripts/lib.sh" | sha256sum | cut -c1-12)
+# Bump when a change to this script changes what it builds.
+recipe=1
+key=$( { cat "${fragments[@]}"; echo "recipe $recipe ${KERNEL_MAKE_FLAGS[*]}"; } | sha256sum | cut -c1-12)
 out=$EBB_CACHE/kernel/$flavour-$version-$key
 link() {
     mkdir -p "$EBB_BUILD/$flavour"

@@ -24,13 +24,15 @@ die() { printf '[%s] error: %s\n' "${EBB_LOG_TAG:-ebb}" "$*" >&2; exit 1; }
 run_with_progress() {
     local pattern=$1 logfile=$2 what=$3
     shift 3
-    local start=$SECONDS status=0
+    local start=$SECONDS status=0 every=${EBB_PROGRESS_SECONDS:-30}
+    local next=$((start + every))
     "$@" >"$logfile" 2>&1 &
     local pid=$!
     while kill -0 "$pid" 2>/dev/null; do
         sleep 1
-        if (( (SECONDS - start) % ${EBB_PROGRESS_SECONDS:-30} == 0 )); then
+        if (( SECONDS >= next )); then
             log "$what: $((SECONDS - start)) s, $(grep -c -E "$pattern" "$logfile") steps"
+            next=$((next + every))
         fi
     done
     wait "$pid" || status=$?

@@ -3,13 +3,17 @@
 # the test bed. Idempotent: each step checks first and says what it skips.
 #
 # Environment:
-#   EBB_CACHE   cache directory (default ~/.cache/ebb); tools go to $EBB_CACHE/tools
+#   EBB_CACHE   cache directory (default ~/.cache/ebb); tools go to $EBB_CACHE/tools,
+#               apt's output to $EBB_CACHE/apt.log
 set -euo pipefail
 
 EBB_CACHE=${EBB_CACHE:-$HOME/.cache/ebb}
 TOOLS=$EBB_CACHE/tools
 BINDGEN_VERSION=0.72.1
 MIRROR=http://deb.debian.org/debian
+
+APT_LOG=$EBB_CACHE/apt.log
+mkdir -p "$EBB_CACHE"
 
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
@@ -55,7 +59,7 @@ updated=0
 apt_update() {
     [ "$updated" = 1 ] && return
     say "apt-get update"
-    $SUDO apt-get update -qq || die "apt-get update failed"
+    $SUDO apt-get update -qq >>"$APT_LOG" 2>&1 || { tail -n 20 "$APT_LOG" >&2; die "apt-get update failed"; }
     updated=1
 }
 
@@ -66,7 +70,7 @@ if [ "${#need[@]}" -gt 0 ]; then
     apt_update
     say "installing: ${need[*]}"
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" \
-        || die "apt-get install failed for: ${need[*]}"
+        >>"$APT_LOG" 2>&1 || { tail -n 20 "$APT_LOG" >&2; die "apt-get install failed for: ${need[*]} (log: $APT_LOG)"; }
 else
     say "packages: all present"
 fi
@@ -76,7 +80,8 @@ if [ "${#need[@]}" -gt 0 ]; then
     apt_update
     say "installing from bookworm-backports: ${need[*]}"
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        -t bookworm-backports "${need[@]}" || die "apt-get install -t bookworm-backports failed"
+        -t bookworm-backports "${need[@]}" >>"$APT_LOG" 2>&1 \
+        || { tail -n 20 "$APT_LOG" >&2; die "apt-get install -t bookworm-backports failed (log: $APT_LOG)"; }
 else
     say "qemu-system-x86: present ($(qemu-system-x86_64 --version | head -n1))"
 fi
