@@ -10,10 +10,6 @@ pub const VM_CR: u32 = 0xc001_0114;
 pub const APIC_BASE: u32 = 0x1b;
 /// PAT.
 pub const PAT: u32 = 0x277;
-/// First x2APIC register MSR.
-pub const X2APIC_FIRST: u32 = 0x800;
-/// Last x2APIC register MSR.
-pub const X2APIC_LAST: u32 = 0x8ff;
 /// FS base.
 pub const FS_BASE: u32 = 0xc000_0100;
 /// GS base.
@@ -39,12 +35,6 @@ pub const SYSENTER_EIP: u32 = 0x176;
 
 /// EFER.SVME: SVM enabled.
 pub const EFER_SVME: u64 = 1 << 12;
-/// EFER.LME.
-pub const EFER_LME: u64 = 1 << 8;
-/// EFER.LMA.
-pub const EFER_LMA: u64 = 1 << 10;
-/// EFER.NXE.
-pub const EFER_NXE: u64 = 1 << 11;
 
 /// Reads an MSR.
 ///

@@ -1,0 +1,183 @@
+//! The platform side of the core's traits: frame contents ([`HostFrames`]), the
+//! NPT as the p2m's mirror ([`NptMirror`]) and the hypercall caller's memory
+//! ([`GuestVirtMemory`]: guest-virtual addresses through the guest's page tables,
+//! then guest-physical through the p2m).
+//!
+//! Guest-physical to machine translation has two sources that agree whenever the
+//! guest can run: the core's p2m (the truth) and the NPT (its mirror, synced after
+//! every operation that may change the p2m). Outside the core the platform reads the
+//! p2m; while the core itself is serving a hypercall (and so is mutably borrowed)
+//! the caller's memory is reached through the NPT, exactly as the guest's own
+//! accesses are.
+
+use ebbhv_core::addr::{CallerAddr, Gfn, Mfn};
+use ebbhv_core::domain::Domain;
+use ebbhv_core::guest::{BadAddress, GuestMemory};
+use ebbhv_core::p2m::{Mapping, P2mMirror, PageSize};
+use ebbhv_core::platform::FrameOps;
+use ebbhv_x86::addr::{GuestPhys, GuestVirt, HostPhys};
+use ebbhv_x86::paging::LeafSize;
+use ebbhv_x86::walk::{self, GuestPhysMemory, PagingMode};
+
+use crate::npt::{HeapTables, Npt};
+use crate::phys;
+
+/// Frame contents through the identity map.
+pub struct HostFrames;
+
+impl FrameOps for HostFrames {
+    fn zero(&mut self, frame: Mfn) {
+        // SAFETY: the core zeroes only frames it owns and is handing out (free or
+        // being scrubbed); no reference to them exists and the guest is stopped.
+        unsafe { phys::slice_mut(HostPhys(frame.0 << 12), 4096) }.fill(0);
+    }
+
+    fn copy(&mut self, from: Mfn, to: Mfn) {
+        // SAFETY: the core copies between two distinct frames it controls (offlining a
+        // guest frame with the domain paused); neither is referenced elsewhere.
+        let src = unsafe { phys::slice(HostPhys(from.0 << 12), 4096) };
+        // SAFETY: as above; `to` is a different frame from `from`.
+        let dst = unsafe { phys::slice_mut(HostPhys(to.0 << 12), 4096) };
+        dst.copy_from_slice(src);
+    }
+}
+
+/// The NPT as the p2m's mirror.
+pub struct NptMirror<'a>(pub &'a mut Npt);
+
+fn leaf_size(size: PageSize) -> LeafSize {
+    match size {
+        PageSize::Size4K => LeafSize::Size4K,
+        PageSize::Size2M => LeafSize::Size2M,
+        PageSize::Size1G => LeafSize::Size1G,
+    }
+}
+
+impl P2mMirror for NptMirror<'_> {
+    fn unmap(&mut self, range: ebbhv_core::addr::GfnRange) {
+        self.0.tables.unmap(
+            &mut HeapTables,
+            GuestPhys(range.start.0 << 12),
+            GuestPhys(range.end.0 << 12),
+        );
+    }
+
+    fn map(&mut self, m: Mapping) {
+        let r = self.0.tables.map(
+            &mut HeapTables,
+            GuestPhys(m.gfn.0 << 12),
+            HostPhys(m.mfn.0 << 12),
+            leaf_size(m.size),
+            m.kind.writable(),
+        );
+        // The p2m hands out aligned leaves after unmapping their range; the only
+        // failure left is running out of hypervisor memory for tables.
+        r.expect("hypervisor memory for nested page tables");
+    }
+}
+
+/// Guest-physical → machine translation, from one of the two sources.
+pub enum Translate<'a> {
+    /// The domain's p2m.
+    P2m(&'a Domain),
+    /// The NPT (while the core is borrowed).
+    Npt(&'a Npt),
+}
+
+impl Translate<'_> {
+    /// The machine address of `gpa` and whether the guest may write it.
+    pub fn hpa(&self, gpa: GuestPhys) -> Option<(HostPhys, bool)> {
+        match self {
+            Translate::P2m(d) => {
+                let e = d.p2m().entry(Gfn(gpa.frame()))?;
+                Some((
+                    HostPhys((e.mfn.0 << 12) | gpa.page_offset()),
+                    e.kind.writable(),
+                ))
+            }
+            Translate::Npt(n) => n.tables.translate(&HeapTables, gpa),
+        }
+    }
+}
+
+impl GuestPhysMemory for Translate<'_> {
+    fn read_u64(&self, gpa: GuestPhys) -> Option<u64> {
+        if gpa.page_offset() > 4096 - 8 {
+            return None;
+        }
+        let (hpa, _) = self.hpa(gpa)?;
+        // SAFETY: `hpa` is a guest RAM frame (mapped by the p2m); the guest is stopped,
+        // so nothing writes it while the 8 bytes are read.
+        let b = unsafe { phys::slice(hpa, 8) };
+        Some(u64::from_le_bytes(b.try_into().ok()?))
+    }
+}
+
+/// The memory of a guest that made a hypercall, by guest-virtual address.
+pub struct GuestVirtMemory<'a> {
+    /// Guest-physical translation.
+    pub translate: Translate<'a>,
+    /// The guest's paging registers at the hypercall.
+    pub mode: PagingMode,
+}
+
+impl GuestVirtMemory<'_> {
+    fn copy(
+        &self,
+        addr: CallerAddr,
+        len: usize,
+        write: bool,
+        each: &mut dyn FnMut(HostPhys, usize, usize),
+    ) -> Result<(), BadAddress> {
+        walk::for_each_chunk(
+            &self.translate,
+            &self.mode,
+            GuestVirt(addr.0),
+            len,
+            write,
+            &mut |c| {
+                let (hpa, writable) = self.translate.hpa(c.gpa).ok_or(walk::WalkError::BadTable)?;
+                if write && !writable {
+                    return Err(walk::WalkError::ReadOnly);
+                }
+                each(hpa, c.offset, c.len);
+                Ok(())
+            },
+        )
+        .map_err(|_| BadAddress)
+    }
+}
+
+impl GuestMemory for GuestVirtMemory<'_> {
+    fn read(&mut self, addr: CallerAddr, buf: &mut [u8]) -> Result<(), BadAddress> {
+        let len = buf.len();
+        self.copy(addr, len, false, &mut |hpa, off, n| {
+            // SAFETY: `hpa..hpa+n` lies inside one guest RAM frame (the walk splits at
+            // page boundaries); the guest is stopped, so nothing writes it meanwhile.
+            buf[off..off + n].copy_from_slice(unsafe { phys::slice(hpa, n) });
+        })
+    }
+
+    fn write(&mut self, addr: CallerAddr, data: &[u8]) -> Result<(), BadAddress> {
+        self.copy(addr, data.len(), true, &mut |hpa, off, n| {
+            // SAFETY: as in `read`; the frame is writable guest RAM and no reference
+            // to it exists in the hypervisor.
+            unsafe { phys::slice_mut(hpa, n) }.copy_from_slice(&data[off..off + n]);
+        })
+    }
+}
+
+/// Copies `data` into guest-physical memory (used by the loader before the guest
+/// runs). Fails at the first frame the p2m does not map.
+pub fn write_guest_phys(t: &Translate<'_>, gpa: GuestPhys, data: &[u8]) -> Result<(), GuestPhys> {
+    let mut done = 0usize;
+    while done < data.len() {
+        let at = GuestPhys(gpa.0 + done as u64);
+        let n = (4096 - at.page_offset() as usize).min(data.len() - done);
+        let (hpa, _) = t.hpa(at).ok_or(at)?;
+        // SAFETY: `hpa..hpa+n` is inside one frame of the (not yet running) guest's RAM.
+        unsafe { phys::slice_mut(hpa, n) }.copy_from_slice(&data[done..done + n]);
+        done += n;
+    }
+    Ok(())
+}
