@@ -158,7 +158,6 @@ extern "C" fn ebbhv_main(start_info_pa: u64) -> ! {
 
     let tsc_hz = clock::calibrate_tsc();
     let wall = clock::rtc_unix_seconds();
-    let tsc_at_boot = clock::rdtsc();
     let (mul, shift) = ebbhv_x86::time::pvclock_scale(tsc_hz);
     log!("TSC {} kHz, RTC {} s since the epoch", tsc_hz / 1000, wall);
 
@@ -188,6 +187,8 @@ extern "C" fn ebbhv_main(start_info_pa: u64) -> ! {
             exit_qemu(ExitCode::GuestFatal)
         }
     };
+    // Guest system time 0 is now, when it is about to start.
+    let tsc_at_boot = clock::rdtsc();
     let npt = npt::Npt::new();
     let vcpu = svm::Vcpu::new_pvh(npt.root(), entry.rip, entry.start_info);
     let mut m = Machine {

@@ -77,7 +77,7 @@ pub fn emergency_writer() -> Uart {
 pub fn print_line(prefix: &str, args: fmt::Arguments<'_>) {
     let mut u = COM1.lock();
     // Writing to the UART cannot fail.
-    let _ = write!(u, "{prefix} {args}\n");
+    let _ = writeln!(u, "{prefix} {args}");
 }
 
 /// Logs one line of the hypervisor's own output.

@@ -88,7 +88,7 @@ macro_rules! abi_struct {
             }
 
             /// The structure as bytes.
-            pub fn to_bytes(&self) -> [u8; $size] {
+            pub fn to_bytes(self) -> [u8; $size] {
                 let mut b = [0u8; $size];
                 self.write_to(&mut b);
                 b
@@ -124,7 +124,7 @@ mod tests {
         let b = t.to_bytes();
         assert_eq!(&b[..4], &[0x44, 0x33, 0x22, 0x11]);
         assert_eq!(T::read_from(&b), Some(t));
-        assert_eq!(T::read_from(&b[..15]), None);
+        assert_eq!(T::read_from(&b[..T::SIZE - 1]), None);
         let mut short = [0u8; 8];
         assert!(!t.write_to(&mut short));
     }

@@ -46,7 +46,10 @@ pub struct Context {
 /// The guest's CPUID result for `leaf`/`subleaf`, given the host's result `host`
 /// (EAX, EBX, ECX, EDX).
 pub fn guest_leaf(leaf: u32, subleaf: u32, host: [u32; 4], ctx: &Context) -> [u32; 4] {
-    let [mut a, mut b, mut c, mut d] = host;
+    if (XEN_BASE..=0x4fff_ffff).contains(&leaf) {
+        return xen_leaf(leaf, subleaf, ctx);
+    }
+    let [a, mut b, mut c, mut d] = host;
     match leaf {
         1 => {
             c &= !(LEAF1_ECX_MONITOR | LEAF1_ECX_TSC_DEADLINE | LEAF1_ECX_OSXSAVE);
@@ -67,18 +70,27 @@ pub fn guest_leaf(leaf: u32, subleaf: u32, host: [u32; 4], ctx: &Context) -> [u3
         }
         0x8000_0001 => c &= !(EXT1_ECX_SVM | EXT1_ECX_SKINIT | EXT1_ECX_MONITORX),
         0x8000_000a => return [0; 4],
-        XEN_BASE => {
-            a = XEN_BASE + 4;
-            [b, c, d] = XEN_SIGNATURE;
-        }
-        0x4000_0001 => return [XEN_VERSION, 0, 0, 0],
-        0x4000_0002 => return [1, XEN_BASE, 0, 0],
-        0x4000_0003 if subleaf == 0 => return [0, XEN_TSC_MODE_NEVER_EMULATE, ctx.tsc_khz, 0],
-        0x4000_0004 if subleaf == 0 => return [XEN_HVM_CPUID_VCPU_ID_PRESENT, 0, 0, 0],
-        0x4000_0000..=0x4fff_ffff => return [0; 4],
         _ => {}
     }
     [a, b, c, d]
+}
+
+/// Xen's leaves; everything else in the hypervisor range is empty (no second
+/// hypervisor signature at 0x40000100 and up).
+fn xen_leaf(leaf: u32, subleaf: u32, ctx: &Context) -> [u32; 4] {
+    match (leaf - XEN_BASE, subleaf) {
+        (0, _) => [
+            XEN_BASE + 4,
+            XEN_SIGNATURE[0],
+            XEN_SIGNATURE[1],
+            XEN_SIGNATURE[2],
+        ],
+        (1, _) => [XEN_VERSION, 0, 0, 0],
+        (2, _) => [1, XEN_BASE, 0, 0],
+        (3, 0) => [0, XEN_TSC_MODE_NEVER_EMULATE, ctx.tsc_khz, 0],
+        (4, 0) => [XEN_HVM_CPUID_VCPU_ID_PRESENT, 0, 0, 0],
+        _ => [0; 4],
+    }
 }
 
 #[cfg(test)]

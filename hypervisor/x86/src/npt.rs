@@ -73,7 +73,7 @@ impl NestedTables {
         size: LeafSize,
         writable: bool,
     ) -> Result<(), NptError> {
-        if gpa.0 % size.bytes() != 0 || hpa.0 % size.bytes() != 0 {
+        if !gpa.0.is_multiple_of(size.bytes()) || !hpa.0.is_multiple_of(size.bytes()) {
             return Err(NptError::Misaligned);
         }
         let mut table = self.root;
