@@ -126,6 +126,14 @@ macro_rules! frame_number {
 }
 
 frame_number!(Mfn, "mfn:");
+
+impl Gfn {
+    /// The range of the one frame at this gfn, if it does not overflow.
+    pub fn single(self) -> Option<GfnRange> {
+        GfnRange::block(self, Order::ORDER_4K)
+    }
+}
+
 frame_number!(Gfn, "gfn:");
 
 /// A half-open range of machine frames.

@@ -492,3 +492,21 @@ fn domains_are_created_with_superpages_and_destroyed_cleanly() {
     assert_eq!(bed.populate(0, &[1, 2, 3, 4, 5, 6]), 5);
     bed.hv.check_invariants().unwrap();
 }
+
+#[test]
+fn a_write_near_the_top_of_guest_space_keeps_the_log_sparse() {
+    let mut bed = Bed::new();
+    let top = (1u64 << 36) - 1;
+    assert_eq!(bed.populate(0, &[top, 3]), 2);
+    assert_eq!(
+        shadow_op(&mut bed, SHADOW_OP_ENABLE_LOGDIRTY, 0, 0, 0, DOM.0).0,
+        0
+    );
+    assert_eq!(bed.hv.write_fault(DOM, Gfn(top)), Ok(WriteFault::Logged));
+    let log = bed.hv.domain(DOM).unwrap().log_dirty().unwrap();
+    assert!(log.is_dirty(Gfn(top)) && !log.is_dirty(Gfn(top - 1)) && !log.is_dirty(Gfn(3)));
+    let (result, op) = shadow_op(&mut bed, SHADOW_OP_PEEK, 0, BUF, 64, DOM.0);
+    assert_eq!((result, op.pages, op.dirty_count), (0, 64, 1));
+    assert_eq!(bed.mem.get::<u64>(BUF), 0);
+    bed.check();
+}

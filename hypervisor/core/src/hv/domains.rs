@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 
 use super::{inconsistent_heap, Hypervisor};
-use crate::addr::{DomId, Gfn, GfnRange, Order};
+use crate::addr::{DomId, GfnRange, Order};
 use crate::domain::{Domain, DomainConfig};
 use crate::error::{Errno, Error};
 use crate::heap::{FrameState, Owner};
@@ -108,12 +108,5 @@ impl Hypervisor {
     /// Whether `gfn` can be the start of a domain's mapping at all.
     pub(crate) fn gfn_in_limit(&self, range: GfnRange) -> bool {
         range.end <= self.config.gfn_limit && range.start <= range.end
-    }
-}
-
-impl Gfn {
-    /// The range of one frame at this gfn.
-    pub(crate) fn single(self) -> Option<GfnRange> {
-        GfnRange::block(self, Order::ORDER_4K)
     }
 }

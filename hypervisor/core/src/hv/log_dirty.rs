@@ -6,17 +6,25 @@
 //! log write-protects everything again, after which the p2m merges superpages back,
 //! which Xen does not do.
 
-use alloc::vec::Vec;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec;
 
 use super::Hypervisor;
 use crate::addr::{DomId, Gfn, GfnRange};
 use crate::error::{Errno, Fatal};
 use crate::p2m::EntryType;
 
-/// The dirty bitmap of one domain, one bit per guest frame, growing as needed.
+/// Bits per chunk of the dirty bitmap (one chunk covers 16 MiB of guest memory).
+const CHUNK_BITS: u64 = 4096;
+
+/// The dirty bitmap of one domain, one bit per guest frame. It is sparse (chunks of
+/// 4096 bits, allocated on first use) so that a guest writing to a frame near the
+/// top of its guest-physical space does not make the hypervisor allocate a bitmap for
+/// all of it.
 #[derive(Default, Debug)]
 pub struct DirtyLog {
-    words: Vec<u64>,
+    chunks: BTreeMap<u64, Box<[u64]>>,
     /// Write faults taken since the last clean (`stats.fault_count`).
     pub fault_count: u32,
     /// Frames newly marked dirty since the last clean (`stats.dirty_count`).
@@ -26,24 +34,28 @@ pub struct DirtyLog {
 impl DirtyLog {
     /// Whether `gfn` is marked.
     pub fn is_dirty(&self, gfn: Gfn) -> bool {
-        let (word, bit) = position(gfn);
-        self.words.get(word).is_some_and(|w| w & (1 << bit) != 0)
+        let (chunk, word, bit) = position(gfn.0);
+        self.chunks
+            .get(&chunk)
+            .is_some_and(|words| words[word] & (1 << bit) != 0)
     }
 
     /// Byte `index` of the bitmap (bit `i` of byte `b` is frame `8 * b + i`).
     pub fn byte(&self, index: u64) -> u8 {
-        let word = (index / 8) as usize;
-        let shift = (index % 8) * 8;
-        self.words.get(word).map_or(0, |w| (w >> shift) as u8)
+        let (chunk, word, bit) = position(index * 8);
+        self.chunks
+            .get(&chunk)
+            .map_or(0, |words| (words[word] >> bit) as u8)
     }
 
     pub(super) fn mark(&mut self, gfn: Gfn) {
-        let (word, bit) = position(gfn);
-        if self.words.len() <= word {
-            self.words.resize(word + 1, 0);
-        }
-        if self.words[word] & (1 << bit) == 0 {
-            self.words[word] |= 1 << bit;
+        let (chunk, word, bit) = position(gfn.0);
+        let words = self
+            .chunks
+            .entry(chunk)
+            .or_insert_with(|| vec![0; (CHUNK_BITS / 64) as usize].into_boxed_slice());
+        if words[word] & (1 << bit) == 0 {
+            words[word] |= 1 << bit;
             self.dirty_count = self.dirty_count.saturating_add(1);
         }
     }
@@ -55,14 +67,19 @@ impl DirtyLog {
     }
 
     fn clear(&mut self) {
-        self.words.clear();
+        self.chunks.clear();
         self.fault_count = 0;
         self.dirty_count = 0;
     }
 }
 
-fn position(gfn: Gfn) -> (usize, u64) {
-    ((gfn.0 / 64) as usize, gfn.0 % 64)
+/// Chunk, word in the chunk and bit in the word of bit number `bit`.
+fn position(bit: u64) -> (u64, usize, u64) {
+    (
+        bit / CHUNK_BITS,
+        ((bit % CHUNK_BITS) / 64) as usize,
+        bit % 64,
+    )
 }
 
 /// What a write fault on a present entry turned out to be.
