@@ -152,8 +152,14 @@ extern "C" fn ebbhv_main(start_info_pa: u64) -> ! {
         mem.bundle
     );
     svm::enable();
+    let mut hv = Hypervisor::new(frame_heap(&mem.free), Config::default());
+    log!(
+        "core heap: {} free frames, {} KiB of ebbhv memory left",
+        hv.heap().free_frames(),
+        heap::free_bytes() >> 10
+    );
     let Some(bundle) = mem.bundle else {
-        stub::run()
+        stub::run(hv)
     };
 
     let tsc_hz = clock::calibrate_tsc();
@@ -161,12 +167,6 @@ extern "C" fn ebbhv_main(start_info_pa: u64) -> ! {
     let (mul, shift) = ebbhv_x86::time::pvclock_scale(tsc_hz);
     log!("TSC {} kHz, RTC {} s since the epoch", tsc_hz / 1000, wall);
 
-    let mut hv = Hypervisor::new(frame_heap(&mem.free), Config::default());
-    log!(
-        "core heap: {} free frames, {} KiB of ebbhv memory left",
-        hv.heap().free_frames(),
-        heap::free_bytes() >> 10
-    );
     // SAFETY: the bundle is the loader's module, taken out of every allocator by
     // `plan`; nothing writes it.
     let archive = unsafe { phys::slice(HostPhys(bundle.start), bundle.len() as usize) };

@@ -17,33 +17,41 @@ pub const CODE: &[u8] = &[
 /// the self-test.
 pub const UNMAPPED_GPA: u64 = 0x4000_0000;
 
-use ebbhv_x86::addr::{GuestPhys, HostPhys};
-use ebbhv_x86::paging::LeafSize;
+use ebbhv_core::addr::{Gfn, GfnRange};
+use ebbhv_core::domain::DomainConfig;
+use ebbhv_core::hv::Hypervisor;
+use ebbhv_x86::addr::GuestPhys;
 use ebbhv_x86::vmcb::ExitCode;
 
 use crate::exit::{exit_qemu, ExitCode as RunExit};
-use crate::heap::Pages;
+use crate::loader::DOMID;
 use crate::log;
-use crate::npt::{HeapTables, Npt};
+use crate::npt::Npt;
+use crate::platform::{write_guest_phys, HostFrames, NptMirror, Translate};
 use crate::svm::Vcpu;
 
-/// Runs the smoke test to its end (ends the QEMU run).
-pub fn run() -> ! {
+/// Runs the smoke test to its end (ends the QEMU run). The stub's one page of RAM
+/// comes from the core like any guest's, and its NPT is the mirror of its p2m.
+pub fn run(mut hv: Hypervisor) -> ! {
+    let config = DomainConfig {
+        id: DOMID,
+        max_pages: 1,
+        memory_map: alloc::vec::Vec::new(),
+    };
+    hv.create_domain(config, &mut HostFrames)
+        .expect("the core creates the stub's domain");
+    hv.populate_boot_memory(DOMID, GfnRange::new(Gfn(0), Gfn(1)), &mut HostFrames)
+        .expect("the core has a frame for the stub");
+    let dom = hv.domain(DOMID).expect("just created");
+    write_guest_phys(&Translate::P2m(dom), GuestPhys(0), CODE).expect("gfn 0 is mapped");
+    log!(
+        "self-test: stub guest at gpa 0 ({:?})",
+        dom.p2m().entry(Gfn(0)).map(|e| e.mfn)
+    );
     let mut npt = Npt::new();
-    let mut page = Pages::new(1).expect("hypervisor memory for the stub guest");
-    page.bytes_mut()[..CODE.len()].copy_from_slice(CODE);
-    let page_pa: HostPhys = page.phys();
-    npt.tables
-        .map(
-            &mut HeapTables,
-            GuestPhys(0),
-            page_pa,
-            LeafSize::Size4K,
-            true,
-        )
-        .expect("hypervisor memory for the stub's tables");
+    hv.sync_p2m(DOMID, &mut NptMirror(&mut npt))
+        .expect("the domain exists");
     let mut vcpu = Vcpu::new_pvh(npt.root(), 0, 0);
-    log!("self-test: stub guest at gpa 0 (hpa {page_pa:?})");
     loop {
         vcpu.run();
         let c = &vcpu.vmcb.control;
@@ -63,7 +71,6 @@ pub fn run() -> ! {
             }
             Ok(ExitCode::Npf) if info2 == UNMAPPED_GPA => {
                 log!("self-test: NPF at gpa {info2:#x} (error {info1:#x}) rip {rip:#x}: passed");
-                drop(page);
                 exit_qemu(RunExit::Success);
             }
             other => {
