@@ -16,7 +16,7 @@ KMAKE_FLAGS = RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	BINDGEN=$(EBB_CACHE)/tools/bin/bindgen LIBCLANG_PATH=/usr/lib/llvm-19/lib \
 	CLIPPY_DRIVER=/usr/bin/clippy-driver
 
-.PHONY: all setup kernel module initramfs run test clean help
+.PHONY: all setup kernel module initramfs hv hv-run bench run test clean help
 
 all: initramfs
 
@@ -38,6 +38,16 @@ initramfs: module
 
 run: initramfs
 	@scripts/run-guest.sh shell
+
+hv: setup
+	@scripts/build-hv.sh
+
+# The guest under ebbhv, for debugging ebbhv (see scripts/run-hv.sh --help).
+hv-run: hv initramfs
+	@scripts/run-hv.sh --timeout 3600
+
+bench: setup
+	@scripts/bench-core.sh
 
 test: setup
 	@scripts/test-all.sh

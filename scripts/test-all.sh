@@ -3,8 +3,10 @@
 # line per result and a closing `N passed, N failed, N skipped`. Exit status 0 only
 # if nothing failed. Logs go to results/<time>/.
 #
-#   host checks   ebb.ko builds without warnings, clippy-clean and rustfmt-clean
-#   host tests    cargo test of the hypervisor workspace
+#   host checks   ebb.ko and the hypervisor workspace build without warnings and are
+#                 clippy- and rustfmt-clean
+#   host tests    cargo test of the hypervisor workspace, a short fuzz run of the
+#                 core's hypercall dispatcher, ebbhv's SVM/NPT self-test under QEMU
 #   guest tests   every kselftest in the guest under QEMU (scripts/run-guest.sh)
 set -uo pipefail
 EBB_LOG_TAG=test
@@ -22,6 +24,19 @@ record() {
         FAIL) failed=$((failed + 1)) ;;
         SKIP) skipped=$((skipped + 1)) ;;
     esac
+}
+
+# Runs a command with its output in $results/<log>; records PASS or FAIL under a name
+# and shows the log's tail on failure.
+check() {
+    local name=$1 logname=$2
+    shift 2
+    if "$@" >"$results/$logname" 2>&1; then
+        record PASS "$name"
+    else
+        tail -n 30 "$results/$logname"
+        record FAIL "$name (log: $results/$logname)"
+    fi
 }
 
 scripts/build-kernel.sh guest || die "guest kernel build failed"
@@ -53,6 +68,19 @@ else
     head -n 40 "$results/rustfmt.log"
     record FAIL "host: ebb.ko sources are rustfmt-clean"
 fi
+
+hv_manifest=$EBB_ROOT/hypervisor/Cargo.toml
+check "host: hypervisor workspace is rustfmt-clean" hv-fmt.log \
+    cargo fmt --manifest-path "$hv_manifest" --all --check
+check "host: hypervisor host crates are clippy-clean" hv-clippy.log \
+    cargo clippy --manifest-path "$hv_manifest" --all-targets -- -D warnings
+check "host: ebbhv image builds" hv-build.log scripts/build-hv.sh
+check "host: ebbhv is clippy-clean" hv-clippy-ebbhv.log bash -c \
+    "cd '$EBB_ROOT/hypervisor/ebbhv' && PATH=/usr/bin:\$PATH RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc \
+     /usr/bin/cargo clippy -p ebbhv --release -- -D warnings"
+check "host: ebbhv SVM/NPT self-test under QEMU" hv-selftest.log scripts/run-hv.sh --selftest
+check "host: fuzzing the core's hypercall dispatcher finds no crash (${EBB_FUZZ_SECONDS:-30} s)" \
+    fuzz-core.log scripts/fuzz-core.sh "${EBB_FUZZ_SECONDS:-30}"
 
 log "cargo test (hypervisor workspace)"
 if cargo test --manifest-path "$EBB_ROOT/hypervisor/Cargo.toml" >"$results/cargo-test.log" 2>&1; then
