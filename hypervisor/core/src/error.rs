@@ -27,6 +27,8 @@ pub enum Errno {
     EEXIST = 17,
     /// Invalid argument.
     EINVAL = 22,
+    /// No space left (no free event channel port).
+    ENOSPC = 28,
     /// Unknown hypercall or sub-op.
     ENOSYS = 38,
     /// Operation not supported for this kind of domain.

@@ -24,6 +24,7 @@ pub mod abi;
 pub mod addr;
 pub mod domain;
 pub mod error;
+pub mod evtchn;
 pub mod guest;
 pub mod heap;
 pub mod hv;
