@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the test guest's initramfs: busybox and bash (static), the kernel's modules
+# Builds the test guest's initramfs: busybox and bash (static), ebb's guest-side
+# programs (tests/guest/*.c, static), the kernel's modules
 # and ebb.ko with modules.dep, the kselftest runner from the kernel tree, the upstream
 # memory-hotplug selftest and ebb's own kselftests. The archive is reproducible: same
 # inputs, same bytes.
@@ -31,6 +32,11 @@ done
 cp /bin/bash-static "$root/bin/bash"
 install -m 0755 "$EBB_ROOT/tests/guest/timeout" "$root/bin/timeout"
 install -m 0755 "$EBB_ROOT/tests/guest/init" "$root/init"
+# Guest-side helper programs: every tests/guest/*.c becomes /bin/<name>.
+for prog in "$EBB_ROOT"/tests/guest/*.c; do
+    gcc -static -O2 -Wall -Wextra -Werror -o "$root/bin/$(basename "$prog" .c)" "$prog" \
+        || die "building $prog failed"
+done
 echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 
 make -s -C "$kbuild" INSTALL_MOD_PATH="$root" DEPMOD=/bin/true modules_install >/dev/null
