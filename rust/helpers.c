@@ -2,7 +2,18 @@
 /*
  * One-line wrappers for static inline and macro kernel APIs (see helpers.h).
  */
+#include <linux/gfp.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/page-flags.h>
+#include <linux/vmstat.h>
+#include <linux/workqueue.h>
+#include <asm/xen/hypercall.h>
+#include <asm/xen/page.h>
+#include <xen/interface/memory.h>
+#include <xen/mem-reservation.h>
 #include <xen/xen.h>
+#include <xen/xenbus.h>
 
 #include "helpers.h"
 
@@ -19,4 +30,118 @@ bool ebb_helper_xen_pv_domain(void)
 bool ebb_helper_xen_pvh_domain(void)
 {
 	return xen_pvh_domain();
+}
+
+long ebb_helper_reservation_op(unsigned int cmd, xen_pfn_t *frames,
+			       unsigned long nr_extents, unsigned int extent_order)
+{
+	struct xen_memory_reservation reservation = {
+		.nr_extents = nr_extents,
+		.extent_order = extent_order,
+		.domid = DOMID_SELF,
+	};
+
+	set_xen_guest_handle(reservation.extent_start, frames);
+	return HYPERVISOR_memory_op(cmd, &reservation);
+}
+
+long ebb_helper_domain_memory_op(unsigned int cmd)
+{
+	domid_t domid = DOMID_SELF;
+
+	return HYPERVISOR_memory_op(cmd, &domid);
+}
+
+unsigned long ebb_helper_pfn_to_gfn(unsigned long pfn)
+{
+	return pfn_to_gfn(pfn);
+}
+
+void ebb_helper_pv_unmap_page(struct page *page)
+{
+	xenmem_reservation_va_mapping_reset(1, &page);
+}
+
+void ebb_helper_pv_map_page(struct page *page, xen_pfn_t frame)
+{
+	xenmem_reservation_va_mapping_update(1, &page, &frame);
+}
+
+struct page *ebb_helper_alloc_pages(gfp_t gfp, unsigned int order)
+{
+	return alloc_pages(gfp, order);
+}
+
+void ebb_helper_free_page(struct page *page)
+{
+	__free_page(page);
+}
+
+unsigned long ebb_helper_page_to_pfn(struct page *page)
+{
+	return page_to_pfn(page);
+}
+
+struct page *ebb_helper_pfn_to_page(unsigned long pfn)
+{
+	return pfn_to_page(pfn);
+}
+
+void ebb_helper_clear_highpage(struct page *page)
+{
+	clear_highpage(page);
+}
+
+void ebb_helper_set_page_offline(struct page *page)
+{
+	__SetPageOffline(page);
+}
+
+void ebb_helper_clear_page_offline(struct page *page)
+{
+	__ClearPageOffline(page);
+}
+
+unsigned long ebb_helper_totalram_pages(void)
+{
+	return totalram_pages();
+}
+
+unsigned long ebb_helper_free_pages(void)
+{
+	return global_zone_page_state(NR_FREE_PAGES);
+}
+
+void ebb_helper_init_delayed_work(struct delayed_work *dwork, work_func_t fn)
+{
+	INIT_DELAYED_WORK(dwork, fn);
+}
+
+struct delayed_work *ebb_helper_to_delayed_work(struct work_struct *work)
+{
+	return to_delayed_work(work);
+}
+
+void ebb_helper_mod_delayed_work(struct delayed_work *dwork, unsigned long delay)
+{
+	mod_delayed_work(system_freezable_wq, dwork, delay);
+}
+
+int ebb_helper_xenbus_read_u64(const char *dir, const char *node, u64 *value)
+{
+	int found = xenbus_scanf(XBT_NIL, dir, node, "%llu", value);
+
+	return found == 1 ? 0 : (found < 0 ? found : -EINVAL);
+}
+
+int ebb_helper_xenbus_write(const char *dir, const char *node, const char *value)
+{
+	return xenbus_write(XBT_NIL, dir, node, value);
+}
+
+void ebb_helper_xenbus_watch_init(struct xenbus_watch *watch, const char *node,
+				  void (*callback)(struct xenbus_watch *, const char *,
+						   const char *))
+{
+	*watch = (struct xenbus_watch){ .node = node, .callback = callback };
 }

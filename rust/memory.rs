@@ -11,3 +11,9 @@ pub(crate) fn block_size_bytes() -> usize {
     // at boot.
     unsafe { bindings::memory_block_size_bytes() }
 }
+
+/// Pages the buddy allocator manages now (MemTotal in pages).
+pub(crate) fn total_ram_pages() -> usize {
+    // SAFETY: `totalram_pages` only reads an atomic counter.
+    unsafe { bindings::ebb_helper_totalram_pages() as usize }
+}

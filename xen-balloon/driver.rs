@@ -1,15 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The module's lifetime: what loading sets up and unloading takes down.
+//!
+//! Load: read the domain's reservation, create the balloon, then register its faces
+//! (sysfs, the xenstore watch, the OOM notifier). Unload: unregister them in reverse
+//! order so that nothing can wake the worker, stop the worker, then give every
+//! ballooned page back to the guest before returning.
 
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
+use crate::balloon::Balloon;
 use crate::hotplug::Granularity;
+use crate::interfaces::TARGET_NODE;
+use crate::memory;
+use crate::oom::OomNotifier;
+use crate::sysfs::SysfsDevice;
+use crate::target::pages_to_kib;
+use crate::target::Limits;
 use crate::xen::DomainType;
+use crate::xen_reservation;
+use crate::xenstore::Watch;
 
 /// The loaded driver.
 pub(crate) struct Ebb {
     domain: DomainType,
+    balloon: Arc<Balloon>,
+    oom: Option<OomNotifier<Balloon>>,
+    watch: Option<Watch<Balloon>>,
+    sysfs: Option<SysfsDevice<Balloon>>,
 }
 
 impl kernel::Module for Ebb {
@@ -19,17 +38,58 @@ impl kernel::Module for Ebb {
             return Err(ENODEV);
         };
         let granularity = Granularity::of_running_kernel();
+        let managed = memory::total_ram_pages();
+        let reservation = xen_reservation::current_reservation().unwrap_or_else(|err| {
+            pr_warn!(
+                "XENMEM_current_reservation failed ({:?}); using MemTotal\n",
+                err
+            );
+            managed
+        });
+        let maximum = xen_reservation::maximum_reservation().ok();
+        let limits = Limits::new(reservation, managed, maximum);
+        let superpages = domain != DomainType::Pv;
+        let balloon = Arc::pin_init(Balloon::new(reservation, limits, superpages)?, GFP_KERNEL)?;
+
+        let mut ebb = Self {
+            domain,
+            balloon,
+            oom: None,
+            watch: None,
+            sysfs: None,
+        };
+        ebb.sysfs = Some(SysfsDevice::register(ebb.balloon.clone())?);
+        ebb.watch = Some(Watch::new(TARGET_NODE, ebb.balloon.clone())?);
+        ebb.oom = Some(OomNotifier::register(ebb.balloon.clone())?);
         pr_info!(
-            "loaded on a Xen {} domain; memory blocks of {} MiB\n",
+            "loaded on a Xen {} domain; memory blocks of {} MiB; holding {} KiB, targets {}..{} KiB\n",
             domain.name(),
-            granularity.block_bytes >> 20
+            granularity.block_bytes >> 20,
+            pages_to_kib(reservation),
+            pages_to_kib(limits.floor_pages),
+            pages_to_kib(limits.max_pages)
         );
-        Ok(Self { domain })
+        Ok(ebb)
     }
 }
 
 impl Drop for Ebb {
     fn drop(&mut self) {
-        pr_info!("unloaded from the Xen {} domain\n", self.domain.name());
+        self.oom = None;
+        self.watch = None;
+        self.sysfs = None;
+        self.balloon.stop();
+        let left = self.balloon.return_all();
+        if left == 0 {
+            pr_info!("unloaded from the Xen {} domain\n", self.domain.name());
+        } else {
+            pr_err!(
+                "unloaded from the Xen {} domain with {} pages ({} KiB) still ballooned: the hypervisor \
+                 could not back them; they stay out of the guest until reboot\n",
+                self.domain.name(),
+                left,
+                pages_to_kib(left)
+            );
+        }
     }
 }

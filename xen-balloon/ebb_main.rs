@@ -8,15 +8,31 @@
 
 use kernel::prelude::*;
 
+mod balloon;
 #[path = "../rust/bindings.rs"]
 mod bindings;
+#[path = "../rust/delayed_work.rs"]
+mod delayed_work;
 mod driver;
+mod engine;
 #[path = "../hotplug/mod.rs"]
 mod hotplug;
+mod interfaces;
 #[path = "../rust/memory.rs"]
 mod memory;
+#[path = "../rust/oom.rs"]
+mod oom;
+#[path = "../rust/page_run.rs"]
+mod page_run;
+#[path = "../rust/sysfs.rs"]
+mod sysfs;
+mod target;
 #[path = "../rust/xen.rs"]
 mod xen;
+#[path = "../rust/xen_reservation.rs"]
+mod xen_reservation;
+#[path = "../rust/xenstore.rs"]
+mod xenstore;
 
 module! {
     type: driver::Ebb,

@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The balloon: the target, the policy worker that moves the domain towards it, and
+//! its status.
+//!
+//! Targets arrive from xenstore (`memory/target`, KiB, watched) and from sysfs; each
+//! is clamped to [`Limits`] and re-arms the worker at once. The worker runs a bounded
+//! number of batches of the reservation engine, then re-arms itself: at once while it
+//! makes progress, after `schedule_delay` seconds when a batch moved nothing, doubling
+//! the delay up to `max_schedule_delay` (so an unreachable target costs one batch per
+//! delay, not a spinning CPU). After `max_retry_count` attempts without progress (0:
+//! unlimited) it stops until the target changes. Every run ends by writing the status
+//! to xenstore (`memory/ebb-state`).
+//!
+//! Lock order: `Balloon::state` is the only lock of the balloon. It is taken by the
+//! worker (once per batch, never across a sleep), sysfs, the xenstore watch and the
+//! rmmod drain; the OOM notifier only try-locks it, because the worker may allocate
+//! (its balloon-list growth) while holding it. No other lock is held while taking it,
+//! and nothing is taken while holding it except the allocator's and the hypervisor's.
+
+use core::sync::atomic::AtomicBool;
+use core::sync::atomic::Ordering;
+
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::Mutex;
+
+use crate::delayed_work::DelayedWork;
+use crate::delayed_work::DelayedWorkOwner;
+use crate::engine::Batch;
+use crate::engine::Reservation;
+use crate::engine::Stall;
+use crate::target::pages_to_kib;
+use crate::target::Limits;
+use crate::xenstore;
+
+/// Batches per worker run before the worker yields the workqueue.
+const BATCHES_PER_RUN: usize = 64;
+/// Pages the OOM notifier gives back per call: one 2 MiB extent.
+const OOM_DEFLATE_PAGES: usize = 512;
+/// Attempts of the rmmod drain, with 1, 2, 4, 8, 16 s between them.
+const DRAIN_ATTEMPTS: u32 = 5;
+
+/// Where the balloon stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// The domain holds the (clamped) target.
+    Reached,
+    /// Moving towards it.
+    Working,
+    /// The last attempt made no progress; retrying after `schedule_delay`.
+    Stalled(Stall),
+    /// `max_retry_count` attempts made no progress; waiting for a new target.
+    GaveUp(Stall),
+}
+
+impl Progress {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Reached => "reached",
+            Self::Working => "working",
+            Self::Stalled(_) => "stalled",
+            Self::GaveUp(_) => "gave_up",
+        }
+    }
+}
+
+/// The C driver's tunables (same names and units).
+pub(crate) struct Tunables {
+    pub(crate) scrub_pages: bool,
+    pub(crate) schedule_delay_s: u32,
+    pub(crate) max_schedule_delay_s: u32,
+    pub(crate) retry_count: u32,
+    pub(crate) max_retry_count: u32,
+}
+
+/// Everything the balloon's lock protects.
+pub(crate) struct BalloonState {
+    pub(crate) reservation: Reservation,
+    pub(crate) requested_pages: usize,
+    pub(crate) target_pages: usize,
+    pub(crate) progress: Progress,
+    /// The OOM notifier lowered the target below the request.
+    pub(crate) oom_lowered_target: bool,
+    pub(crate) oom_deflated_pages: u64,
+    pub(crate) tunables: Tunables,
+}
+
+impl BalloonState {
+    /// Why the target is not (exactly) what was asked: a stall, an OOM deflate, a
+    /// clamp, or `none`.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self.progress {
+            Progress::Stalled(stall) | Progress::GaveUp(stall) => stall.name(),
+            _ if self.oom_lowered_target => "oom_deflate",
+            _ if self.target_pages != self.requested_pages => "clamped",
+            _ => "none",
+        }
+    }
+
+    /// The state's name.
+    pub(crate) fn progress_name(&self) -> &'static str {
+        self.progress.name()
+    }
+}
+
+/// The balloon driver's shared state.
+///
+/// # Invariants
+///
+/// `worker` is the `DelayedWork` of `DelayedWorkOwner for Balloon`.
+#[pin_data]
+pub(crate) struct Balloon {
+    #[pin]
+    worker: DelayedWork<Balloon>,
+    #[pin]
+    pub(crate) state: Mutex<BalloonState>,
+    pub(crate) limits: Limits,
+    superpages: bool,
+    xenstore_up: AtomicBool,
+}
+
+// SAFETY: `WORK_OFFSET` is the offset of the `worker` field; `Balloon` lives in an
+// `Arc` and the driver cancels the worker (`Balloon::stop`) before its last reference
+// goes; dropping the field cancels it too.
+unsafe impl DelayedWorkOwner for Balloon {
+    const WORK_OFFSET: usize = core::mem::offset_of!(Balloon, worker);
+
+    fn run(&self) {
+        self.work_towards_target();
+        self.publish_status();
+    }
+}
+
+impl Balloon {
+    /// The balloon of a domain holding `reservation` pages; the target starts there.
+    pub(crate) fn new(
+        reservation: usize,
+        limits: Limits,
+        superpages: bool,
+    ) -> Result<impl PinInit<Self, Error>> {
+        let state = BalloonState {
+            reservation: Reservation::new(reservation, superpages)?,
+            requested_pages: reservation,
+            target_pages: reservation,
+            progress: Progress::Reached,
+            oom_lowered_target: false,
+            oom_deflated_pages: 0,
+            tunables: Tunables {
+                scrub_pages: true,
+                schedule_delay_s: 1,
+                max_schedule_delay_s: 32,
+                retry_count: 0,
+                max_retry_count: 0,
+            },
+        };
+        Ok(try_pin_init!(Self {
+            worker <- DelayedWork::new(),
+            state <- new_mutex!(state),
+            limits,
+            superpages,
+            xenstore_up: AtomicBool::new(false),
+        }))
+    }
+
+    /// Sets a new target (in pages of the domain's reservation) and wakes the worker.
+    pub(crate) fn set_target(&self, requested_pages: usize) {
+        let (target, _) = self.limits.clamp(requested_pages);
+        {
+            let mut state = self.state.lock();
+            state.requested_pages = requested_pages;
+            state.target_pages = target;
+            state.oom_lowered_target = false;
+            state.tunables.retry_count = 0;
+            state.tunables.schedule_delay_s = 1;
+            state.progress = Progress::Working;
+            state.reservation.retry_superpages(self.superpages);
+        }
+        self.worker.schedule(0);
+    }
+
+    /// Re-arms the worker at once (a tunable changed).
+    pub(crate) fn kick(&self) {
+        self.worker.schedule(0);
+    }
+
+    /// Stops the worker; no run is pending or running when this returns.
+    pub(crate) fn stop(&self) {
+        self.worker.cancel_sync();
+    }
+
+    fn work_towards_target(&self) {
+        self.state
+            .lock()
+            .reservation
+            .retry_superpages(self.superpages);
+        for _ in 0..BATCHES_PER_RUN {
+            let mut state = self.state.lock();
+            let current = state.reservation.current_pages();
+            let target = state.target_pages;
+            let batch = if current > target {
+                let scrub = state.tunables.scrub_pages;
+                state.reservation.balloon_out(current - target, scrub)
+            } else if current < target && state.reservation.ballooned_pages() > 0 {
+                state.reservation.balloon_in(target - current, true)
+            } else {
+                // Reached, or nothing left to take back (only hotplug could go higher).
+                state.progress = Progress::Reached;
+                state.tunables.retry_count = 0;
+                state.tunables.schedule_delay_s = 1;
+                return;
+            };
+            match batch {
+                Batch {
+                    pages: 0,
+                    stall: Some(stall),
+                } => {
+                    let delay = self.back_off(&mut state, stall);
+                    drop(state);
+                    if let Some(delay_s) = delay {
+                        self.worker
+                            .schedule(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
+                    }
+                    return;
+                }
+                Batch {
+                    pages: 0,
+                    stall: None,
+                } => {}
+                Batch { .. } => {
+                    state.progress = Progress::Working;
+                    state.tunables.retry_count = 0;
+                    state.tunables.schedule_delay_s = 1;
+                }
+            }
+        }
+        self.worker.schedule(0);
+    }
+
+    /// Records an attempt without progress; returns the delay before the next one, or
+    /// `None` when the worker gives up until the target changes.
+    fn back_off(&self, state: &mut BalloonState, stall: Stall) -> Option<u32> {
+        let tunables = &mut state.tunables;
+        tunables.retry_count = tunables.retry_count.saturating_add(1);
+        if tunables.max_retry_count != 0 && tunables.retry_count >= tunables.max_retry_count {
+            state.progress = Progress::GaveUp(stall);
+            return None;
+        }
+        state.progress = Progress::Stalled(stall);
+        let delay = tunables
+            .schedule_delay_s
+            .min(tunables.max_schedule_delay_s)
+            .max(1);
+        tunables.schedule_delay_s = delay
+            .saturating_mul(2)
+            .min(tunables.max_schedule_delay_s.max(1));
+        Some(delay)
+    }
+
+    /// Gives every ballooned page back to the guest (rmmod): populates and frees them,
+    /// waiting and retrying while the hypervisor cannot back them. Returns how many
+    /// pages are still ballooned after the last attempt.
+    pub(crate) fn return_all(&self) -> usize {
+        let mut delay_s = 1u32;
+        for attempt in 1..=DRAIN_ATTEMPTS {
+            loop {
+                let mut state = self.state.lock();
+                let ballooned = state.reservation.ballooned_pages();
+                if ballooned == 0 {
+                    return 0;
+                }
+                let batch = state.reservation.balloon_in(ballooned, true);
+                if batch.pages == 0 && batch.stall.is_some() {
+                    break;
+                }
+            }
+            let remaining = self.state.lock().reservation.ballooned_pages();
+            pr_warn!(
+                "unload: the hypervisor backs none of the {} ballooned pages left; retry {}/{} in {} s\n",
+                remaining,
+                attempt,
+                DRAIN_ATTEMPTS,
+                delay_s
+            );
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(
+                i64::from(delay_s) * 1000,
+            ));
+            delay_s *= 2;
+        }
+        self.state.lock().reservation.ballooned_pages()
+    }
+
+    /// Gives up to one 2 MiB extent back to the guest when it is out of memory; the
+    /// target becomes what the domain then holds. Skips (returns 0) when the worker
+    /// holds the lock.
+    pub(crate) fn deflate_on_oom(&self) -> usize {
+        let Some(mut state) = self.state.try_lock() else {
+            return 0;
+        };
+        let batch = state.reservation.balloon_in(OOM_DEFLATE_PAGES, false);
+        if batch.pages > 0 {
+            let current = state.reservation.current_pages();
+            if current > state.target_pages {
+                state.target_pages = current;
+                state.oom_lowered_target = true;
+            }
+            state.oom_deflated_pages += batch.pages as u64;
+        }
+        batch.pages
+    }
+
+    /// Notes that xenstore is up (the watch fired), so status writes will not block.
+    pub(crate) fn xenstore_is_up(&self) {
+        self.xenstore_up.store(true, Ordering::Release);
+    }
+
+    /// Writes a one-line status to xenstore `memory/ebb-state` for the host.
+    fn publish_status(&self) {
+        if !self.xenstore_up.load(Ordering::Acquire) {
+            return;
+        }
+        let line = {
+            let state = self.state.lock();
+            CString::try_from_fmt(fmt!("{}", StatusLine(&state)))
+        };
+        let Ok(line) = line else {
+            return;
+        };
+        if let Err(err) = xenstore::write(c"memory", c"ebb-state", &line) {
+            pr_warn!("cannot write memory/ebb-state: {:?}\n", err);
+        }
+    }
+}
+
+/// The status line: `key=value` pairs separated by spaces.
+struct StatusLine<'a>(&'a BalloonState);
+
+impl kernel::fmt::Display for StatusLine<'_> {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        let state = self.0;
+        let counters = state.reservation.counters();
+        write!(
+            f,
+            "state={} reason={} current_kb={} target_kb={} requested_kb={} ballooned_pages={} \
+             hypercalls={} pages_out={} pages_in={} failures={} oom_deflated_pages={}",
+            state.progress_name(),
+            state.reason(),
+            pages_to_kib(state.reservation.current_pages()),
+            pages_to_kib(state.target_pages),
+            pages_to_kib(state.requested_pages),
+            state.reservation.ballooned_pages(),
+            counters.hypercalls,
+            counters.pages_out,
+            counters.pages_in,
+            counters.failures,
+            state.oom_deflated_pages,
+        )
+    }
+}

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The balloon's faces to the outside: the C driver's sysfs files (and ebb's status
+//! files beside them), the xenstore `memory/target` watch and the OOM notifier.
+//!
+//! Lock order: as `balloon.rs` (each callback takes `Balloon::state` alone, the OOM
+//! notifier only with a try-lock).
+
+use core::fmt;
+
+use kernel::prelude::*;
+
+use crate::balloon::Balloon;
+use crate::oom::OomHandler;
+use crate::sysfs::Attribute;
+use crate::sysfs::SysfsHandler;
+use crate::target;
+use crate::target::pages_to_kib;
+use crate::target::PAGE_BYTES;
+use crate::xenstore;
+use crate::xenstore::WatchHandler;
+
+/// The xenstore node the host writes targets to (KiB), relative to the domain's home.
+pub(crate) const TARGET_NODE: &CStr = c"memory/target";
+
+impl SysfsHandler for Balloon {
+    fn show(&self, attr: Attribute, out: &mut dyn fmt::Write) -> fmt::Result {
+        let state = self.state.lock();
+        let reservation = &state.reservation;
+        let counters = reservation.counters();
+        let tunables = &state.tunables;
+        match attr {
+            Attribute::TargetKb => writeln!(out, "{}", pages_to_kib(state.target_pages)),
+            Attribute::Target => writeln!(
+                out,
+                "{}",
+                (state.target_pages as u64).saturating_mul(PAGE_BYTES)
+            ),
+            Attribute::ScheduleDelay => writeln!(out, "{}", tunables.schedule_delay_s),
+            Attribute::MaxScheduleDelay => writeln!(out, "{}", tunables.max_schedule_delay_s),
+            Attribute::RetryCount => writeln!(out, "{}", tunables.retry_count),
+            Attribute::MaxRetryCount => writeln!(out, "{}", tunables.max_retry_count),
+            Attribute::ScrubPages => writeln!(out, "{}", u8::from(tunables.scrub_pages)),
+            Attribute::CurrentKb => writeln!(out, "{}", pages_to_kib(reservation.current_pages())),
+            // x86-64 has no highmem: every ballooned page is low memory.
+            Attribute::LowKb => writeln!(out, "{}", pages_to_kib(reservation.ballooned_pages())),
+            Attribute::HighKb => writeln!(out, "0"),
+            Attribute::State => writeln!(out, "{}", state.progress_name()),
+            Attribute::Reason => writeln!(out, "{}", state.reason()),
+            Attribute::RequestedKb => writeln!(out, "{}", pages_to_kib(state.requested_pages)),
+            Attribute::FloorKb => writeln!(out, "{}", pages_to_kib(self.limits.floor_pages)),
+            Attribute::MaxKb => writeln!(out, "{}", pages_to_kib(self.limits.max_pages)),
+            Attribute::BalloonedPages => writeln!(out, "{}", reservation.ballooned_pages()),
+            Attribute::Hypercalls => writeln!(out, "{}", counters.hypercalls),
+            Attribute::PagesOut => writeln!(out, "{}", counters.pages_out),
+            Attribute::PagesIn => writeln!(out, "{}", counters.pages_in),
+            Attribute::Failures => writeln!(out, "{}", counters.failures),
+            Attribute::OomDeflatedPages => writeln!(out, "{}", state.oom_deflated_pages),
+        }
+    }
+
+    fn store(&self, attr: Attribute, input: &[u8]) -> Result {
+        match attr {
+            Attribute::TargetKb => {
+                let kib = target::parse_number(input)?;
+                self.set_target(target::kib_to_pages(kib));
+            }
+            Attribute::Target => {
+                let bytes = target::parse_bytes(input)?;
+                self.set_target(usize::try_from(bytes / PAGE_BYTES).map_err(|_| EINVAL)?);
+            }
+            Attribute::MaxScheduleDelay => {
+                let seconds = target::parse_u32(input)?;
+                if seconds == 0 {
+                    return Err(EINVAL);
+                }
+                self.state.lock().tunables.max_schedule_delay_s = seconds;
+            }
+            Attribute::MaxRetryCount => {
+                let count = target::parse_u32(input)?;
+                self.state.lock().tunables.max_retry_count = count;
+                self.kick();
+            }
+            Attribute::ScrubPages => {
+                let scrub = target::parse_bool(input)?;
+                self.state.lock().tunables.scrub_pages = scrub;
+            }
+            // Read-only files (sysfs refuses writes to them before calling here).
+            _ => return Err(EPERM),
+        }
+        Ok(())
+    }
+}
+
+impl WatchHandler for Balloon {
+    fn node_changed(&self) {
+        self.xenstore_is_up();
+        match xenstore::read_u64(c"memory", c"target") {
+            Ok(kib) => self.set_target(target::kib_to_pages(kib)),
+            // No target written yet: keep the current one.
+            Err(_) => self.kick(),
+        }
+    }
+}
+
+impl OomHandler for Balloon {
+    fn free_on_oom(&self) -> usize {
+        let pages = self.deflate_on_oom();
+        if pages > 0 {
+            pr_info!(
+                "out of memory: gave {} ballooned pages back to the guest\n",
+                pages
+            );
+        }
+        pages
+    }
+}

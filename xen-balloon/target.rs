@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Targets: what the user and the host may ask for, parsed strictly, and the limits
+//! that a requested target is clamped to.
+//!
+//! The C driver parses with `simple_strtoull`, which takes "12abc" as 12 and "-1" as a
+//! huge number. ebb accepts exactly what the C driver documents (a decimal number,
+//! `target` also with a K/M/G/T/P/E suffix as `memparse` reads it, an optional trailing
+//! newline) and rejects everything else with `EINVAL`.
+
+use kernel::prelude::*;
+
+/// Bytes per guest page.
+pub(crate) const PAGE_BYTES: u64 = kernel::page::PAGE_SIZE as u64;
+/// KiB per guest page.
+pub(crate) const PAGE_KIB: u64 = PAGE_BYTES / 1024;
+
+/// Strips one trailing newline, as `echo` writes it.
+fn trim_newline(input: &[u8]) -> &[u8] {
+    input.strip_suffix(b"\n").unwrap_or(input)
+}
+
+fn parse_decimal(digits: &[u8]) -> Result<u64> {
+    if digits.is_empty() {
+        return Err(EINVAL);
+    }
+    digits.iter().try_fold(0u64, |value, &digit| {
+        if !digit.is_ascii_digit() {
+            return Err(EINVAL);
+        }
+        value
+            .checked_mul(10)
+            .and_then(|value| value.checked_add(u64::from(digit - b'0')))
+            .ok_or(EINVAL)
+    })
+}
+
+/// Parses an unsigned decimal number (`target_kb`, `max_schedule_delay`, ...).
+pub(crate) fn parse_number(input: &[u8]) -> Result<u64> {
+    parse_decimal(trim_newline(input))
+}
+
+/// Parses an unsigned decimal number that fits in a `u32`.
+pub(crate) fn parse_u32(input: &[u8]) -> Result<u32> {
+    u32::try_from(parse_number(input)?).map_err(|_| EINVAL)
+}
+
+/// Parses a byte count with an optional binary suffix (`target`): "536870912",
+/// "512M", "1g".
+pub(crate) fn parse_bytes(input: &[u8]) -> Result<u64> {
+    let input = trim_newline(input);
+    let (digits, shift) = match input.split_last() {
+        Some((suffix, digits)) if suffix.is_ascii_alphabetic() => {
+            let shift = match suffix.to_ascii_uppercase() {
+                b'K' => 10,
+                b'M' => 20,
+                b'G' => 30,
+                b'T' => 40,
+                b'P' => 50,
+                b'E' => 60,
+                _ => return Err(EINVAL),
+            };
+            (digits, shift)
+        }
+        _ => (input, 0),
+    };
+    let value = parse_decimal(digits)?;
+    value.checked_mul(1u64 << shift).ok_or(EINVAL)
+}
+
+/// Parses a boolean as `kstrtobool` does for the C driver's `scrub_pages`.
+pub(crate) fn parse_bool(input: &[u8]) -> Result<bool> {
+    match trim_newline(input) {
+        b"1" | b"y" | b"Y" | b"yes" | b"on" | b"On" | b"ON" => Ok(true),
+        b"0" | b"n" | b"N" | b"no" | b"off" | b"Off" | b"OFF" => Ok(false),
+        _ => Err(EINVAL),
+    }
+}
+
+/// Converts KiB to whole pages, rounding down.
+pub(crate) fn kib_to_pages(kib: u64) -> usize {
+    usize::try_from(kib / PAGE_KIB).unwrap_or(usize::MAX)
+}
+
+/// Converts pages to KiB.
+pub(crate) fn pages_to_kib(pages: usize) -> u64 {
+    (pages as u64).saturating_mul(PAGE_KIB)
+}
+
+/// The range a target is clamped to, in pages of the domain's reservation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// The lowest target: the pages the guest cannot give (kernel image, firmware,
+    /// memmap: the reservation minus the managed pages) plus a working reserve of an
+    /// eighth of the managed pages, at least 64 MiB.
+    pub(crate) floor_pages: usize,
+    /// The highest target ebb can reach: the reservation at load (growing past it is
+    /// memory hotplug's job, issue 7), and never above the domain's maximum.
+    pub(crate) max_pages: usize,
+}
+
+/// Working reserve kept below any target: 64 MiB.
+const MIN_RESERVE_PAGES: usize = (64 << 20) / kernel::page::PAGE_SIZE;
+
+impl Limits {
+    /// Limits for a domain that holds `reservation` pages of which the kernel manages
+    /// `managed`, and may hold at most `maximum` (when the hypervisor says).
+    pub(crate) fn new(reservation: usize, managed: usize, maximum: Option<usize>) -> Self {
+        let unmanaged = reservation.saturating_sub(managed);
+        let reserve = (managed / 8).max(MIN_RESERVE_PAGES);
+        let max_pages = maximum.map_or(reservation, |maximum| reservation.min(maximum));
+        Self {
+            floor_pages: unmanaged.saturating_add(reserve).min(max_pages),
+            max_pages,
+        }
+    }
+
+    /// The target ebb moves to for `requested` pages, and whether it differs.
+    pub(crate) fn clamp(&self, requested: usize) -> (usize, bool) {
+        let target = requested.clamp(self.floor_pages, self.max_pages);
+        (target, target != requested)
+    }
+}
