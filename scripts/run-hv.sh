@@ -20,8 +20,9 @@
 #
 # Output: COM1 on stdout. Lines from ebbhv start with "[hv]", the guest's console
 # (console_io) with "[guest]", the guest's port-0xE9 early console with "[e9]".
-# Exit status: 0 when ebbhv ends the run normally, 1 hypervisor fault, 2 guest
-# fatal (both with ebbhv's report above), 124 timeout, anything else from QEMU.
+# Exit status: 0 when ebbhv ends the run normally (guest poweroff), 1 hypervisor
+# fault, 2 guest crash or fatal state (both with ebbhv's report above), 3 guest
+# reboot, 124 timeout, anything else from QEMU.
 set -euo pipefail
 EBB_LOG_TAG=run-hv
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -51,7 +52,7 @@ while [ $# -gt 0 ]; do
         --timeout) timeout_s=$2; shift 2 ;;
         --selftest) selftest=1; shift ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -82,7 +83,8 @@ timeout --foreground "$timeout_s" "${qemu[@]}" "${extra[@]}" || status=$?
 case $status in
     33) exit 0 ;;
     35) log "ebbhv stopped on a hypervisor fault"; exit 1 ;;
-    37) log "ebbhv stopped the guest (fatal guest state)"; exit 2 ;;
+    37) log "ebbhv stopped the guest (crash or fatal guest state)"; exit 2 ;;
+    39) log "the guest asked to reboot"; exit 3 ;;
     124) log "timed out after ${timeout_s}s"; exit 124 ;;
     *) log "qemu exited with status $status"; exit "$status" ;;
 esac

@@ -31,6 +31,8 @@ pub enum Errno {
     ENOSPC = 28,
     /// Unknown hypercall or sub-op.
     ENOSYS = 38,
+    /// Timer expired (a one-shot timer asked to be in the future is not).
+    ETIME = 62,
     /// Operation not supported for this kind of domain.
     EOPNOTSUPP = 95,
 }

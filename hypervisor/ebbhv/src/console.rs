@@ -1,54 +1,118 @@
-//! The guest's console output, line-buffered and printed on COM1 with a prefix per
-//! source: `[guest]` for console_io writes, `[e9]` for bytes written to port 0xE9
-//! (Linux's `earlyprintk=xen` fallback).
+//! The guest's console on COM1: output printed as it comes, each line starting
+//! with a prefix per source (`[guest]` for console_io writes, `[e9]` for bytes
+//! written to port 0xE9, Linux's `earlyprintk=xen` fallback), and input queued for
+//! console_io reads.
+//!
+//! Output is not held back until the end of a line, so a shell prompt shows up at
+//! once and typed characters echo; [`crate::serial`] keeps the prefixes right when
+//! a hypervisor line interrupts an unfinished guest line.
+//!
+//! Input is whatever arrives on COM1: ebbhv drains the UART into a bounded queue
+//! when it polls ([`ConsoleInput::poll`]) and the guest takes bytes with
+//! `CONSOLEIO_read`. When the queue is full ebbhv stops draining, the UART's FIFO
+//! fills and QEMU stops reading its backend, so no byte is lost.
 
-use alloc::vec::Vec;
+use alloc::collections::VecDeque;
 
-use crate::serial::print_line;
+use crate::serial::{end_open_line, print_stream, read_byte};
 
-/// Longest line kept before it is printed anyway.
-const MAX_LINE: usize = 512;
+/// Most input bytes queued for the guest.
+const MAX_INPUT: usize = 4096;
 
-/// One output stream with its prefix.
+/// Console input waiting for the guest.
+#[derive(Default)]
+pub struct ConsoleInput {
+    queue: VecDeque<u8>,
+}
+
+impl ConsoleInput {
+    /// Moves received bytes from COM1 into the queue; returns whether any arrived.
+    pub fn poll(&mut self) -> bool {
+        let mut any = false;
+        while self.queue.len() < MAX_INPUT {
+            let Some(b) = read_byte() else { break };
+            self.queue.push_back(b);
+            any = true;
+        }
+        any
+    }
+
+    /// Takes up to `buf.len()` queued bytes; returns how many.
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.queue.len());
+        for (dst, src) in buf.iter_mut().zip(self.queue.drain(..n)) {
+            *dst = src;
+        }
+        n
+    }
+}
+
+/// One output stream with its prefix, and a phrase to watch for in its lines.
 pub struct ConsoleStream {
     prefix: &'static str,
-    line: Vec<u8>,
+    watch: &'static [u8],
+    /// How many bytes of `watch` the current line has matched so far.
+    matched: usize,
+    /// The current line contains `watch`.
+    hit: bool,
+    /// A finished line contained `watch`.
+    seen: bool,
 }
 
 impl ConsoleStream {
-    /// An empty stream printing with `prefix`.
-    pub const fn new(prefix: &'static str) -> ConsoleStream {
+    /// A stream printing with `prefix` that reports lines containing `watch`.
+    pub const fn new(prefix: &'static str, watch: &'static [u8]) -> ConsoleStream {
         ConsoleStream {
             prefix,
-            line: Vec::new(),
+            watch,
+            matched: 0,
+            hit: false,
+            seen: false,
         }
     }
 
-    /// Adds bytes; complete lines are printed.
+    /// Prints bytes (carriage returns dropped; each line gets the prefix).
     pub fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            match b {
-                b'\n' => self.flush(),
-                b'\r' => {}
-                _ => {
-                    self.line.push(b);
-                    if self.line.len() >= MAX_LINE {
-                        self.flush();
-                    }
-                }
-            }
+        for b in bytes {
+            self.track(*b);
+        }
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (segment, ends_line, next) = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => (&rest[..i], true, &rest[i + 1..]),
+                None => (rest, false, &rest[rest.len()..]),
+            };
+            print_stream(self.prefix, segment, ends_line);
+            rest = next;
         }
     }
 
-    /// Prints whatever is buffered as one line.
+    /// Ends the stream's unfinished line, if it has one.
     pub fn flush(&mut self) {
-        let text = core::str::from_utf8(&self.line).unwrap_or("<non-utf-8 output>");
-        print_line(self.prefix, format_args!("{text}"));
-        self.line.clear();
+        end_open_line(self.prefix);
     }
 
-    /// Whether a partial line is buffered.
-    pub fn pending(&self) -> bool {
-        !self.line.is_empty()
+    /// Whether a finished line contained the watched phrase since the last call.
+    pub fn take_seen(&mut self) -> bool {
+        core::mem::take(&mut self.seen)
+    }
+
+    fn track(&mut self, b: u8) {
+        if self.watch.is_empty() || self.seen {
+            return;
+        }
+        if b == b'\n' {
+            self.seen = self.hit;
+            self.hit = false;
+            self.matched = 0;
+        } else if self.watch.get(self.matched) == Some(&b) {
+            self.matched += 1;
+            if self.matched == self.watch.len() {
+                self.hit = true;
+                self.matched = 0;
+            }
+        } else {
+            self.matched = usize::from(self.watch.first() == Some(&b));
+        }
     }
 }

@@ -19,8 +19,11 @@ pub enum ExitCode {
     Success = 0x10,
     /// ebbhv hit a CPU exception or a panic (QEMU status 35).
     HypervisorFault = 0x11,
-    /// The guest did something ebbhv cannot continue it from (QEMU status 37).
+    /// The guest crashed, or did something ebbhv cannot continue it from (QEMU
+    /// status 37).
     GuestFatal = 0x12,
+    /// The guest asked to reboot (QEMU status 39); ebbhv does not restart it.
+    GuestReboot = 0x13,
 }
 
 /// Ends the QEMU run with `code`; halts forever if the device is missing.

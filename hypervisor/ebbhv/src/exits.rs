@@ -5,29 +5,42 @@
 //! NRIP save), injects the fault real hardware would raise (#UD for the SVM
 //! instructions the guest does not have, #GP for a bad MSR access), or stops the run
 //! with a report saying why (nested page fault outside the p2m, triple fault, an
-//! exit ebbhv does not expect, HLT with nothing left to wake the guest until the
-//! timers of issue 5 exist).
+//! exit ebbhv does not expect, HLT with interrupts off). HLT with interrupts on
+//! idles until the guest's next event; an INTR exit needs nothing more, because
+//! the host interrupt behind it was taken on the way out of the world switch.
+//! Before every entry the guest's timer is serviced and any pending vector
+//! offered ([`crate::events`]).
 
 use ebbhv_x86::cpuid::{self, Context};
 use ebbhv_x86::vmcb::{ExitCode, IoExit};
 
+use crate::events;
 use crate::exit::{exit_qemu, ExitCode as RunExit};
 use crate::guest::Machine;
 use crate::hypercall::{self, Done};
 use crate::log;
 use crate::msr::cpuid as host_cpuid;
 use crate::msrs;
+use crate::{stats, vtimer};
 
 const UD: u8 = 6;
 const GP: u8 = 13;
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
+/// PIT channel 2's counter port.
+const PIT_CHANNEL2: u16 = 0x42;
 
 /// Runs the guest for good.
 pub fn run(m: &mut Machine) -> ! {
     loop {
+        vtimer::service(m);
+        events::prepare_entry(m);
         m.vcpu.run();
+        events::after_exit(m);
         let code = m.vcpu.vmcb.control.exit_code;
-        m.exit_counts[(code as usize).min(0x400)] += 1;
+        m.stats.exit(code);
         match ExitCode::decode(code) {
+            Ok(ExitCode::Intr) => {}
             Ok(ExitCode::Cpuid) => cpuid_exit(m),
             Ok(ExitCode::Msr) => msr_exit(m),
             Ok(ExitCode::Ioio) => io_exit(m),
@@ -54,13 +67,12 @@ pub fn run(m: &mut Machine) -> ! {
                 | ExitCode::Mwait,
             ) => m.vcpu.inject_exception(UD, None),
             Ok(ExitCode::Hlt) => {
-                let s = &m.vcpu.vmcb.save;
-                let why = if s.rflags & (1 << 9) == 0 {
-                    "with interrupts off"
-                } else {
-                    "waiting for a timer (issue 5)"
-                };
-                stop(m, format_args!("guest executed HLT {why}"))
+                if m.vcpu.vmcb.save.rflags & RFLAGS_IF == 0 {
+                    stop(m, format_args!("guest executed HLT with interrupts off"))
+                }
+                m.vcpu.skip(1);
+                m.vcpu.vmcb.control.interrupt_shadow = 0;
+                vtimer::block(m);
             }
             Ok(ExitCode::Npf) => {
                 let c = &m.vcpu.vmcb.control;
@@ -80,9 +92,7 @@ pub fn run(m: &mut Machine) -> ! {
 /// Prints a report on the guest's state and ends the run.
 fn stop(m: &mut Machine, why: core::fmt::Arguments<'_>) -> ! {
     m.console.flush();
-    if m.e9.pending() {
-        m.e9.flush();
-    }
+    m.e9.flush();
     let c = &m.vcpu.vmcb.control;
     let s = &m.vcpu.vmcb.save;
     let r = &m.vcpu.regs;
@@ -124,15 +134,7 @@ fn stop(m: &mut Machine, why: core::fmt::Arguments<'_>) -> ! {
         s.cr4,
         s.efer
     );
-    let counts = &m.exit_counts;
-    log!(
-        "  exits: cpuid {} msr {} io {} vmmcall {} npf {}",
-        counts[0x72],
-        counts[0x7c],
-        counts[0x7b],
-        counts[0x81],
-        counts[0x400]
-    );
+    stats::report(m, "guest stopped");
     exit_qemu(RunExit::GuestFatal)
 }
 
@@ -171,6 +173,7 @@ fn msr_exit(m: &mut Machine) {
 fn io_exit(m: &mut Machine) {
     let io = IoExit::decode(m.vcpu.vmcb.control.exit_info1);
     let next = m.vcpu.vmcb.control.exit_info2;
+    *m.stats.io_ports.entry(io.port).or_insert(0) += 1;
     if io.string {
         m.log_once(
             u64::MAX - 2,
@@ -180,11 +183,15 @@ fn io_exit(m: &mut Machine) {
     } else if io.input {
         // No device: the bus floats high, which makes Linux find no PIC, PIT or RTC.
         // A 32-bit IN zero-extends into RAX; 8 and 16-bit ones keep the upper bits.
+        // The exception is PIT channel 2's counter, which reads 0: Linux's quick
+        // PIT calibration of the CPU clock polls it until its top byte leaves 0xFF,
+        // 100 000 exits (about a second under TCG) that a 0 cuts to one.
+        let all_ones = if io.port == PIT_CHANNEL2 { 0 } else { u64::MAX };
         let rax = &mut m.vcpu.vmcb.save.rax;
         *rax = match io.size {
-            1 => *rax | 0xff,
-            2 => *rax | 0xffff,
-            _ => 0xffff_ffff,
+            1 => (*rax & !0xff) | (all_ones & 0xff),
+            2 => (*rax & !0xffff) | (all_ones & 0xffff),
+            _ => all_ones & 0xffff_ffff,
         };
     } else if io.port == 0xe9 {
         let byte = m.vcpu.vmcb.save.rax as u8;

@@ -15,11 +15,15 @@ use ebbhv_x86::lapic::VLapic;
 use ebbhv_x86::walk::PagingMode;
 use ebbhv_x86::xen::{self, hvmop, VcpuTimeInfo, WallClock, PVCLOCK_TSC_STABLE};
 
-use crate::console::ConsoleStream;
+use ebbhv_core::evtchn::EventChannels;
+
+use crate::console::{ConsoleInput, ConsoleStream};
+use crate::events::Offered;
 use crate::loader::DOMID;
 use crate::npt::Npt;
 use crate::phys;
 use crate::platform::{GuestVirtMemory, NptMirror, Translate};
+use crate::stats::Stats;
 use crate::svm::Vcpu;
 
 /// The guest's clocks, fixed at boot.
@@ -68,10 +72,18 @@ pub struct Machine {
     pub console: ConsoleStream,
     /// Port 0xE9 output.
     pub e9: ConsoleStream,
+    /// Console input for console_io reads.
+    pub console_in: ConsoleInput,
     /// (hypercall, sub-op) pairs already logged as unsupported.
     pub logged_once: Vec<(u64, u64)>,
-    /// Exits taken, by exit code (low 11 bits).
-    pub exit_counts: [u64; 0x401],
+    /// The guest's event channels.
+    pub evtchn: EventChannels,
+    /// The vector V_IRQ offers to the current guest run.
+    pub offered: Option<Offered>,
+    /// The guest's one-shot timer: guest system time (ns) it is due at.
+    pub timer_deadline: Option<u64>,
+    /// Exit and hypercall counters.
+    pub stats: Stats,
 }
 
 impl Machine {

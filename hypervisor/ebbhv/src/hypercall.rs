@@ -3,9 +3,12 @@
 //! RAX holds the hypercall number, RDI RSI RDX R10 R8 the arguments, and the result
 //! goes back in RAX. Memory ops (and anything else the platform does not serve
 //! itself) go to the core, with the caller's memory reached through its page tables
-//! and the NPT; the platform serves xen_version, console_io, vcpu_op, hvm_op and
-//! sched_op from the state in [`Machine`]. Anything unsupported returns `-ENOSYS`,
-//! logged once per (hypercall, sub-op).
+//! and the NPT; the platform serves xen_version, console_io, vcpu_op, hvm_op,
+//! sched_op, set_timer_op and event_channel_op (through the core's port table,
+//! [`crate::events`]) from the state in [`Machine`]. Anything unsupported returns
+//! `-ENOSYS`, logged once per (hypercall, sub-op): grant_table_op among them, so
+//! Linux falls back to grant table v1 with 4 frames, which it maps with
+//! add_to_physmap (served by the core).
 
 use ebbhv_core::addr::{CallerAddr, DomId, Gfn};
 use ebbhv_core::error::{Errno, Fatal};
@@ -14,7 +17,7 @@ use ebbhv_core::hypercall::{Caller, Hypercall, Outcome};
 use ebbhv_x86::cpuid::XEN_VERSION;
 use ebbhv_x86::xen::{
     self, consoleio, feature, hvmop, hypercall as nr, schedop, vcpuop, xenver, FeatureInfo,
-    HvmParam, RegisterVcpuInfo, RunstateInfo, SchedShutdown,
+    HvmParam, RegisterVcpuInfo, RunstateInfo, SchedShutdown, SingleshotTimer, VCPU_SSHOTTMR_FUTURE,
 };
 
 use crate::exit::{exit_qemu, ExitCode};
@@ -22,6 +25,7 @@ use crate::guest::{Machine, VcpuInfoPlace};
 use crate::loader::DOMID;
 use crate::log;
 use crate::platform::{GuestVirtMemory, HostFrames, Translate};
+use crate::{events, stats, vtimer};
 
 /// How the hypercall ended for the vCPU.
 pub enum Done {
@@ -40,17 +44,28 @@ pub fn dispatch(m: &mut Machine) -> core::result::Result<Done, Fatal> {
         nr: m.vcpu.vmcb.save.rax,
         args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8],
     };
+    let sub = if call.nr == nr::MEMORY_OP {
+        call.args[0] & 0x3f
+    } else {
+        call.args[0]
+    };
+    m.stats.hypercall(call.nr, sub);
     let platform = match call.nr {
         nr::XEN_VERSION => Some(xen_version(m, call.args[0], CallerAddr(call.args[1]))),
         nr::CONSOLE_IO => Some(console_io(m, call.args)),
         nr::VCPU_OP => Some(vcpu_op(m, call.args)),
         nr::HVM_OP => Some(hvm_op(m, call.args[0], CallerAddr(call.args[1]))),
         nr::SCHED_OP => Some(sched_op(m, call.args[0], CallerAddr(call.args[1]))),
-        nr::EVENT_CHANNEL_OP
-        | nr::GRANT_TABLE_OP
-        | nr::PHYSDEV_OP
-        | nr::SET_TIMER_OP
-        | nr::VM_ASSIST => Some(Err(Errno::ENOSYS)),
+        nr::EVENT_CHANNEL_OP => Some(events::event_channel_op(
+            m,
+            call.args[0],
+            CallerAddr(call.args[1]),
+        )),
+        nr::SET_TIMER_OP => {
+            vtimer::set(m, (call.args[0] != 0).then_some(call.args[0]));
+            Some(Ok(0))
+        }
+        nr::GRANT_TABLE_OP | nr::PHYSDEV_OP | nr::VM_ASSIST => Some(Err(Errno::ENOSYS)),
         _ => None,
     };
     let value = match platform {
@@ -61,11 +76,6 @@ pub fn dispatch(m: &mut Machine) -> core::result::Result<Done, Fatal> {
         },
     };
     if value == Errno::ENOSYS.as_return() {
-        let sub = if call.nr == nr::MEMORY_OP {
-            call.args[0] & 0x3f
-        } else {
-            call.args[0]
-        };
         m.log_once(
             call.nr,
             sub,
@@ -138,6 +148,11 @@ fn xen_version(m: &mut Machine, cmd: u64, arg: CallerAddr) -> Result<i64> {
     }
 }
 
+/// `SHUTDOWN_poweroff`.
+const SHUTDOWN_POWEROFF: u32 = 0;
+/// `SHUTDOWN_reboot`.
+const SHUTDOWN_REBOOT: u32 = 1;
+
 /// Most bytes one console_io write prints (Linux writes in smaller chunks).
 const CONSOLE_CHUNK: usize = 4096;
 
@@ -150,9 +165,21 @@ fn console_io(m: &mut Machine, args: [u64; 5]) -> Result<i64> {
                 .read(CallerAddr(args[2]), &mut buf[..len])
                 .map_err(|_| Errno::EFAULT)?;
             m.console.write(&buf[..len]);
+            if m.console.take_seen() {
+                m.console.flush();
+                stats::report(m, "boot to /init");
+            }
             Ok(0)
         }
-        consoleio::READ => Ok(0),
+        consoleio::READ => {
+            let len = (args[1] as usize).min(CONSOLE_CHUNK);
+            let mut buf = [0u8; CONSOLE_CHUNK];
+            let n = m.console_in.read(&mut buf[..len]);
+            m.guest_memory()
+                .write(CallerAddr(args[2]), &buf[..n])
+                .map_err(|_| Errno::EFAULT)?;
+            Ok(n as i64)
+        }
         _ => Err(Errno::ENOSYS),
     }
 }
@@ -202,7 +229,23 @@ fn vcpu_op(m: &mut Machine, args: [u64; 5]) -> Result<i64> {
             log!("runstate area of vCPU 0 at gva {area:#x}");
             Ok(0)
         }
-        vcpuop::STOP_PERIODIC_TIMER | vcpuop::STOP_SINGLESHOT_TIMER => Ok(0),
+        vcpuop::SET_SINGLESHOT_TIMER => {
+            let mut b = [0u8; SingleshotTimer::SIZE];
+            m.guest_memory()
+                .read(arg, &mut b)
+                .map_err(|_| Errno::EFAULT)?;
+            let t = SingleshotTimer::read_from(&b).ok_or(Errno::EFAULT)?;
+            if t.flags & VCPU_SSHOTTMR_FUTURE != 0 && t.timeout_abs_ns < m.system_time_ns() {
+                return Err(Errno::ETIME);
+            }
+            vtimer::set(m, Some(t.timeout_abs_ns));
+            Ok(0)
+        }
+        vcpuop::STOP_SINGLESHOT_TIMER => {
+            vtimer::set(m, None);
+            Ok(0)
+        }
+        vcpuop::STOP_PERIODIC_TIMER => Ok(0),
         _ => Err(Errno::ENOSYS),
     }
 }
@@ -234,7 +277,14 @@ fn hvm_op(m: &mut Machine, cmd: u64, arg: CallerAddr) -> Result<i64> {
 
 fn sched_op(m: &mut Machine, cmd: u64, arg: CallerAddr) -> Result<i64> {
     match cmd {
-        schedop::YIELD => Ok(0),
+        schedop::YIELD => {
+            vtimer::poll_devices(m);
+            Ok(0)
+        }
+        schedop::BLOCK => {
+            vtimer::block(m);
+            Ok(0)
+        }
         schedop::SHUTDOWN => {
             let mut b = [0u8; SchedShutdown::SIZE];
             m.guest_memory()
@@ -243,10 +293,11 @@ fn sched_op(m: &mut Machine, cmd: u64, arg: CallerAddr) -> Result<i64> {
             let reason = SchedShutdown::read_from(&b).ok_or(Errno::EFAULT)?.reason;
             m.console.flush();
             log!("guest shut down, reason {reason} (0 poweroff, 1 reboot, 2 suspend, 3 crash)");
-            exit_qemu(if reason == 0 {
-                ExitCode::Success
-            } else {
-                ExitCode::GuestFatal
+            stats::report(m, "shutdown");
+            exit_qemu(match reason {
+                SHUTDOWN_POWEROFF => ExitCode::Success,
+                SHUTDOWN_REBOOT => ExitCode::GuestReboot,
+                _ => ExitCode::GuestFatal,
             })
         }
         _ => Err(Errno::ENOSYS),

@@ -1,11 +1,16 @@
 //! The host IDT: every CPU exception taken by ebbhv itself prints a report (vector,
-//! error code, registers, control registers) and stops the machine.
+//! error code, registers, control registers) and stops the machine; the external
+//! interrupt vectors lead to the host timer's handler ([`TIMER_VECTOR`]) or, for any
+//! other vector, to a handler that counts the stray interrupt and acknowledges it.
 //!
 //! An exception in the hypervisor is a bug in the hypervisor, never something to
 //! resume from; guest exceptions do not come here (they stay in the guest or become
-//! #VMEXITs). Vectors 32..255 stay empty until the host timer needs one (issue 5).
+//! #VMEXITs). Interrupts reach ebbhv only where it opens the window on purpose: in
+//! `svm_run` (a physical interrupt during the guest ends it with an INTR exit and
+//! is taken at STGI) and in the idle loop's `sti; hlt`.
 
 use core::fmt::Write;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::exit::{exit_qemu, ExitCode};
 use crate::serial::emergency_writer;
@@ -48,30 +53,48 @@ struct Pointer {
     base: u64,
 }
 
+/// The host timer's interrupt vector.
+pub const TIMER_VECTOR: u8 = 0x20;
+
+/// Interrupts taken on vectors nobody programmed (counted, then acknowledged).
+pub static STRAY_INTERRUPTS: AtomicU64 = AtomicU64::new(0);
+
 extern "C" {
     /// The 32 exception entry stubs' addresses, from the assembly below.
     static isr_stub_table: [u64; 32];
+    /// Entry of the host timer interrupt.
+    fn irq_timer_entry();
+    /// Entry of every other external interrupt vector.
+    fn irq_stray_entry();
 }
 
-/// Fills the IDT's exception vectors and loads it. Called once at boot.
+fn gate(addr: u64) -> Gate {
+    Gate {
+        offset_low: addr as u16,
+        selector: KERNEL_CS,
+        ist: 0,
+        type_attr: GATE_INTERRUPT,
+        offset_mid: (addr >> 16) as u16,
+        offset_high: (addr >> 32) as u32,
+        reserved: 0,
+    }
+}
+
+/// Fills the IDT (exceptions and interrupts) and loads it. Called once at boot.
 pub fn init() {
     // SAFETY: called once on the boot CPU before anything else uses the IDT, so the
     // exclusive reference to it is unique; `isr_stub_table` is immutable data emitted by
-    // the assembly below.
+    // the assembly below, and the interrupt entries are functions defined there.
     unsafe {
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
         let stubs = &*core::ptr::addr_of!(isr_stub_table);
-        for (gate, &addr) in idt.0.iter_mut().zip(stubs.iter()) {
-            *gate = Gate {
-                offset_low: addr as u16,
-                selector: KERNEL_CS,
-                ist: 0,
-                type_attr: GATE_INTERRUPT,
-                offset_mid: (addr >> 16) as u16,
-                offset_high: (addr >> 32) as u32,
-                reserved: 0,
-            };
+        for (g, &addr) in idt.0.iter_mut().zip(stubs.iter()) {
+            *g = gate(addr);
         }
+        for g in &mut idt.0[32..] {
+            *g = gate(irq_stray_entry as *const () as u64);
+        }
+        idt.0[usize::from(TIMER_VECTOR)] = gate(irq_timer_entry as *const () as u64);
         let ptr = Pointer {
             limit: (core::mem::size_of::<Idt>() - 1) as u16,
             base: idt as *const Idt as u64,
@@ -197,9 +220,51 @@ extern "C" fn exception_report(f: &ExceptionFrame) -> ! {
     exit_qemu(ExitCode::HypervisorFault)
 }
 
+/// Called by the stray-interrupt entry: counts it and signals end of interrupt.
+#[no_mangle]
+extern "C" fn stray_interrupt() {
+    STRAY_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+    crate::hosttimer::end_of_interrupt();
+}
+
 core::arch::global_asm!(
     r#"
     .section .text
+    /* External interrupts: save the registers the C ABI lets a callee clobber,
+       call the Rust handler on a 16-byte aligned stack, restore, return. */
+    .macro irq_entry name, handler
+    .balign 16
+    .global \name
+\name:
+    push %rax
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %rbp
+    mov %rsp, %rbp
+    and $-16, %rsp
+    call \handler
+    mov %rbp, %rsp
+    pop %rbp
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rax
+    iretq
+    .endm
+    irq_entry irq_timer_entry, host_timer_interrupt
+    irq_entry irq_stray_entry, stray_interrupt
+
     .macro stub_noerr n
     .balign 16
 isr_stub_\n:

@@ -14,10 +14,12 @@ extern crate alloc;
 mod boot;
 mod clock;
 mod console;
+mod events;
 mod exit;
 mod exits;
 mod guest;
 mod heap;
+mod hosttimer;
 mod hypercall;
 mod idt;
 mod loader;
@@ -29,9 +31,11 @@ mod phys;
 mod platform;
 mod port;
 mod serial;
+mod stats;
 mod stub;
 mod svm;
 mod sync;
+mod vtimer;
 
 use alloc::vec;
 
@@ -152,6 +156,8 @@ extern "C" fn ebbhv_main(start_info_pa: u64) -> ! {
         mem.bundle
     );
     svm::enable();
+    let tsc_hz = clock::calibrate_tsc();
+    let apic_hz = hosttimer::init(tsc_hz);
     let mut hv = Hypervisor::new(frame_heap(&mem.free), Config::default());
     log!(
         "core heap: {} free frames, {} KiB of ebbhv memory left",
@@ -162,10 +168,14 @@ extern "C" fn ebbhv_main(start_info_pa: u64) -> ! {
         stub::run(hv)
     };
 
-    let tsc_hz = clock::calibrate_tsc();
     let wall = clock::rtc_unix_seconds();
     let (mul, shift) = ebbhv_x86::time::pvclock_scale(tsc_hz);
-    log!("TSC {} kHz, RTC {} s since the epoch", tsc_hz / 1000, wall);
+    log!(
+        "TSC {} kHz, host APIC timer {} kHz, RTC {} s since the epoch",
+        tsc_hz / 1000,
+        apic_hz / 1000,
+        wall
+    );
 
     // SAFETY: the bundle is the loader's module, taken out of every allocator by
     // `plan`; nothing writes it.
@@ -206,11 +216,16 @@ extern "C" fn ebbhv_main(start_info_pa: u64) -> ! {
             mul,
             shift,
         },
-        console: ConsoleStream::new("[guest]"),
-        e9: ConsoleStream::new("[e9]"),
+        console: ConsoleStream::new("[guest]", b"Run /init"),
+        e9: ConsoleStream::new("[e9]", b""),
+        console_in: Default::default(),
         logged_once: vec![],
-        exit_counts: [0; 0x401],
+        evtchn: events::new_table(),
+        offered: None,
+        timer_deadline: None,
+        stats: Default::default(),
     };
+    events::init(&mut m);
     m.sync_npt();
     m.publish_time();
     log!("starting the guest");

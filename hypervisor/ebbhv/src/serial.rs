@@ -2,8 +2,8 @@
 //!
 //! Every line starts with a prefix naming its source (`[hv]` for ebbhv, `[guest]`
 //! for the guest's console_io and `[e9]` for the guest's port-0xE9 early console),
-//! so a reader of the interleaved stream can tell them apart. Output is polled: the
-//! UART is QEMU's 16550 and ebbhv never runs with interrupts on while logging.
+//! so a reader of the interleaved stream can tell them apart. Output and input are
+//! polled: the UART is QEMU's 16550 and its interrupts stay off.
 //!
 //! Locking: the UART sits inside [`COM1`]'s spin lock; the panic and exception paths
 //! use [`emergency_writer`], which bypasses it, because they may interrupt a holder.
@@ -18,6 +18,8 @@ const COM1_BASE: u16 = 0x3f8;
 /// The 16550 UART at a base port.
 pub struct Uart {
     base: u16,
+    /// The prefix of the line printed without its end yet, if any.
+    open_line: Option<&'static str>,
 }
 
 impl Uart {
@@ -35,6 +37,13 @@ impl Uart {
             outb(b + 2, 0xc7);
             outb(b + 4, 0x03);
         }
+    }
+
+    /// A received byte, if the UART holds one.
+    fn get(&mut self) -> Option<u8> {
+        // SAFETY: reading the line status register, and the receive buffer when it
+        // has data, only takes the byte out of ebbhv's own UART.
+        unsafe { (inb(self.base + 5) & 0x01 != 0).then(|| inb(self.base)) }
     }
 
     fn put(&mut self, c: u8) {
@@ -60,7 +69,10 @@ impl Write for Uart {
 }
 
 /// The log and console UART.
-pub static COM1: SpinLock<Uart> = SpinLock::new(Uart { base: COM1_BASE });
+pub static COM1: SpinLock<Uart> = SpinLock::new(Uart {
+    base: COM1_BASE,
+    open_line: None,
+});
 
 /// Programs COM1; called once at boot before the first log line.
 pub fn init() {
@@ -70,14 +82,57 @@ pub fn init() {
 /// A writer for the panic and exception paths, which must print even if they
 /// interrupted a holder of [`COM1`]'s lock.
 pub fn emergency_writer() -> Uart {
-    Uart { base: COM1_BASE }
+    Uart {
+        base: COM1_BASE,
+        open_line: None,
+    }
 }
 
-/// Prints one line with `prefix` (the implementation of [`crate::log!`]).
-pub fn print_line(prefix: &str, args: fmt::Arguments<'_>) {
+/// The next byte typed on COM1, if any (polled; the UART's interrupts stay off).
+pub fn read_byte() -> Option<u8> {
+    COM1.lock().get()
+}
+
+/// Prints one line with `prefix` (the implementation of [`crate::log!`]), after
+/// ending any unfinished line of another stream.
+pub fn print_line(prefix: &'static str, args: fmt::Arguments<'_>) {
     let mut u = COM1.lock();
+    if u.open_line.take().is_some() {
+        let _ = u.write_str("\n");
+    }
     // Writing to the UART cannot fail.
     let _ = writeln!(u, "{prefix} {args}");
+}
+
+/// Prints a piece of a stream's output: `text` continues the stream's unfinished
+/// line, or starts a new line with `prefix` (ending another stream's line first),
+/// and `ends_line` finishes it. Carriage returns in `text` are dropped.
+pub fn print_stream(prefix: &'static str, text: &[u8], ends_line: bool) {
+    let mut u = COM1.lock();
+    if u.open_line != Some(prefix) {
+        if u.open_line.is_some() {
+            let _ = u.write_str("\n");
+        }
+        let _ = write!(u, "{prefix} ");
+    }
+    for &c in text.iter().filter(|&&c| c != b'\r') {
+        u.put(c);
+    }
+    if ends_line {
+        let _ = u.write_str("\n");
+        u.open_line = None;
+    } else {
+        u.open_line = Some(prefix);
+    }
+}
+
+/// Ends the unfinished line of the stream with `prefix`, if it has one.
+pub fn end_open_line(prefix: &'static str) {
+    let mut u = COM1.lock();
+    if u.open_line == Some(prefix) {
+        let _ = u.write_str("\n");
+        u.open_line = None;
+    }
 }
 
 /// Logs one line of the hypervisor's own output.

@@ -3,7 +3,8 @@
 //!
 //! QEMU's TCG emulates SVM with nested paging but without NRIP save, decode
 //! assists or VMCB clean bits; it flushes the whole TLB on every VMRUN and
-//! #VMEXIT. So the intercepts are kept to what the guest needs: CPUID, HLT, every
+//! #VMEXIT. So the intercepts are kept to what the guest needs: physical interrupts
+//! (the host timer must end a guest run), CPUID, HLT, every
 //! port (the guest owns no device), the MSRs in [`crate::msrs`], VMMCALL (the
 //! hypercall), VMRUN (required) and the other SVM instructions (the guest sees no
 //! SVM, but EFER.SVME stays set underneath it), and SHUTDOWN. CR reads, RDTSC and
@@ -142,7 +143,8 @@ impl Vcpu {
             v.set_msr_intercept(*m, false);
         }
         let c = &mut v.vmcb.control;
-        c.intercept_misc1 = INTERCEPT_CPUID
+        c.intercept_misc1 = INTERCEPT_INTR
+            | INTERCEPT_CPUID
             | INTERCEPT_HLT
             | INTERCEPT_IOIO_PROT
             | INTERCEPT_MSR_PROT
@@ -220,7 +222,8 @@ impl Vcpu {
         *b = if intercept { *b | mask } else { *b & !mask };
     }
 
-    /// Runs the guest until the next #VMEXIT.
+    /// Runs the guest until the next #VMEXIT. A host interrupt that arrives meanwhile
+    /// ends the run (INTR exit) and is taken by its IDT handler before this returns.
     pub fn run(&mut self) {
         let guest = &*self.vmcb as *const Vmcb as u64;
         let host = &*self.host as *const Vmcb as u64;
@@ -228,7 +231,8 @@ impl Vcpu {
         // addresses are physical); SVM is enabled with a host save area (`enable`);
         // the VMCB describes a guest confined by nested paging, whose tables map only
         // memory the guest owns. `svm_run` preserves every callee-saved register and
-        // the stack, and writes only `self.regs` and the two VMCBs.
+        // the stack, and writes only `self.regs` and the two VMCBs; the interrupt it
+        // lets in after the run goes to an IDT handler that preserves every register.
         unsafe { svm_run(guest, &mut self.regs, host) };
         self.vmcb.control.tlb_control = 0;
     }
@@ -251,7 +255,10 @@ impl Vcpu {
 
 extern "C" {
     /// The world switch: VMSAVE host state, load guest registers, VMLOAD/VMRUN/
-    /// VMSAVE the guest, store guest registers, VMLOAD host state.
+    /// VMSAVE the guest, store guest registers, VMLOAD host state. Host RFLAGS.IF is
+    /// set across VMRUN (with GIF clear around it) because with V_INTR_MASKING the
+    /// host's IF decides whether physical interrupts reach the INTR intercept; one
+    /// that arrived is taken right after STGI, then IF is cleared again.
     fn svm_run(guest_vmcb: u64, regs: *mut GuestRegs, host_vmcb: u64);
 }
 
@@ -270,6 +277,7 @@ svm_run:
     push rsi
     push rdi
     clgi
+    sti
     mov rax, rdx
     vmsave rax
     mov rax, rsi
@@ -309,6 +317,7 @@ svm_run:
     mov rax, [rsp + 16]
     vmload rax
     stgi
+    cli
     add rsp, 24
     pop r15
     pop r14

@@ -233,6 +233,21 @@ abi_struct! {
 }
 
 abi_struct! {
+    /// `struct vcpu_set_singleshot_timer` (16 bytes).
+    pub struct SingleshotTimer(16) {
+        /// Absolute guest system time (ns) the timer is due at.
+        timeout_abs_ns: u64 = 0,
+        /// `VCPU_SSHOTTMR_*`.
+        flags: u32 = 8,
+        /// Padding.
+        pad: u32 = 12,
+    }
+}
+
+/// `VCPU_SSHOTTMR_future`: fail with -ETIME if the timeout has already passed.
+pub const VCPU_SSHOTTMR_FUTURE: u32 = 1 << 0;
+
+abi_struct! {
     /// `struct sched_shutdown` (4 bytes).
     pub struct SchedShutdown(4) {
         /// `SHUTDOWN_*` reason.
