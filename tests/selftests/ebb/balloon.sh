@@ -1,0 +1,182 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# ebb.ko ballooning through the C driver's sysfs ABI, guest-only (no host needed):
+# the files and their modes; balloon down and up with MemTotal and info/current_kb
+# agreeing with the target within one 2 MiB extent; invalid writes change nothing;
+# targets below the floor or above the maximum are clamped visibly; rmmod in the
+# middle of ballooning restores MemTotal; 20 insmod/rmmod cycles with ballooning.
+cd "$(dirname "$0")" || exit 1
+. ./lib.sh
+
+SYS=/sys/devices/system/xen_memory/xen_memory0
+EXTENT_KB=2048
+CYCLES=20
+
+ktap_print_header
+
+if ! on_xen; then
+    ktap_skip_all "not on Xen: ebb.ko refuses to load, nothing to balloon"
+    exit "$KSFT_SKIP"
+fi
+if [ ! -f "$EBB_KO" ]; then
+    ktap_skip_all "ebb.ko not installed at $EBB_KO"
+    exit "$KSFT_SKIP"
+fi
+ktap_set_plan 9
+
+ebb_loaded && rmmod ebb
+mem_boot=$(mem_total_kb)
+
+# Waits until the balloon has settled (reached, stalled or gave up); prints the state.
+wait_settled() {
+    i=0
+    while [ $i -lt 600 ]; do
+        state=$(cat $SYS/ebb/state)
+        case "$state" in
+            reached|stalled|gave_up) echo "$state"; return 0 ;;
+        esac
+        sleep 0.1
+        i=$((i + 1))
+    done
+    echo "$state"
+    return 1
+}
+
+within_extent() {
+    d=$(($1 - $2))
+    [ ${d#-} -le $EXTENT_KB ]
+}
+
+# True when a write of $2 to file $1 fails and leaves every target file unchanged.
+write_refused() {
+    before="$(cat $SYS/target_kb $SYS/target $SYS/max_schedule_delay $SYS/max_retry_count $SYS/scrub_pages)"
+    if printf '%s' "$2" > "$SYS/$1" 2>/dev/null; then
+        ktap_print_msg "write of '$2' to $1 was accepted"
+        return 1
+    fi
+    after="$(cat $SYS/target_kb $SYS/target $SYS/max_schedule_delay $SYS/max_retry_count $SYS/scrub_pages)"
+    [ "$before" = "$after" ] || { ktap_print_msg "write of '$2' to $1 changed something"; return 1; }
+}
+
+insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+
+# 1. The C driver's files with its modes, plus ebb's status files.
+ok=1
+for entry in target_kb:644 target:644 schedule_delay:444 max_schedule_delay:644 \
+    retry_count:444 max_retry_count:644 scrub_pages:644 info/current_kb:444 \
+    info/low_kb:444 info/high_kb:444 ebb/state:444 ebb/reason:444 ebb/floor_kb:444 \
+    ebb/max_kb:444 ebb/ballooned_pages:444 ebb/hypercalls:444; do
+    f=${entry%:*}
+    mode=$(stat -c %a "$SYS/$f" 2>/dev/null)
+    [ "$mode" = "${entry#*:}" ] || { ok=0; ktap_print_msg "$f: mode '$mode', want ${entry#*:}"; }
+done
+[ $ok = 1 ] && ktap_test_pass "sysfs files exist with the C driver's modes" ||
+    ktap_test_fail "sysfs files exist with the C driver's modes"
+
+start_kb=$(cat $SYS/info/current_kb)
+floor_kb=$(cat $SYS/ebb/floor_kb)
+max_kb=$(cat $SYS/ebb/max_kb)
+ktap_print_msg "current $start_kb KiB, floor $floor_kb KiB, max $max_kb KiB, MemTotal $mem_boot kB"
+
+# 2. Balloon down by 64 MiB plus 12 KiB (2 MiB extents, then 4 KiB pages).
+down_kb=$((start_kb - 65548))
+calls_before=$(cat $SYS/ebb/hypercalls)
+echo $down_kb > $SYS/target_kb
+state=$(wait_settled)
+cur=$(cat $SYS/info/current_kb)
+mem=$(mem_total_kb)
+calls=$(($(cat $SYS/ebb/hypercalls) - calls_before))
+ktap_print_msg "down: state $state, current $cur KiB, MemTotal $mem kB, $calls hypercalls, reason $(cat $SYS/ebb/reason)"
+if [ "$state" = reached ] && within_extent "$cur" "$down_kb" &&
+    within_extent $((mem_boot - mem)) $((start_kb - down_kb)); then
+    ktap_test_pass "balloon down: info/current_kb and MemTotal follow target_kb"
+else
+    ktap_test_fail "balloon down: info/current_kb and MemTotal follow target_kb"
+fi
+
+# 3. Balloon up to where it started, through `target` in bytes with a suffix.
+echo "${start_kb}K" > $SYS/target
+state=$(wait_settled)
+cur=$(cat $SYS/info/current_kb)
+mem=$(mem_total_kb)
+ktap_print_msg "up: state $state, current $cur KiB, MemTotal $mem kB, ballooned $(cat $SYS/ebb/ballooned_pages)"
+if [ "$state" = reached ] && [ "$cur" = "$start_kb" ] && [ "$mem" = "$mem_boot" ]; then
+    ktap_test_pass "balloon up: back to the start, MemTotal restored"
+else
+    ktap_test_fail "balloon up: back to the start, MemTotal restored"
+fi
+
+# 4. Invalid writes are refused and change nothing.
+ok=1
+for v in abc -1 12abc 1.5 " 12" 99999999999999999999999 18446744073709551616; do
+    write_refused target_kb "$v" || ok=0
+done
+for v in 12X 1KB -1M 99999999999999999999G; do write_refused target "$v" || ok=0; done
+for v in 0 -3 abc 4294967296; do write_refused max_schedule_delay "$v" || ok=0; done
+for v in -1 x 4294967296; do write_refused max_retry_count "$v" || ok=0; done
+for v in maybe 2; do write_refused scrub_pages "$v" || ok=0; done
+for v in 1 5; do write_refused schedule_delay "$v" || ok=0; done
+[ $ok = 1 ] && ktap_test_pass "invalid sysfs writes return an error and change nothing" ||
+    ktap_test_fail "invalid sysfs writes return an error and change nothing"
+
+# 5. Below the floor and above the maximum: clamped, and the clamp is visible.
+echo 0 > $SYS/target_kb
+state=$(wait_settled)
+low_target=$(cat $SYS/target_kb)
+low_reason=$(cat $SYS/ebb/reason)
+low_requested=$(cat $SYS/ebb/requested_kb)
+cur=$(cat $SYS/info/current_kb)
+ktap_print_msg "target 0: state $state, target $low_target KiB, current $cur KiB, reason $low_reason"
+if [ "$low_target" = "$floor_kb" ] && [ "$low_reason" = clamped ] && [ "$low_requested" = 0 ] &&
+    within_extent "$cur" "$floor_kb"; then
+    ktap_test_pass "a target below the floor is clamped to it, visibly"
+else
+    ktap_test_fail "a target below the floor is clamped to it, visibly"
+fi
+echo $((max_kb + 1048576)) > $SYS/target_kb
+state=$(wait_settled)
+ktap_print_msg "target above max: state $state, target $(cat $SYS/target_kb) KiB, reason $(cat $SYS/ebb/reason)"
+if [ "$(cat $SYS/target_kb)" = "$max_kb" ] && [ "$(cat $SYS/ebb/reason)" = clamped ] &&
+    [ "$(cat $SYS/info/current_kb)" = "$start_kb" ]; then
+    ktap_test_pass "a target above the maximum is clamped to it, visibly"
+else
+    ktap_test_fail "a target above the maximum is clamped to it, visibly"
+fi
+
+# 6. rmmod in the middle of ballooning down gives everything back.
+echo "$floor_kb" > $SYS/target_kb
+sleep 0.3
+mid=$(cat $SYS/ebb/ballooned_pages)
+rmmod ebb
+mem=$(mem_total_kb)
+ktap_print_msg "rmmod with $mid pages ballooned (then more): MemTotal $mem kB, before $mem_boot kB"
+if ! ebb_loaded && [ "$mem" = "$mem_boot" ]; then
+    ktap_test_pass "rmmod in the middle of ballooning restores MemTotal"
+else
+    ktap_test_fail "rmmod in the middle of ballooning restores MemTotal"
+fi
+
+# 7. Cycles of insmod, balloon down 32 MiB, rmmod.
+failed=0
+i=0
+while [ $i -lt $CYCLES ]; do
+    insmod "$EBB_KO" || { failed=1; break; }
+    echo $(($(cat $SYS/info/current_kb) - 32768)) > $SYS/target_kb
+    [ "$(wait_settled)" = reached ] || { failed=1; break; }
+    rmmod ebb || { failed=1; break; }
+    [ "$(mem_total_kb)" = "$mem_boot" ] || { failed=1; break; }
+    i=$((i + 1))
+done
+ktap_print_msg "$i cycles done, MemTotal $(mem_total_kb) kB"
+[ $failed = 0 ] && ktap_test_pass "$CYCLES insmod/balloon/rmmod cycles restore MemTotal each time" ||
+    ktap_test_fail "$CYCLES insmod/balloon/rmmod cycles restore MemTotal each time"
+
+# 8. The kernel log has no warning from ebb.
+if dmesg | grep -E "WARNING|BUG|Oops" >/dev/null; then
+    ktap_test_fail "no kernel warning while ballooning"
+else
+    ktap_test_pass "no kernel warning while ballooning"
+fi
+
+ebb_loaded && rmmod ebb
+ktap_finished
