@@ -21,7 +21,7 @@ use crate::hypercall::{self, Done};
 use crate::log;
 use crate::msr::cpuid as host_cpuid;
 use crate::msrs;
-use crate::{stats, vtimer};
+use crate::{power, stats, vtimer};
 
 const UD: u8 = 6;
 const GP: u8 = 13;
@@ -196,6 +196,8 @@ fn io_exit(m: &mut Machine) {
     } else if io.port == 0xe9 {
         let byte = m.vcpu.vmcb.save.rax as u8;
         m.e9.write(&[byte]);
+    } else {
+        power::port_write(m, io.port, m.vcpu.vmcb.save.rax as u8);
     }
     m.vcpu.vmcb.save.rip = next;
 }

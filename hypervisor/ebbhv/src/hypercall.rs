@@ -20,12 +20,11 @@ use ebbhv_x86::xen::{
     HvmParam, RegisterVcpuInfo, RunstateInfo, SchedShutdown, SingleshotTimer, VCPU_SSHOTTMR_FUTURE,
 };
 
-use crate::exit::{exit_qemu, ExitCode};
 use crate::guest::{Machine, VcpuInfoPlace};
 use crate::loader::DOMID;
 use crate::log;
 use crate::platform::{GuestVirtMemory, HostFrames, Translate};
-use crate::{events, stats, vtimer};
+use crate::{events, power, stats, vtimer};
 
 /// How the hypercall ended for the vCPU.
 pub enum Done {
@@ -147,11 +146,6 @@ fn xen_version(m: &mut Machine, cmd: u64, arg: CallerAddr) -> Result<i64> {
         _ => Err(Errno::ENOSYS),
     }
 }
-
-/// `SHUTDOWN_poweroff`.
-const SHUTDOWN_POWEROFF: u32 = 0;
-/// `SHUTDOWN_reboot`.
-const SHUTDOWN_REBOOT: u32 = 1;
 
 /// Most bytes one console_io write prints (Linux writes in smaller chunks).
 const CONSOLE_CHUNK: usize = 4096;
@@ -291,14 +285,7 @@ fn sched_op(m: &mut Machine, cmd: u64, arg: CallerAddr) -> Result<i64> {
                 .read(arg, &mut b)
                 .map_err(|_| Errno::EFAULT)?;
             let reason = SchedShutdown::read_from(&b).ok_or(Errno::EFAULT)?.reason;
-            m.console.flush();
-            log!("guest shut down, reason {reason} (0 poweroff, 1 reboot, 2 suspend, 3 crash)");
-            stats::report(m, "shutdown");
-            exit_qemu(match reason {
-                SHUTDOWN_POWEROFF => ExitCode::Success,
-                SHUTDOWN_REBOOT => ExitCode::GuestReboot,
-                _ => ExitCode::GuestFatal,
-            })
+            power::shutdown(m, reason, "SCHEDOP_shutdown")
         }
         _ => Err(Errno::ENOSYS),
     }

@@ -30,6 +30,7 @@ mod npt;
 mod phys;
 mod platform;
 mod port;
+mod power;
 mod serial;
 mod stats;
 mod stub;

@@ -3,9 +3,17 @@
 //! Linux installs its Xen clock event only when it has a local APIC, which it
 //! learns from the MADT; so the guest gets a minimal set of tables (the same shape
 //! as libxl's for PVH): a hardware-reduced FADT (no PM blocks, no SCI, no legacy
-//! devices, no CMOS RTC, no VGA), an empty DSDT, and a MADT with one local APIC and
-//! no I/O APIC and no PC-AT 8259 flag. Layouts are from the ACPI 6.5 specification
-//! (5.2.5.3 RSDP, 5.2.8 XSDT, 5.2.9 FADT, 5.2.12 MADT).
+//! devices, no CMOS RTC, no VGA), a DSDT holding only `\_S5`, and a MADT with one
+//! local APIC and no I/O APIC and no PC-AT 8259 flag. Layouts are from the ACPI 6.5
+//! specification (5.2.5.3 RSDP, 5.2.8 XSDT, 5.2.9 FADT, 5.2.12 MADT, 5.2.3.2 GAS,
+//! 4.8.3.7 sleep control register, 7.4.2 `\_Sx`).
+//!
+//! Linux PVH has no Xen hypercall for power-off or reboot: it powers off through
+//! ACPI S5 and reboots through the ACPI reset register. So the FADT names a sleep
+//! control register ([`SLEEP_CONTROL_PORT`]; a write of [`SLEEP_TYPE_S5`] with
+//! [`SLEEP_ENABLE`] is power-off), a sleep status register next to it, and a reset
+//! register ([`RESET_PORT`], value [`RESET_VALUE`]); the platform turns those port
+//! writes into the end of the run.
 
 use crate::addr::GuestPhys;
 
@@ -25,6 +33,42 @@ const XSDT_LEN: usize = HEADER_LEN + 2 * 8;
 
 /// FADT flag: hardware-reduced ACPI.
 const FADT_HW_REDUCED_ACPI: u32 = 1 << 20;
+/// FADT flag: the reset register is supported.
+const FADT_RESET_REG_SUP: u32 = 1 << 10;
+
+/// The sleep control register's I/O port (FADT SLEEP_CONTROL_REG, 8 bits).
+pub const SLEEP_CONTROL_PORT: u16 = 0x604;
+/// The sleep status register's I/O port (FADT SLEEP_STATUS_REG, 8 bits).
+pub const SLEEP_STATUS_PORT: u16 = 0x605;
+/// Sleep control: SLP_EN.
+pub const SLEEP_ENABLE: u8 = 1 << 5;
+/// Sleep control: the SLP_TYP field (bits 2..4).
+pub const SLEEP_TYPE_MASK: u8 = 0x1c;
+/// Sleep control: SLP_TYP of S5 (soft off), as `\_S5` gives it.
+pub const SLEEP_TYPE_S5: u8 = 5 << 2;
+/// The reset register's I/O port (FADT RESET_REG, 8 bits; 0xCF9 as on PCs).
+pub const RESET_PORT: u16 = 0xcf9;
+/// The value written to the reset register to reset.
+pub const RESET_VALUE: u8 = 0x06;
+
+/// The DSDT's AML: `Name (_S5, Package (4) { 5, 5, 0, 0 })`.
+const DSDT_AML: [u8; 14] = [
+    0x08, b'_', b'S', b'5', b'_', // NameOp "_S5_"
+    0x12, 0x08, 0x04, // PackageOp, PkgLength 8, NumElements 4
+    0x0a, 0x05, 0x0a, 0x05, // BytePrefix 5 (SLP_TYPa), BytePrefix 5 (SLP_TYPb)
+    0x00, 0x00, // Zero, Zero (reserved)
+];
+const DSDT_LEN: usize = HEADER_LEN + DSDT_AML.len();
+
+/// A Generic Address Structure for an 8-bit register at an I/O port.
+fn gas_io8(port: u16) -> [u8; 12] {
+    let mut g = [0u8; 12];
+    g[0] = 1; // system I/O space
+    g[1] = 8; // register bit width
+    g[3] = 1; // byte access
+    g[4..12].copy_from_slice(&u64::from(port).to_le_bytes());
+    g
+}
 /// FADT IAPC_BOOT_ARCH: VGA not present.
 const BOOT_ARCH_NO_VGA: u16 = 1 << 2;
 /// FADT IAPC_BOOT_ARCH: CMOS RTC not present.
@@ -67,8 +111,9 @@ pub fn build(base: GuestPhys, out: &mut [u8]) -> GuestPhys {
 
     {
         let d = &mut out[DSDT_OFF..];
-        header(d, b"DSDT", HEADER_LEN, 2);
-        seal(d, HEADER_LEN);
+        header(d, b"DSDT", DSDT_LEN, 2);
+        put(d, HEADER_LEN, &DSDT_AML);
+        seal(d, DSDT_LEN);
     }
     {
         let f = &mut out[FADT_OFF..];
@@ -79,8 +124,16 @@ pub fn build(base: GuestPhys, out: &mut [u8]) -> GuestPhys {
             109,
             &(BOOT_ARCH_NO_VGA | BOOT_ARCH_NO_CMOS_RTC).to_le_bytes(),
         );
-        put(f, 112, &FADT_HW_REDUCED_ACPI.to_le_bytes());
+        put(
+            f,
+            112,
+            &(FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP).to_le_bytes(),
+        );
+        put(f, 116, &gas_io8(RESET_PORT));
+        f[128] = RESET_VALUE;
         put(f, 140, &at(DSDT_OFF).to_le_bytes());
+        put(f, 244, &gas_io8(SLEEP_CONTROL_PORT));
+        put(f, 256, &gas_io8(SLEEP_STATUS_PORT));
         put(f, 268, b"XenVMMXe");
         seal(f, FADT_LEN);
     }
@@ -152,8 +205,20 @@ mod tests {
             if &tbl[..4] == b"FACP" {
                 let flags = u32::from_le_bytes(tbl[112..116].try_into().unwrap());
                 assert_ne!(flags & FADT_HW_REDUCED_ACPI, 0);
-                let dsdt = u64::from_le_bytes(tbl[140..148].try_into().unwrap());
-                assert_eq!(&table_at(&t, base, dsdt)[..4], b"DSDT");
+                assert_ne!(flags & FADT_RESET_REG_SUP, 0);
+                assert_eq!(&tbl[116..120], &[1, 8, 0, 1], "reset register: I/O, 8 bits");
+                assert_eq!(&tbl[120..128], &0xcf9u64.to_le_bytes());
+                assert_eq!(tbl[128], RESET_VALUE);
+                assert_eq!(&tbl[244..248], &[1, 8, 0, 1], "sleep control: I/O, 8 bits");
+                assert_eq!(&tbl[248..256], &0x604u64.to_le_bytes());
+                assert_eq!(&tbl[260..268], &0x605u64.to_le_bytes());
+                let dsdt_addr = u64::from_le_bytes(tbl[140..148].try_into().unwrap());
+                let dsdt = table_at(&t, base, dsdt_addr);
+                assert_eq!(&dsdt[..4], b"DSDT");
+                assert_eq!(sum(dsdt), 0);
+                assert_eq!(&dsdt[36..41], b"\x08_S5_", "\\_S5 is the only object");
+                assert_eq!(dsdt.len(), 50);
+                assert!(DSDT_OFF + dsdt.len() <= MADT_OFF);
             }
             if &tbl[..4] == b"APIC" {
                 assert_eq!(
