@@ -12,6 +12,12 @@ pub(crate) fn block_size_bytes() -> usize {
     unsafe { bindings::memory_block_size_bytes() }
 }
 
+/// Free pages in the buddy allocator now (MemFree in pages).
+pub(crate) fn free_pages() -> usize {
+    // SAFETY: `global_zone_page_state` only reads an atomic counter.
+    unsafe { bindings::ebb_helper_free_pages() as usize }
+}
+
 /// Pages the buddy allocator manages now (MemTotal in pages).
 pub(crate) fn total_ram_pages() -> usize {
     // SAFETY: `totalram_pages` only reads an atomic counter.

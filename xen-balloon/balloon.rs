@@ -81,8 +81,8 @@ pub(crate) struct BalloonState {
     pub(crate) requested_pages: usize,
     pub(crate) target_pages: usize,
     pub(crate) progress: Progress,
-    /// The OOM notifier lowered the target below the request.
-    pub(crate) oom_lowered_target: bool,
+    /// The OOM notifier took pages back since the target was last set.
+    pub(crate) oom_deflated: bool,
     pub(crate) oom_deflated_pages: u64,
     pub(crate) tunables: Tunables,
 }
@@ -93,7 +93,7 @@ impl BalloonState {
     pub(crate) fn reason(&self) -> &'static str {
         match self.progress {
             Progress::Stalled(stall) | Progress::GaveUp(stall) => stall.name(),
-            _ if self.oom_lowered_target => "oom_deflate",
+            _ if self.oom_deflated => "oom_deflate",
             _ if self.target_pages != self.requested_pages => "clamped",
             _ => "none",
         }
@@ -145,7 +145,7 @@ impl Balloon {
             requested_pages: reservation,
             target_pages: reservation,
             progress: Progress::Reached,
-            oom_lowered_target: false,
+            oom_deflated: false,
             oom_deflated_pages: 0,
             tunables: Tunables {
                 scrub_pages: true,
@@ -171,7 +171,7 @@ impl Balloon {
             let mut state = self.state.lock();
             state.requested_pages = requested_pages;
             state.target_pages = target;
-            state.oom_lowered_target = false;
+            state.oom_deflated = false;
             state.tunables.retry_count = 0;
             state.tunables.schedule_delay_s = 1;
             state.progress = Progress::Working;
@@ -201,7 +201,9 @@ impl Balloon {
             let target = state.target_pages;
             let batch = if current > target {
                 let scrub = state.tunables.scrub_pages;
-                state.reservation.balloon_out(current - target, scrub)
+                state
+                    .reservation
+                    .balloon_out(current - target, scrub, self.limits.reserve_pages)
             } else if current < target && state.reservation.ballooned_pages() > 0 {
                 state.reservation.balloon_in(target - current, true)
             } else {
@@ -291,22 +293,24 @@ impl Balloon {
         self.state.lock().reservation.ballooned_pages()
     }
 
-    /// Gives up to one 2 MiB extent back to the guest when it is out of memory; the
-    /// target becomes what the domain then holds. Skips (returns 0) when the worker
-    /// holds the lock.
+    /// Gives up to one 2 MiB extent back to the guest when it is out of memory. The
+    /// target stays a request: the worker comes back to it after
+    /// `max_schedule_delay`, and then only takes free memory above the reserve.
+    /// Skips (returns 0) when the worker holds the lock.
     pub(crate) fn deflate_on_oom(&self) -> usize {
         let Some(mut state) = self.state.try_lock() else {
             return 0;
         };
         let batch = state.reservation.balloon_in(OOM_DEFLATE_PAGES, false);
-        if batch.pages > 0 {
-            let current = state.reservation.current_pages();
-            if current > state.target_pages {
-                state.target_pages = current;
-                state.oom_lowered_target = true;
-            }
-            state.oom_deflated_pages += batch.pages as u64;
+        if batch.pages == 0 {
+            return 0;
         }
+        state.oom_deflated = true;
+        state.oom_deflated_pages += batch.pages as u64;
+        let delay_s = state.tunables.max_schedule_delay_s;
+        drop(state);
+        self.worker
+            .schedule(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
         batch.pages
     }
 

@@ -19,6 +19,7 @@
 
 use kernel::prelude::*;
 
+use crate::memory;
 use crate::page_run::PageRun;
 use crate::xen_reservation;
 use crate::xen_reservation::ExtentOrder;
@@ -124,8 +125,13 @@ impl Reservation {
         self.superpage_populates = superpages;
     }
 
-    /// Gives up to `want` pages to the hypervisor in one hypercall.
-    pub(crate) fn balloon_out(&mut self, want: usize, scrub: bool) -> Batch {
+    /// Gives up to `want` pages to the hypervisor in one hypercall, leaving at least
+    /// `free_reserve` pages free in the guest.
+    pub(crate) fn balloon_out(&mut self, want: usize, scrub: bool, free_reserve: usize) -> Batch {
+        let want = want.min(memory::free_pages().saturating_sub(free_reserve));
+        if want == 0 {
+            return self.stalled(0, Stall::EnomemGuest);
+        }
         let mut order = if self.superpage_allocs && want >= ExtentOrder::Superpage.pages() {
             ExtentOrder::Superpage
         } else {

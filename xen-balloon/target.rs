@@ -94,6 +94,10 @@ pub(crate) struct Limits {
     /// memmap: the reservation minus the managed pages) plus a working reserve of an
     /// eighth of the managed pages, at least 64 MiB.
     pub(crate) floor_pages: usize,
+    /// Free pages that ballooning out never takes, so that the guest keeps room to
+    /// work and the OOM killer is never the balloon's doing: a 32nd of the managed
+    /// pages, at least 16 MiB.
+    pub(crate) reserve_pages: usize,
     /// The highest target ebb can reach: the reservation at load (growing past it is
     /// memory hotplug's job, issue 7), and never above the domain's maximum.
     pub(crate) max_pages: usize,
@@ -101,6 +105,8 @@ pub(crate) struct Limits {
 
 /// Working reserve kept below any target: 64 MiB.
 const MIN_RESERVE_PAGES: usize = (64 << 20) / kernel::page::PAGE_SIZE;
+/// Free memory ballooning out leaves at least: 16 MiB.
+const MIN_FREE_RESERVE_PAGES: usize = (16 << 20) / kernel::page::PAGE_SIZE;
 
 impl Limits {
     /// Limits for a domain that holds `reservation` pages of which the kernel manages
@@ -111,6 +117,7 @@ impl Limits {
         let max_pages = maximum.map_or(reservation, |maximum| reservation.min(maximum));
         Self {
             floor_pages: unmanaged.saturating_add(reserve).min(max_pages),
+            reserve_pages: (managed / 32).max(MIN_FREE_RESERVE_PAGES),
             max_pages,
         }
     }
