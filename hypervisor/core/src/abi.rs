@@ -11,6 +11,7 @@ pub mod codec;
 pub mod domctl;
 pub mod memory;
 pub mod sysctl;
+pub mod xenstore;
 
 /// Hypercall numbers (`public/xen.h`).
 pub mod hypercall {

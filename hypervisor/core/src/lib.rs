@@ -33,3 +33,4 @@ pub mod p2m;
 pub mod platform;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod xenstore;

@@ -1,6 +1,7 @@
 //! Fakes of the platform's side, for the tests, the fuzzer and the benchmark: guest
-//! memory as a byte buffer, frame contents as one tag per frame, and nested page
-//! tables as a map of leaves.
+//! memory as a byte buffer, frame contents as one tag per frame, nested page
+//! tables as a map of leaves, and a xenstore ring page with a client that speaks
+//! the guest's side of the ring.
 
 use alloc::collections::BTreeMap;
 use alloc::vec;
@@ -149,4 +150,105 @@ impl P2mMirror for FakeNpt {
         }
         self.leaves.insert(mapping.gfn, mapping);
     }
+}
+
+/// A xenstore ring page in a byte array, with the guest's side of the protocol.
+pub struct FakeRing {
+    /// The page.
+    pub page: [u8; 4096],
+}
+
+impl Default for FakeRing {
+    fn default() -> FakeRing {
+        FakeRing { page: [0; 4096] }
+    }
+}
+
+impl crate::xenstore::RingPage for FakeRing {
+    fn read(&self, offset: usize, buf: &mut [u8]) {
+        let end = (offset + buf.len()).min(4096);
+        let n = end.saturating_sub(offset);
+        buf[..n].copy_from_slice(&self.page[offset.min(4096)..end]);
+    }
+
+    fn write(&mut self, offset: usize, data: &[u8]) {
+        let end = (offset + data.len()).min(4096);
+        let n = end.saturating_sub(offset);
+        self.page[offset.min(4096)..end].copy_from_slice(&data[..n]);
+    }
+}
+
+impl FakeRing {
+    /// A 32-bit field of the interface.
+    pub fn field(&self, offset: usize) -> u32 {
+        u32::from_le_bytes(self.page[offset..offset + 4].try_into().expect("4 bytes"))
+    }
+
+    /// Sets a 32-bit field of the interface.
+    pub fn set_field(&mut self, offset: usize, v: u32) {
+        self.page[offset..offset + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// Produces as many of `bytes` as fit into the request ring; returns how many.
+    pub fn push_request_bytes(&mut self, bytes: &[u8]) -> usize {
+        use crate::abi::xenstore::ring;
+        let cons = self.field(ring::REQ_CONS);
+        let mut prod = self.field(ring::REQ_PROD);
+        let free = 1024 - prod.wrapping_sub(cons).min(1024);
+        let n = bytes.len().min(free as usize);
+        for &b in &bytes[..n] {
+            self.page[ring::REQ + (prod % 1024) as usize] = b;
+            prod = prod.wrapping_add(1);
+        }
+        self.set_field(ring::REQ_PROD, prod);
+        n
+    }
+
+    /// Consumes everything in the reply ring (nothing if the indices are broken:
+    /// they are then resynchronised).
+    pub fn pop_reply_bytes(&mut self) -> Vec<u8> {
+        use crate::abi::xenstore::ring;
+        let mut cons = self.field(ring::RSP_CONS);
+        let prod = self.field(ring::RSP_PROD);
+        let mut out = Vec::new();
+        if prod.wrapping_sub(cons) > 1024 {
+            cons = prod;
+        }
+        while cons != prod {
+            out.push(self.page[ring::RSP + (cons % 1024) as usize]);
+            cons = cons.wrapping_add(1);
+        }
+        self.set_field(ring::RSP_CONS, cons);
+        out
+    }
+}
+
+/// Encodes one message: header and payload.
+pub fn xs_message(ty: u32, req_id: u32, tx_id: u32, payload: &[u8]) -> Vec<u8> {
+    let header = crate::abi::xenstore::XsdSockmsg {
+        ty,
+        req_id,
+        tx_id,
+        len: payload.len() as u32,
+    };
+    let mut out = vec![0u8; 16];
+    header.encode(&mut out);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Splits a byte stream of messages into (header, payload) pairs; a trailing
+/// partial message is ignored.
+pub fn xs_messages(mut bytes: &[u8]) -> Vec<(crate::abi::xenstore::XsdSockmsg, Vec<u8>)> {
+    let mut out = Vec::new();
+    while bytes.len() >= 16 {
+        let h = crate::abi::xenstore::XsdSockmsg::decode(bytes);
+        let end = 16 + h.len as usize;
+        if bytes.len() < end {
+            break;
+        }
+        out.push((h, bytes[16..end].to_vec()));
+        bytes = &bytes[end..];
+    }
+    out
 }
