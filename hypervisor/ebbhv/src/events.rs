@@ -17,7 +17,7 @@ use ebbhv_core::addr::CallerAddr;
 use ebbhv_core::error::Errno;
 use ebbhv_core::evtchn::{Action, Bitmap, EventBits, EventChannels, Port};
 use ebbhv_x86::addr::HostPhys;
-use ebbhv_x86::vmcb::{VINTR_IGN_TPR, VINTR_IRQ};
+use ebbhv_x86::vintr::{self, Offered};
 use ebbhv_x86::xen::{self, hvmop};
 
 use crate::guest::Machine;
@@ -27,20 +27,8 @@ use crate::platform::{GuestVirtMemory, Translate};
 
 /// `HVM_PARAM_CALLBACK_IRQ` type 2: deliver upcalls on a vector.
 const CALLBACK_TYPE_VECTOR: u64 = 2;
-/// `vintr` bits 16..19: V_INTR_PRIO; bits 32..39: V_INTR_VECTOR.
-const VINTR_PRIO_SHIFT: u32 = 16;
-const VINTR_VECTOR_SHIFT: u32 = 32;
 /// `exit_int_info` / `event_inj`: valid.
 const EVENT_VALID: u64 = 1 << 31;
-
-/// What V_IRQ carries into the next guest run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Offered {
-    /// The event channel upcall.
-    Upcall(u8),
-    /// A virtual LAPIC interrupt (needs IRR → ISR when taken).
-    Lapic(u8),
-}
 
 /// The 2-level event bitmaps of the running guest, by machine address.
 ///
@@ -203,33 +191,17 @@ pub fn guest_has_work(m: &Machine) -> bool {
 /// withdraws the offer).
 pub fn prepare_entry(m: &mut Machine) {
     let upcall = callback_vector(m).filter(|_| GuestEventBits::of(m).upcall_pending());
-    let offer = match (upcall, m.lapic.deliverable()) {
-        (Some(u), Some(l)) if l > u => Some(Offered::Lapic(l)),
-        (Some(u), _) => Some(Offered::Upcall(u)),
-        (None, Some(l)) => Some(Offered::Lapic(l)),
-        (None, None) => None,
-    };
+    let offer = vintr::choose(upcall, m.lapic.deliverable());
     m.offered = offer;
     let c = &mut m.vcpu.vmcb.control;
-    let keep = c.vintr
-        & !(VINTR_IRQ | VINTR_IGN_TPR | (0xf << VINTR_PRIO_SHIFT) | (0xff << VINTR_VECTOR_SHIFT));
-    c.vintr = match offer {
-        Some(Offered::Upcall(v) | Offered::Lapic(v)) => {
-            keep | VINTR_IRQ
-                | VINTR_IGN_TPR
-                | (0xf << VINTR_PRIO_SHIFT)
-                | (u64::from(v) << VINTR_VECTOR_SHIFT)
-        }
-        None => keep,
-    };
+    c.vintr = vintr::encode(c.vintr, offer);
 }
 
 /// Settles what happened to the offered vector during the run that just ended,
 /// and re-injects an event whose delivery the exit interrupted.
 pub fn after_exit(m: &mut Machine) {
     let c = &mut m.vcpu.vmcb.control;
-    let taken = c.vintr & VINTR_IRQ == 0;
-    if let (true, Some(Offered::Lapic(v))) = (taken, m.offered) {
+    if let (true, Some(Offered::Lapic(v))) = (vintr::taken(c.vintr), m.offered) {
         m.lapic.accept(v);
     }
     m.offered = None;

@@ -12,13 +12,13 @@ use ebbhv_core::addr::{Gfn, Mfn};
 use ebbhv_core::hv::Hypervisor;
 use ebbhv_x86::addr::HostPhys;
 use ebbhv_x86::lapic::VLapic;
+use ebbhv_x86::vintr::Offered;
 use ebbhv_x86::walk::PagingMode;
 use ebbhv_x86::xen::{self, hvmop, VcpuTimeInfo, WallClock, PVCLOCK_TSC_STABLE};
 
 use ebbhv_core::evtchn::EventChannels;
 
 use crate::console::{ConsoleInput, ConsoleStream};
-use crate::events::Offered;
 use crate::loader::DOMID;
 use crate::npt::Npt;
 use crate::phys;

@@ -14,6 +14,8 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use ebbhv_x86::time::{apply_ratio, ratio_32_32};
+
 use crate::clock::rdtsc;
 use crate::idt::TIMER_VECTOR;
 use crate::msr::{rdmsr, wrmsr, APIC_BASE};
@@ -78,16 +80,15 @@ pub fn init(tsc_hz: u64) -> u64 {
     // SAFETY: as above.
     let c1 = unsafe { rdmsr(X2APIC_CURRENT_COUNT) };
     let t1 = rdtsc();
-    let ticks = c0.saturating_sub(c1).max(1);
-    let ratio = ((u128::from(ticks) << 32) / u128::from(t1.wrapping_sub(t0).max(1))) as u64;
-    APIC_PER_TSC.store(ratio.max(1), Ordering::Relaxed);
+    let ratio = ratio_32_32(c0.saturating_sub(c1).max(1), t1.wrapping_sub(t0)).max(1);
+    APIC_PER_TSC.store(ratio, Ordering::Relaxed);
     // SAFETY: stops the calibration count and unmasks the timer's LVT in one-shot
     // mode on TIMER_VECTOR, whose IDT gate is the handler below.
     unsafe {
         wrmsr(X2APIC_INITIAL_COUNT, 0);
         wrmsr(X2APIC_LVT_TIMER, u64::from(TIMER_VECTOR));
     }
-    ((u128::from(tsc_hz) * u128::from(ratio)) >> 32) as u64
+    apply_ratio(tsc_hz, ratio)
 }
 
 /// Asks for an interrupt at TSC time `tsc` (at once if it has passed); replaces
@@ -99,8 +100,8 @@ pub fn arm_at(tsc: u64) {
     }
     let now = rdtsc();
     let delta = tsc.saturating_sub(now);
-    let count = (u128::from(delta) * u128::from(APIC_PER_TSC.load(Ordering::Relaxed))) >> 32;
-    let count = count.clamp(1, u128::from(u32::MAX)) as u64;
+    let count =
+        apply_ratio(delta, APIC_PER_TSC.load(Ordering::Relaxed)).clamp(1, u64::from(u32::MAX));
     ARMED_AT.store(tsc, Ordering::Relaxed);
     // SAFETY: the timer LVT is set up by `init`; a new initial count restarts the
     // one-shot countdown and has no other effect.

@@ -26,9 +26,8 @@ pub fn set(m: &mut Machine, deadline_ns: Option<u64>) {
 /// The TSC value at guest system time `ns`.
 fn tsc_at(m: &Machine, ns: u64) -> u64 {
     let c = &m.clocks;
-    let ticks = (u128::from(ns) * u128::from(c.tsc_hz)) / 1_000_000_000;
     c.tsc_at_boot
-        .wrapping_add(ticks.min(u128::from(u64::MAX)) as u64)
+        .wrapping_add(ebbhv_x86::time::ns_to_ticks(ns, c.tsc_hz))
 }
 
 /// Raises VIRQ_TIMER if the deadline has passed, polls the devices, and arms the

@@ -22,6 +22,7 @@ pub mod paging;
 pub mod ranges;
 pub mod start_info;
 pub mod time;
+pub mod vintr;
 pub mod vmcb;
 pub mod walk;
 pub mod xen;

@@ -28,6 +28,25 @@ pub fn pvclock_ns(delta: u64, mul: u32, shift: i8) -> u64 {
     ((u128::from(d) * u128::from(mul)) >> 32) as u64
 }
 
+/// Ticks of a `hz` clock in `ns` nanoseconds (saturating at `u64::MAX`).
+pub fn ns_to_ticks(ns: u64, hz: u64) -> u64 {
+    let t = u128::from(ns) * u128::from(hz) / 1_000_000_000;
+    t.min(u128::from(u64::MAX)) as u64
+}
+
+/// The ratio of two clocks measured over the same interval (`b_ticks` of clock b
+/// while clock a counted `a_ticks`), as 32.32 fixed point: multiply a count of b
+/// by it and shift right by 32 to get a count of a.
+pub fn ratio_32_32(a_ticks: u64, b_ticks: u64) -> u64 {
+    let r = (u128::from(a_ticks) << 32) / u128::from(b_ticks.max(1));
+    r.min(u128::from(u64::MAX)) as u64
+}
+
+/// Applies a [`ratio_32_32`] to a count (saturating).
+pub fn apply_ratio(count: u64, ratio: u64) -> u64 {
+    ((u128::from(count) * u128::from(ratio)) >> 32).min(u128::from(u64::MAX)) as u64
+}
+
 /// A calendar time as the CMOS RTC gives it (already converted from BCD and 12-hour
 /// form), full four-digit year.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +109,23 @@ mod tests {
                 "{hz}: {one_second}"
             );
         }
+    }
+
+    #[test]
+    fn tick_conversions() {
+        assert_eq!(ns_to_ticks(1_000_000_000, 2_450_000_000), 2_450_000_000);
+        assert_eq!(ns_to_ticks(1_500, 1_000_000_000), 1_500);
+        assert_eq!(ns_to_ticks(u64::MAX, u64::MAX), u64::MAX, "saturates");
+        // An APIC timer at 1 GHz against a 2.45 GHz TSC, measured over 10 ms.
+        let r = ratio_32_32(10_000_000, 24_500_000);
+        let apic = apply_ratio(2_450_000_000, r);
+        assert!((999_999_000..=1_000_000_000).contains(&apic), "{apic}");
+        assert_eq!(
+            ratio_32_32(5, 0),
+            5 << 32,
+            "a zero interval does not divide by 0"
+        );
+        assert_eq!(apply_ratio(u64::MAX, u64::MAX), u64::MAX, "saturates");
     }
 
     #[test]
