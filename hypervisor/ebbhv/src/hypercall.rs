@@ -223,6 +223,23 @@ fn vcpu_op(m: &mut Machine, args: [u64; 5]) -> Result<i64> {
             log!("runstate area of vCPU 0 at gva {area:#x}");
             Ok(0)
         }
+        vcpuop::REGISTER_VCPU_TIME_MEMORY_AREA => {
+            // The pvclock record never changes after boot (a stable TSC, one
+            // scale), so one copy at registration keeps the guest's vDSO copy
+            // current; a NULL address unregisters.
+            let mut b = [0u8; 8];
+            m.guest_memory()
+                .read(arg, &mut b)
+                .map_err(|_| Errno::EFAULT)?;
+            let area = u64::from_le_bytes(b);
+            if area != 0 {
+                let time = m.time_info().to_bytes();
+                m.guest_memory()
+                    .write(CallerAddr(area), &time)
+                    .map_err(|_| Errno::EFAULT)?;
+            }
+            Ok(0)
+        }
         vcpuop::SET_SINGLESHOT_TIMER => {
             let mut b = [0u8; SingleshotTimer::SIZE];
             m.guest_memory()

@@ -84,6 +84,8 @@ pub mod vcpuop {
     pub const STOP_SINGLESHOT_TIMER: u64 = 9;
     /// Move vcpu_info to a guest frame.
     pub const REGISTER_VCPU_INFO: u64 = 10;
+    /// Register a guest-virtual copy of the pvclock record (for the vDSO).
+    pub const REGISTER_VCPU_TIME_MEMORY_AREA: u64 = 13;
 }
 
 /// `HVMOP_*`.
