@@ -22,6 +22,7 @@ extern crate alloc;
 
 pub mod abi;
 pub mod addr;
+pub mod control;
 pub mod domain;
 pub mod error;
 pub mod evtchn;

@@ -1,0 +1,29 @@
+//! The control channel: a line protocol the host's `ebbctl` speaks to the
+//! hypervisor over a serial line, parsed ([`protocol`]) and executed ([`exec`])
+//! here so that both are host-tested; the platform only moves bytes.
+//!
+//! A request is one line of at most [`protocol::MAX_LINE`] bytes: a verb and its
+//! arguments separated by spaces. Every request gets exactly one reply line:
+//! `ok[ <token>...]` or `error <CODE> <message>`, where `CODE` is a Xen/xenstore
+//! error name (`EINVAL`, `ENOENT`, `EACCES`, `E2BIG`, ...), `EPROTO` for a line that
+//! cannot be parsed or `ENOSYS` for an unknown verb. Tokens that hold arbitrary bytes
+//! (xenstore values, paths) are percent-encoded: every byte outside `!`..`~`, and
+//! `%` and `"` themselves, as `%XX`; the empty token is `""`.
+//!
+//! | request | reply |
+//! |---|---|
+//! | `ping` | `ok pong` |
+//! | `info` | `ok key=value ...` (domain memory, heap, xenstore and platform counters) |
+//! | `xs-read PATH` | `ok VALUE` |
+//! | `xs-write PATH VALUE` | `ok` |
+//! | `xs-ls PATH` | `ok NAME ...` |
+//! | `xs-rm PATH` | `ok` |
+//! | `mem-set KIB` | `ok target_kib=KIB` (writes `memory/target`; at most `static-max`) |
+//! | `mem-max KIB` | `ok max_kib=KIB` (the domain's `max_pages` and `memory/static-max`) |
+//! | `shutdown poweroff\|reboot` | `ok` (writes `control/shutdown`; the guest acts on it) |
+//! | `destroy` | `ok` (the platform ends the domain at once) |
+//!
+//! Relative xenstore paths are under the domain's home, `/local/domain/<id>`.
+
+pub mod exec;
+pub mod protocol;

@@ -1,0 +1,355 @@
+//! Executing control requests against the hypervisor and its xenstore, as the
+//! privileged control plane (domain 0), for one domain.
+//!
+//! Execution never fails: every outcome, including a refused line, is a reply
+//! line. What the platform must do besides sending the reply is the returned
+//! [`Effect`]: serve the guest's xenstore ring (watch events may be queued for it)
+//! or end the domain.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::protocol::{self, encode, error_reply, ok_reply, Command};
+use crate::addr::DomId;
+use crate::hv::Hypervisor;
+use crate::xenstore::Xenstore;
+
+/// KiB in a frame.
+const FRAME_KIB: u64 = 4;
+
+/// What the control plane acts on.
+pub struct Context<'a> {
+    /// The hypervisor (domain sizes, heap).
+    pub hv: &'a mut Hypervisor,
+    /// The store.
+    pub store: &'a mut Xenstore,
+    /// The domain the requests are about.
+    pub domain: DomId,
+    /// The platform's counters for `info` (name, value); names are single tokens.
+    pub counters: &'a [(&'a str, u64)],
+}
+
+/// What the platform does after sending the reply.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Effect {
+    /// Nothing more.
+    None,
+    /// xenstore changed: serve the guest's ring and notify it if anything moved.
+    Xenstore,
+    /// End the domain now.
+    Destroy,
+}
+
+/// Parses and runs one request line; returns the reply line (with its newline).
+pub fn execute(line: &[u8], cx: &mut Context<'_>) -> (String, Effect) {
+    match protocol::parse(line) {
+        Ok(cmd) => run(cmd, cx),
+        Err(r) => (error_reply(r.code, r.message), Effect::None),
+    }
+}
+
+fn run(cmd: Command, cx: &mut Context<'_>) -> (String, Effect) {
+    let dom = cx.domain;
+    let xs_error = |e: crate::abi::xenstore::XsError| {
+        (error_reply(e.name(), "xenstore refused"), Effect::None)
+    };
+    match cmd {
+        Command::Ping => (ok_reply(["pong"]), Effect::None),
+        Command::Info => (info(cx), Effect::None),
+        Command::XsRead(path) => match cx.store.control_read(dom, &path) {
+            Ok(v) => (ok_reply([encode(&v).as_str()]), Effect::None),
+            Err(e) => xs_error(e),
+        },
+        Command::XsLs(path) => match cx.store.control_list(dom, &path) {
+            Ok(names) => {
+                let names: Vec<String> = names.iter().map(|n| encode(n.as_bytes())).collect();
+                (ok_reply(names.iter().map(String::as_str)), Effect::None)
+            }
+            Err(e) => xs_error(e),
+        },
+        Command::XsWrite(path, value) => match cx.store.control_write(dom, &path, &value) {
+            Ok(()) => (ok_reply([]), Effect::Xenstore),
+            Err(e) => xs_error(e),
+        },
+        Command::XsRm(path) => match cx.store.control_rm(dom, &path) {
+            Ok(()) => (ok_reply([]), Effect::Xenstore),
+            Err(e) => xs_error(e),
+        },
+        Command::MemSet(kib) => mem_set(cx, kib),
+        Command::MemMax(kib) => mem_max(cx, kib),
+        Command::Shutdown(how) => {
+            match cx
+                .store
+                .control_write(dom, "control/shutdown", how.as_bytes())
+            {
+                Ok(()) => (ok_reply([]), Effect::Xenstore),
+                Err(e) => xs_error(e),
+            }
+        }
+        Command::Destroy => (ok_reply([]), Effect::Destroy),
+    }
+}
+
+/// A number the control plane wrote to xenstore.
+fn read_kib(store: &Xenstore, dom: DomId, key: &str) -> Option<u64> {
+    let v = store.control_read(dom, key).ok()?;
+    core::str::from_utf8(&v).ok()?.trim().parse().ok()
+}
+
+fn mem_set(cx: &mut Context<'_>, kib: u64) -> (String, Effect) {
+    let dom = cx.domain;
+    if cx.hv.domain(dom).is_none() {
+        return (error_reply("ESRCH", "no such domain"), Effect::None);
+    }
+    let max = read_kib(cx.store, dom, "memory/static-max").unwrap_or(u64::MAX);
+    if kib == 0 || kib % FRAME_KIB != 0 {
+        return (
+            error_reply("EINVAL", "target must be a non-zero multiple of 4 KiB"),
+            Effect::None,
+        );
+    }
+    if kib > max {
+        return (
+            error_reply("EINVAL", "target above memory/static-max (see mem-max)"),
+            Effect::None,
+        );
+    }
+    let value = format!("{kib}");
+    match cx
+        .store
+        .control_write(dom, "memory/target", value.as_bytes())
+    {
+        Ok(()) => (
+            ok_reply([format!("target_kib={kib}").as_str()]),
+            Effect::Xenstore,
+        ),
+        Err(e) => (error_reply(e.name(), "xenstore refused"), Effect::None),
+    }
+}
+
+fn mem_max(cx: &mut Context<'_>, kib: u64) -> (String, Effect) {
+    let dom = cx.domain;
+    if kib == 0 || kib % FRAME_KIB != 0 {
+        return (
+            error_reply("EINVAL", "maximum must be a non-zero multiple of 4 KiB"),
+            Effect::None,
+        );
+    }
+    if cx.hv.set_max_pages(dom, kib / FRAME_KIB).is_err() {
+        return (error_reply("ESRCH", "no such domain"), Effect::None);
+    }
+    let value = format!("{kib}");
+    match cx
+        .store
+        .control_write(dom, "memory/static-max", value.as_bytes())
+    {
+        Ok(()) => (
+            ok_reply([format!("max_kib={kib}").as_str()]),
+            Effect::Xenstore,
+        ),
+        Err(e) => (error_reply(e.name(), "xenstore refused"), Effect::None),
+    }
+}
+
+fn info(cx: &Context<'_>) -> String {
+    let dom = cx.domain;
+    let mut fields: Vec<String> = Vec::new();
+    fields.push(format!("domid={}", dom.0));
+    if let Some(d) = cx.hv.domain(dom) {
+        fields.push(format!("tot_pages={}", d.tot_pages()));
+        fields.push(format!("max_pages={}", d.max_pages()));
+    }
+    for (key, name) in [
+        ("memory/target", "target_kib"),
+        ("memory/static-max", "static_max_kib"),
+    ] {
+        if let Some(v) = read_kib(cx.store, dom, key) {
+            fields.push(format!("{name}={v}"));
+        }
+    }
+    let census = cx.hv.heap().census();
+    fields.push(format!("heap_ram={}", census.ram));
+    fields.push(format!("heap_free={}", census.free));
+    fields.push(format!("heap_used={}", census.hypervisor + census.domain));
+    fields.push(format!("heap_hypervisor={}", census.hypervisor));
+    fields.push(format!("heap_domain={}", census.domain));
+    fields.push(format!("heap_offlined={}", census.offlined + census.broken));
+    let xs = cx.store.stats();
+    fields.push(format!("xs_requests={}", xs.requests));
+    fields.push(format!("xs_errors={}", xs.errors));
+    fields.push(format!("xs_events={}", xs.events));
+    fields.push(format!("xs_events_dropped={}", xs.events_dropped));
+    fields.push(format!("xs_ring_resets={}", xs.ring_resets));
+    for (name, value) in cx.counters {
+        fields.push(format!("{}={value}", encode(name.as_bytes())));
+    }
+    ok_reply(fields.iter().map(String::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::memory::E820Entry;
+    use crate::addr::{Gfn, GfnRange, Mfn, MfnRange};
+    use crate::domain::DomainConfig;
+    use crate::heap::FrameHeap;
+    use crate::hv::Config;
+    use crate::testing::FakeFrames;
+    use crate::xenstore::{DomainKeys, Limits};
+
+    const DOM: DomId = DomId(1);
+
+    fn setup() -> (Hypervisor, Xenstore) {
+        let mut heap = FrameHeap::new(MfnRange::new(Mfn(0x100), Mfn(0x2100))).unwrap();
+        heap.add_free_ram(MfnRange::new(Mfn(0x100), Mfn(0x2100)))
+            .unwrap();
+        let mut hv = Hypervisor::new(heap, Config::default());
+        let mut frames = FakeFrames::default();
+        let config = DomainConfig {
+            id: DOM,
+            max_pages: 0x1000,
+            memory_map: Vec::<E820Entry>::new(),
+        };
+        hv.create_domain(config, &mut frames).unwrap();
+        hv.populate_boot_memory(DOM, GfnRange::new(Gfn(0), Gfn(0x800)), &mut frames)
+            .unwrap();
+        let mut store = Xenstore::new(Limits::default());
+        let keys = DomainKeys {
+            name: "t",
+            target_kib: 0x800 * 4,
+            static_max_kib: 0x1000 * 4,
+        };
+        store.introduce_domain(DOM, &keys).unwrap();
+        (hv, store)
+    }
+
+    fn exec(hv: &mut Hypervisor, store: &mut Xenstore, line: &str) -> (String, Effect) {
+        let counters = [("exits_total", 5u64), ("hc_memory_op", 2)];
+        let mut cx = Context {
+            hv,
+            store,
+            domain: DOM,
+            counters: &counters,
+        };
+        execute(line.as_bytes(), &mut cx)
+    }
+
+    #[test]
+    fn info_reports_real_figures() {
+        let (mut hv, mut store) = setup();
+        let (reply, effect) = exec(&mut hv, &mut store, "info");
+        assert_eq!(effect, Effect::None);
+        assert!(
+            reply.starts_with(
+                "ok domid=1 tot_pages=2048 max_pages=4096 target_kib=8192 static_max_kib=16384 "
+            ),
+            "{reply}"
+        );
+        assert!(reply.contains(" heap_free=6143 "), "{reply}");
+        assert!(reply.contains(" heap_domain=2048 "), "{reply}");
+        assert!(
+            reply.ends_with(" exits_total=5 hc_memory_op=2\n"),
+            "{reply}"
+        );
+    }
+
+    #[test]
+    fn xenstore_verbs() {
+        let (mut hv, mut store) = setup();
+        assert_eq!(
+            exec(&mut hv, &mut store, "xs-read memory/target").0,
+            "ok 8192\n"
+        );
+        assert_eq!(
+            exec(&mut hv, &mut store, "xs-read control/shutdown").0,
+            "ok \"\"\n"
+        );
+        assert_eq!(
+            exec(&mut hv, &mut store, "xs-write data/k a%20b"),
+            ("ok\n".into(), Effect::Xenstore)
+        );
+        assert_eq!(
+            exec(&mut hv, &mut store, "xs-read /local/domain/1/data/k").0,
+            "ok a%20b\n"
+        );
+        assert_eq!(
+            exec(&mut hv, &mut store, "xs-ls memory").0,
+            "ok ebb-state static-max target\n"
+        );
+        assert_eq!(exec(&mut hv, &mut store, "xs-rm data/k").0, "ok\n");
+        assert_eq!(
+            exec(&mut hv, &mut store, "xs-read data/k").0,
+            "error ENOENT xenstore refused\n"
+        );
+        assert_eq!(
+            exec(&mut hv, &mut store, "xs-read a//b").0,
+            "error EINVAL xenstore refused\n"
+        );
+        assert_eq!(
+            exec(&mut hv, &mut store, "shutdown poweroff"),
+            ("ok\n".into(), Effect::Xenstore)
+        );
+        assert_eq!(
+            exec(&mut hv, &mut store, "xs-read control/shutdown").0,
+            "ok poweroff\n"
+        );
+    }
+
+    #[test]
+    fn memory_verbs_validate() {
+        let (mut hv, mut store) = setup();
+        assert_eq!(
+            exec(&mut hv, &mut store, "mem-set 4096"),
+            ("ok target_kib=4096\n".into(), Effect::Xenstore)
+        );
+        assert_eq!(store.control_read(DOM, "memory/target").unwrap(), b"4096");
+        assert!(exec(&mut hv, &mut store, "mem-set 0")
+            .0
+            .starts_with("error EINVAL"));
+        assert!(exec(&mut hv, &mut store, "mem-set 4097")
+            .0
+            .starts_with("error EINVAL"));
+        assert!(exec(&mut hv, &mut store, "mem-set 32768")
+            .0
+            .starts_with("error EINVAL"));
+        assert_eq!(
+            exec(&mut hv, &mut store, "mem-max 32768").0,
+            "ok max_kib=32768\n"
+        );
+        assert_eq!(hv.domain(DOM).unwrap().max_pages(), 8192);
+        assert_eq!(
+            exec(&mut hv, &mut store, "mem-set 32768").0,
+            "ok target_kib=32768\n"
+        );
+        assert!(exec(&mut hv, &mut store, "mem-max 0")
+            .0
+            .starts_with("error EINVAL"));
+        assert_eq!(store.control_read(DOM, "memory/target").unwrap(), b"32768");
+    }
+
+    #[test]
+    fn bad_lines_get_error_replies() {
+        let (mut hv, mut store) = setup();
+        for (line, code) in [
+            ("", "EPROTO"),
+            ("nope", "ENOSYS"),
+            ("xs-read", "EINVAL"),
+            ("mem-set lots", "EINVAL"),
+            ("xs-write a\u{1}b c", "EPROTO"),
+        ] {
+            let (reply, effect) = exec(&mut hv, &mut store, line);
+            assert!(
+                reply.starts_with(&format!("error {code} ")),
+                "{line:?}: {reply}"
+            );
+            assert!(reply.ends_with('\n'));
+            assert_eq!(effect, Effect::None);
+        }
+        assert_eq!(
+            exec(&mut hv, &mut store, "destroy"),
+            ("ok\n".into(), Effect::Destroy)
+        );
+        assert_eq!(exec(&mut hv, &mut store, "ping").0, "ok pong\n");
+    }
+}

@@ -1,0 +1,227 @@
+//! Parsing request lines and formatting replies: the one place where bytes from
+//! the control channel are checked.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+/// The longest request line, without its newline.
+pub const MAX_LINE: usize = 8192;
+
+/// A parsed request.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Command {
+    /// `ping`.
+    Ping,
+    /// `info`.
+    Info,
+    /// `xs-read PATH`.
+    XsRead(String),
+    /// `xs-write PATH VALUE`.
+    XsWrite(String, Vec<u8>),
+    /// `xs-ls PATH`.
+    XsLs(String),
+    /// `xs-rm PATH`.
+    XsRm(String),
+    /// `mem-set KIB`.
+    MemSet(u64),
+    /// `mem-max KIB`.
+    MemMax(u64),
+    /// `shutdown poweroff|reboot`.
+    Shutdown(&'static str),
+    /// `destroy`.
+    Destroy,
+}
+
+/// Why a line is refused, as the reply's code and message.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Refusal {
+    /// `EPROTO`, `ENOSYS`, `EINVAL`, or a xenstore error name.
+    pub code: &'static str,
+    /// Human-readable detail.
+    pub message: &'static str,
+}
+
+const fn refuse(code: &'static str, message: &'static str) -> Refusal {
+    Refusal { code, message }
+}
+
+/// Parses one line (without its newline; a trailing `\r` is ignored).
+pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > MAX_LINE {
+        return Err(refuse("E2BIG", "line too long"));
+    }
+    let words = line
+        .split(|&c| c == b' ')
+        .filter(|w| !w.is_empty())
+        .map(decode)
+        .collect::<Option<Vec<Vec<u8>>>>()
+        .ok_or(refuse(
+            "EPROTO",
+            "bad percent-encoding or control character",
+        ))?;
+    let (verb, args) = words.split_first().ok_or(refuse("EPROTO", "empty line"))?;
+    let text = |b: &Vec<u8>| {
+        String::from_utf8(b.clone()).map_err(|_| refuse("EINVAL", "path is not UTF-8"))
+    };
+    let number = |b: &Vec<u8>| {
+        core::str::from_utf8(b)
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or(refuse("EINVAL", "expected a number of KiB"))
+    };
+    let arity = refuse("EINVAL", "wrong number of arguments");
+    match (verb.as_slice(), args) {
+        (b"ping", []) => Ok(Command::Ping),
+        (b"info", []) => Ok(Command::Info),
+        (b"xs-read", [p]) => Ok(Command::XsRead(text(p)?)),
+        (b"xs-write", [p, v]) => Ok(Command::XsWrite(text(p)?, v.clone())),
+        (b"xs-ls", [p]) => Ok(Command::XsLs(text(p)?)),
+        (b"xs-rm", [p]) => Ok(Command::XsRm(text(p)?)),
+        (b"mem-set", [n]) => Ok(Command::MemSet(number(n)?)),
+        (b"mem-max", [n]) => Ok(Command::MemMax(number(n)?)),
+        (b"shutdown", [how]) => match how.as_slice() {
+            b"poweroff" => Ok(Command::Shutdown("poweroff")),
+            b"reboot" => Ok(Command::Shutdown("reboot")),
+            _ => Err(refuse("EINVAL", "shutdown takes poweroff or reboot")),
+        },
+        (b"destroy", []) => Ok(Command::Destroy),
+        (
+            b"ping" | b"info" | b"xs-read" | b"xs-write" | b"xs-ls" | b"xs-rm" | b"mem-set"
+            | b"mem-max" | b"shutdown" | b"destroy",
+            _,
+        ) => Err(arity),
+        _ => Err(refuse("ENOSYS", "unknown verb")),
+    }
+}
+
+/// Decodes one token; `None` if it has a bad escape or a raw control byte.
+pub fn decode(token: &[u8]) -> Option<Vec<u8>> {
+    if token == b"\"\"" {
+        return Some(Vec::new());
+    }
+    let mut out = Vec::with_capacity(token.len());
+    let mut i = 0;
+    while i < token.len() {
+        match token[i] {
+            b'%' => {
+                let hex = token.get(i + 1..i + 3)?;
+                let hex = core::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'"' => return None,
+            c if c.is_ascii_graphic() => {
+                out.push(c);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Encodes bytes as one token.
+pub fn encode(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return String::from("\"\"");
+    }
+    let mut out = String::with_capacity(bytes.len());
+    for &c in bytes {
+        if c.is_ascii_graphic() && c != b'%' && c != b'"' {
+            out.push(char::from(c));
+        } else {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "%{c:02X}");
+        }
+    }
+    out
+}
+
+/// `ok` followed by the tokens, and the newline.
+pub fn ok_reply<'a>(tokens: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::from("ok");
+    for t in tokens {
+        out.push(' ');
+        out.push_str(t);
+    }
+    out.push('\n');
+    out
+}
+
+/// `error CODE message` and the newline.
+pub fn error_reply(code: &str, message: &str) -> String {
+    alloc::format!("error {code} {message}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_and_arguments() {
+        assert_eq!(parse(b"ping"), Ok(Command::Ping));
+        assert_eq!(parse(b"  info \r"), Ok(Command::Info));
+        assert_eq!(
+            parse(b"xs-read memory/target"),
+            Ok(Command::XsRead("memory/target".into()))
+        );
+        assert_eq!(
+            parse(b"xs-write control/shutdown poweroff"),
+            Ok(Command::XsWrite(
+                "control/shutdown".into(),
+                b"poweroff".to_vec()
+            ))
+        );
+        assert_eq!(
+            parse(b"xs-write data/x \"\""),
+            Ok(Command::XsWrite("data/x".into(), Vec::new()))
+        );
+        assert_eq!(
+            parse(b"xs-write data/x a%20b%25%00"),
+            Ok(Command::XsWrite("data/x".into(), b"a b%\0".to_vec()))
+        );
+        assert_eq!(parse(b"mem-set 131072"), Ok(Command::MemSet(131072)));
+        assert_eq!(parse(b"mem-max 1"), Ok(Command::MemMax(1)));
+        assert_eq!(parse(b"shutdown reboot"), Ok(Command::Shutdown("reboot")));
+        assert_eq!(parse(b"destroy"), Ok(Command::Destroy));
+    }
+
+    #[test]
+    fn malformed_lines_are_refused() {
+        let code = |l: &[u8]| parse(l).unwrap_err().code;
+        assert_eq!(code(b""), "EPROTO");
+        assert_eq!(code(b"   "), "EPROTO");
+        assert_eq!(code(b"frobnicate"), "ENOSYS");
+        assert_eq!(code(b"ping extra"), "EINVAL");
+        assert_eq!(code(b"xs-read"), "EINVAL");
+        assert_eq!(code(b"mem-set -5"), "EINVAL");
+        assert_eq!(code(b"mem-set 12k"), "EINVAL");
+        assert_eq!(code(b"mem-set 99999999999999999999999"), "EINVAL");
+        assert_eq!(code(b"mem-set \"\""), "EINVAL");
+        assert_eq!(code(b"shutdown now"), "EINVAL");
+        assert_eq!(code(b"xs-read a%zz"), "EPROTO");
+        assert_eq!(code(b"xs-read a%2"), "EPROTO");
+        assert_eq!(code(b"xs-read a\tb"), "EPROTO");
+        assert_eq!(code(b"xs-read a\"b"), "EPROTO");
+        assert_eq!(code(b"xs-read %FF"), "EINVAL");
+        assert_eq!(code(&[b'a'; MAX_LINE + 1]), "E2BIG");
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        for bytes in [&b""[..], b"plain", b"with space", b"%\"\n\0\xff", b"\"\""] {
+            let t = encode(bytes);
+            assert!(!t.contains(' '));
+            assert_eq!(decode(t.as_bytes()).as_deref(), Some(bytes));
+        }
+        assert_eq!(ok_reply(["a", "b"]), "ok a b\n");
+        assert_eq!(ok_reply([]), "ok\n");
+        assert_eq!(
+            error_reply("ENOENT", "no such node"),
+            "error ENOENT no such node\n"
+        );
+    }
+}
