@@ -195,6 +195,7 @@ impl Balloon {
             .lock()
             .reservation
             .retry_superpages(self.superpages);
+        let mut moved = 0;
         for _ in 0..BATCHES_PER_RUN {
             let mut state = self.state.lock();
             let current = state.reservation.current_pages();
@@ -226,18 +227,29 @@ impl Balloon {
                     }
                     return;
                 }
+                // The engine fell back from 2 MiB to 4 KiB extents: next batch.
                 Batch {
                     pages: 0,
                     stall: None,
                 } => {}
-                Batch { .. } => {
+                Batch { pages, .. } => {
+                    moved += pages;
                     state.progress = Progress::Working;
                     state.tunables.retry_count = 0;
                     state.tunables.schedule_delay_s = 1;
                 }
             }
         }
-        self.worker.schedule(0);
+        if moved > 0 {
+            self.worker.schedule(0);
+            return;
+        }
+        // A whole run of fallbacks without moving a page: back off rather than spin.
+        let delay = self.back_off(&mut self.state.lock(), Stall::HypervisorRefused);
+        if let Some(delay_s) = delay {
+            self.worker
+                .schedule(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
+        }
     }
 
     /// Records an attempt without progress; returns the delay before the next one, or
