@@ -103,7 +103,7 @@ fn mem_set(cx: &mut Context<'_>, kib: u64) -> (String, Effect) {
         return (error_reply("ESRCH", "no such domain"), Effect::None);
     }
     let max = read_kib(cx.store, dom, "memory/static-max").unwrap_or(u64::MAX);
-    if kib == 0 || kib % FRAME_KIB != 0 {
+    if kib == 0 || !kib.is_multiple_of(FRAME_KIB) {
         return (
             error_reply("EINVAL", "target must be a non-zero multiple of 4 KiB"),
             Effect::None,
@@ -130,7 +130,7 @@ fn mem_set(cx: &mut Context<'_>, kib: u64) -> (String, Effect) {
 
 fn mem_max(cx: &mut Context<'_>, kib: u64) -> (String, Effect) {
     let dom = cx.domain;
-    if kib == 0 || kib % FRAME_KIB != 0 {
+    if kib == 0 || !kib.is_multiple_of(FRAME_KIB) {
         return (
             error_reply("EINVAL", "maximum must be a non-zero multiple of 4 KiB"),
             Effect::None,
