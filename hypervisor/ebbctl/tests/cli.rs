@@ -1,0 +1,203 @@
+//! ebbctl against a fake hypervisor on a temporary Unix socket: what it sends for
+//! each verb, how it prints replies, and its exit status on every kind of failure.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::mpsc;
+use std::thread;
+
+/// A fake server that answers each request line with `answer(line)` (or never, for
+/// `None`) and reports the lines it got.
+fn fake_server(
+    name: &str,
+    answer: fn(&str) -> Option<String>,
+) -> (PathBuf, mpsc::Receiver<String>) {
+    let dir = std::env::temp_dir().join(format!("ebbctl-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("control.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let stream = stream.unwrap();
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                continue;
+            }
+            let line = line.trim_end().to_string();
+            let _ = tx.send(line.clone());
+            match answer(&line) {
+                Some(reply) => {
+                    let mut w = &stream;
+                    w.write_all(reply.as_bytes()).unwrap();
+                }
+                None => thread::sleep(std::time::Duration::from_secs(5)),
+            }
+        }
+    });
+    (path, rx)
+}
+
+fn ebbctl(socket: &PathBuf, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ebbctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove("EBBCTL_SOCKET")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn hv(line: &str) -> Option<String> {
+    Some(match line {
+        "ping" => "ok pong\n".into(),
+        "info" => {
+            "ok domid=1 tot_pages=65536 max_pages=131072 target_kib=262144 heap_free=1000\n".into()
+        }
+        "xs-read memory/target" => "ok 262144\n".into(),
+        "xs-read control/shutdown" => "ok \"\"\n".into(),
+        "xs-read data/spaced" => "ok a%20b\n".into(),
+        "xs-ls memory" => "ok static-max target\n".into(),
+        "xs-read missing" => "error ENOENT xenstore refused\n".into(),
+        l if l.starts_with("xs-write ") || l.starts_with("xs-rm ") => "ok\n".into(),
+        l if l.starts_with("mem-set ") => format!("ok target_kib={}\n", &l[8..]),
+        l if l.starts_with("mem-max ") => format!("ok max_kib={}\n", &l[8..]),
+        "shutdown poweroff" | "shutdown reboot" | "destroy" => "ok\n".into(),
+        _ => "error ENOSYS unknown verb\n".into(),
+    })
+}
+
+#[test]
+fn verbs_send_the_protocol_lines_and_print_replies() {
+    let (sock, rx) = fake_server("verbs", hv);
+    let o = ebbctl(&sock, &["ping"]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "pong\n");
+    let o = ebbctl(&sock, &["info"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("tot_pages   65536\n"), "{}", stdout(&o));
+    let o = ebbctl(&sock, &["info", "--raw"]);
+    assert!(stdout(&o).starts_with("ok domid=1 tot_pages=65536"));
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["xenstore-read", "memory/target"])),
+        "262144\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["xenstore-read", "control/shutdown"])),
+        "\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["xenstore-read", "data/spaced"])),
+        "a b\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["xenstore-ls", "memory"])),
+        "static-max\ntarget\n"
+    );
+    assert!(ebbctl(&sock, &["xenstore-write", "data/x", "two words"])
+        .status
+        .success());
+    assert!(ebbctl(&sock, &["xenstore-write", "data/x", ""])
+        .status
+        .success());
+    assert!(ebbctl(&sock, &["xenstore-rm", "data/x"]).status.success());
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["mem-set", "128"])),
+        "target_kib=131072\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["mem-set", "65536k"])),
+        "target_kib=65536\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["mem-max", "1g"])),
+        "max_kib=1048576\n"
+    );
+    assert!(ebbctl(&sock, &["shutdown"]).status.success());
+    assert!(ebbctl(&sock, &["shutdown", "reboot"]).status.success());
+    assert!(ebbctl(&sock, &["shutdown", "--force"]).status.success());
+    assert!(ebbctl(&sock, &["raw", "ping"]).status.success());
+    let sent: Vec<String> = rx.try_iter().collect();
+    for expected in [
+        "xs-write data/x two%20words",
+        "xs-write data/x \"\"",
+        "mem-set 131072",
+        "mem-max 1048576",
+        "shutdown poweroff",
+        "shutdown reboot",
+        "destroy",
+    ] {
+        assert!(
+            sent.iter().any(|l| l == expected),
+            "{expected:?} not in {sent:?}"
+        );
+    }
+}
+
+#[test]
+fn failures_have_distinct_statuses() {
+    let (sock, _rx) = fake_server("errors", hv);
+    let o = ebbctl(&sock, &["xenstore-read", "missing"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ENOENT"));
+    for args in [
+        &["mem-set", "lots"][..],
+        &["mem-set"],
+        &["frob"],
+        &[],
+        &["xenstore-read"],
+        &["shutdown", "now"],
+        &["--timeout", "x", "ping"],
+    ] {
+        let o = ebbctl(&sock, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(!o.stderr.is_empty());
+    }
+    let nowhere = PathBuf::from("/nonexistent/ebbctl.sock");
+    let o = ebbctl(&nowhere, &["ping"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot connect"));
+}
+
+#[test]
+fn a_silent_hypervisor_times_out() {
+    let (sock, _rx) = fake_server("silent", |_| None);
+    let o = ebbctl(&sock, &["--timeout", "0.3", "ping"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no reply"));
+}
+
+#[test]
+fn every_verb_has_help() {
+    let sock = PathBuf::from("/nonexistent");
+    let o = ebbctl(&sock, &["--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    for verb in [
+        "info",
+        "xenstore-read",
+        "xenstore-write",
+        "xenstore-ls",
+        "xenstore-rm",
+        "mem-set",
+        "mem-max",
+        "shutdown",
+        "ping",
+        "raw",
+    ] {
+        assert!(help.contains(verb), "{verb}");
+        let o = ebbctl(&sock, &[verb, "--help"]);
+        assert!(o.status.success(), "{verb}");
+        assert!(stdout(&o).starts_with("Usage: ebbctl"), "{verb}");
+        let o = ebbctl(&sock, &["help", verb]);
+        assert!(o.status.success(), "{verb}");
+    }
+}
