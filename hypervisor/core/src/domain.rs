@@ -33,7 +33,8 @@ pub struct DomainConfig {
 /// - Every RAM leaf of `p2m` maps frames this domain owns, each recorded in the heap
 ///   at exactly the guest frame that maps it; every other p2m leaf maps a hypervisor
 ///   frame lent to this domain, likewise recorded.
-/// - `shared_info` and `grant_frames` are hypervisor frames lent to this domain.
+/// - `shared_info`, `grant_frames` and `special_pages` are hypervisor frames lent to
+///   this domain.
 /// - `log_dirty` is `Some` exactly while log-dirty mode is on.
 pub struct Domain {
     pub(crate) id: DomId,
@@ -42,6 +43,7 @@ pub struct Domain {
     pub(crate) p2m: P2m,
     pub(crate) shared_info: Mfn,
     pub(crate) grant_frames: Vec<Mfn>,
+    pub(crate) special_pages: Vec<Mfn>,
     pub(crate) memory_map: Vec<E820Entry>,
     pub(crate) log_dirty: Option<DirtyLog>,
 }
@@ -56,6 +58,7 @@ impl Domain {
             p2m: P2m::new(gfn_limit),
             shared_info,
             grant_frames: Vec::new(),
+            special_pages: Vec::new(),
             memory_map: config.memory_map,
             log_dirty: None,
         }
@@ -89,6 +92,12 @@ impl Domain {
     /// The hypervisor frames of its grant table allocated so far.
     pub fn grant_frames(&self) -> &[Mfn] {
         &self.grant_frames
+    }
+
+    /// The hypervisor frames lent to it for the platform's services (its xenstore
+    /// ring), in the order they were mapped.
+    pub fn special_pages(&self) -> &[Mfn] {
+        &self.special_pages
     }
 
     /// The memory map it is given.

@@ -49,6 +49,45 @@ fn shared_info_replaces_ram_and_moves() {
 }
 
 #[test]
+fn special_pages_are_lent_mapped_and_freed_with_the_domain() {
+    let mut bed = Bed::new();
+    assert_eq!(bed.populate(9, &[0x200]), 1);
+    let free = bed.hv.heap().free_frames();
+    let page = bed
+        .hv
+        .map_special_page(DOM, Gfn(0x2fe), &mut bed.frames)
+        .unwrap();
+    assert_eq!(bed.mfn_of(0x2fe), Some(page));
+    assert_eq!(bed.tot_pages(), 511, "the RAM page under it was given back");
+    assert_eq!(bed.hv.domain(DOM).unwrap().special_pages(), [page]);
+    assert!(matches!(
+        bed.hv.heap().state(page),
+        Some(FrameState::Hypervisor {
+            lent_to: Some(DOM),
+            ..
+        })
+    ));
+    bed.check();
+    // Decrease cannot take it away; a bad frame or domain is refused.
+    assert_eq!(bed.decrease(0, &[0x2fe]), 0);
+    assert!(bed
+        .hv
+        .map_special_page(DOM, Gfn(1 << 36), &mut bed.frames)
+        .is_err());
+    assert!(bed
+        .hv
+        .map_special_page(DomId(9), Gfn(1), &mut bed.frames)
+        .is_err());
+    bed.check();
+    bed.hv.destroy_domain(DOM).unwrap();
+    assert!(bed.hv.heap().free_frames() > free);
+    assert!(matches!(
+        bed.hv.heap().state(page),
+        Some(FrameState::Free { .. })
+    ));
+}
+
+#[test]
 fn grant_frames_are_allocated_on_first_map() {
     let mut bed = Bed::new();
     assert_eq!(add(&mut bed, XENMAPSPACE_GRANT_TABLE, 3, 0xa000, 0), 0);

@@ -76,7 +76,9 @@ impl Hypervisor {
             if mapped != dom.p2m.mapped_frames() {
                 return Err("the p2m's mapped count differs from its leaves");
             }
-            let lent = core::iter::once(dom.shared_info).chain(dom.grant_frames.iter().copied());
+            let lent = core::iter::once(dom.shared_info)
+                .chain(dom.grant_frames.iter().copied())
+                .chain(dom.special_pages.iter().copied());
             for mfn in lent {
                 match self.heap.state(mfn) {
                     Some(FrameState::Hypervisor {

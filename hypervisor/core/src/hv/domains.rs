@@ -92,7 +92,9 @@ impl Hypervisor {
                 .free(mfn, Order::ORDER_4K, Owner::Domain(id))
                 .map_err(inconsistent_heap)?;
         }
-        let lent = core::iter::once(domain.shared_info).chain(domain.grant_frames.iter().copied());
+        let lent = core::iter::once(domain.shared_info)
+            .chain(domain.grant_frames.iter().copied())
+            .chain(domain.special_pages.iter().copied());
         for mfn in lent {
             self.heap
                 .set_gfn(mfn, id, None)

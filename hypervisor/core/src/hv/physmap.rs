@@ -52,6 +52,33 @@ impl Hypervisor {
         }
     }
 
+    /// Lends a new, zeroed hypervisor frame to domain `id` and maps it at `gpfn`
+    /// (replacing what was there, as for add_to_physmap): a page the platform
+    /// shares with the guest for one of its services, such as the xenstore ring.
+    /// The frame stays lent until the domain is destroyed.
+    pub fn map_special_page(
+        &mut self,
+        id: DomId,
+        gpfn: Gfn,
+        frames: &mut dyn FrameOps,
+    ) -> Result<Mfn, Error> {
+        let target = gpfn.single().ok_or(Errno::EINVAL)?;
+        if !self.gfn_in_limit(target) {
+            return Err(Errno::EINVAL.into());
+        }
+        if !self.domains.contains_key(&id) {
+            return Err(Errno::ESRCH.into());
+        }
+        let frame = self
+            .heap
+            .alloc(Order::ORDER_4K, Owner::Hypervisor, frames)
+            .ok_or(Errno::ENOMEM)?;
+        self.heap.lend(frame, Some(id)).map_err(inconsistent_heap)?;
+        self.domain_mut(id)?.special_pages.push(frame);
+        self.map_lent_frame(id, frame, gpfn)?;
+        Ok(frame)
+    }
+
     /// Removes whatever `gpfn` maps (`EINVAL` if nothing): RAM is freed, a lent
     /// frame unmapped.
     pub fn remove_from_physmap(&mut self, id: DomId, gpfn: Gfn) -> Result<(), Error> {
