@@ -1,0 +1,66 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Deflate on OOM: with the balloon at its floor, a program that needs more memory
+# than is free still runs to completion (its pages intact) because ebb's OOM
+# notifier gives ballooned pages back, 2 MiB per call; the deflate is recorded
+# (ebb/oom_deflated_pages, reason oom_deflate) and nothing is killed.
+cd "$(dirname "$0")" || exit 1
+. ./lib.sh
+
+SYS=/sys/devices/system/xen_memory/xen_memory0
+
+ktap_print_header
+
+skip_all() {
+    ktap_set_plan 1
+    ktap_test_skip "deflate on OOM ($1)"
+    ktap_finished
+}
+on_xen || skip_all "not on Xen: ebb.ko refuses to load"
+[ -f "$EBB_KO" ] && command -v memcheck >/dev/null || skip_all "ebb.ko or memcheck not installed"
+ktap_set_plan 3
+
+ebb_loaded && rmmod ebb
+mem_boot=$(mem_total_kb)
+insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+echo 60 > $SYS/max_schedule_delay
+
+floor_kb=$(cat $SYS/ebb/floor_kb)
+echo "$floor_kb" > $SYS/target_kb
+i=0
+while [ $i -lt 300 ] && [ "$(cat $SYS/ebb/state)" != reached ]; do sleep 0.1; i=$((i + 1)); done
+free_kb=$(awk '/^MemFree:/ { print $2 }' /proc/meminfo)
+need_mib=$((free_kb / 1024 + 24))
+ktap_print_msg "balloon at $(cat $SYS/info/current_kb) KiB, $free_kb kB free; memcheck needs $need_mib MiB"
+dmesg -c >/dev/null
+
+# The heuristic overcommit check would refuse more than MemTotal before any page is
+# touched; the point is to run out of memory while touching them.
+overcommit=$(cat /proc/sys/vm/overcommit_memory)
+echo 1 > /proc/sys/vm/overcommit_memory
+out=$(memcheck $need_mib 1 true 2>&1)
+status=$?
+echo "$overcommit" > /proc/sys/vm/overcommit_memory
+echo "$out" | sed 's/^/# /'
+deflated=$(cat $SYS/ebb/oom_deflated_pages)
+reason=$(cat $SYS/ebb/reason)
+ktap_print_msg "memcheck status $status; ebb deflated $deflated pages; reason $reason"
+if [ $status -eq 0 ]; then
+    ktap_test_pass "a program needing more than the free memory completes with its pages intact"
+else
+    ktap_test_fail "a program needing more than the free memory completes with its pages intact"
+fi
+if [ "$deflated" -gt 0 ] && [ "$reason" = oom_deflate ] && ! dmesg | grep -q "Killed process"; then
+    ktap_test_pass "the OOM notifier deflated the balloon, recorded it, and nothing was killed"
+else
+    dmesg | grep -iE "oom|killed" | head -5 | sed 's/^/# /'
+    ktap_test_fail "the OOM notifier deflated the balloon, recorded it, and nothing was killed"
+fi
+
+rmmod ebb
+if [ "$(mem_total_kb)" = "$mem_boot" ]; then
+    ktap_test_pass "rmmod restores MemTotal after deflating on OOM"
+else
+    ktap_test_fail "rmmod restores MemTotal after deflating on OOM"
+fi
+ktap_finished
