@@ -4,9 +4,7 @@
 //! that tells them apart (poweroff 33, crash 37, reboot 39; `run-hv.sh` maps them
 //! to 0, 2 and 3), after the `[hv]` summary of the run.
 
-use ebbhv_x86::acpi::{
-    RESET_PORT, RESET_VALUE, SLEEP_CONTROL_PORT, SLEEP_ENABLE, SLEEP_TYPE_MASK, SLEEP_TYPE_S5,
-};
+use ebbhv_x86::acpi::{power_request, PowerRequest};
 
 use crate::exit::{exit_qemu, ExitCode};
 use crate::guest::Machine;
@@ -41,13 +39,9 @@ pub fn shutdown(m: &mut Machine, reason: u32, how: &str) -> ! {
 /// A guest OUT to `port`: ends the run if it is an S5 entry on the ACPI sleep
 /// control register or a reset on the reset register; otherwise does nothing.
 pub fn port_write(m: &mut Machine, port: u16, value: u8) {
-    if port == SLEEP_CONTROL_PORT
-        && value & SLEEP_ENABLE != 0
-        && value & SLEEP_TYPE_MASK == SLEEP_TYPE_S5
-    {
-        shutdown(m, SHUTDOWN_POWEROFF, "ACPI S5");
-    }
-    if port == RESET_PORT && value == RESET_VALUE {
-        shutdown(m, SHUTDOWN_REBOOT, "ACPI reset register");
+    match power_request(port, value) {
+        Some(PowerRequest::PowerOff) => shutdown(m, SHUTDOWN_POWEROFF, "ACPI S5"),
+        Some(PowerRequest::Reset) => shutdown(m, SHUTDOWN_REBOOT, "ACPI reset register"),
+        None => {}
     }
 }

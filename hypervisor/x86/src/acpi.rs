@@ -51,6 +51,29 @@ pub const RESET_PORT: u16 = 0xcf9;
 /// The value written to the reset register to reset.
 pub const RESET_VALUE: u8 = 0x06;
 
+/// What a guest write to one of the FADT's power registers asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerRequest {
+    /// Enter S5: power off.
+    PowerOff,
+    /// Reset the machine: reboot.
+    Reset,
+}
+
+/// Decodes a guest OUT of `value` to `port`: S5 with SLP_EN on the sleep control
+/// register, or the reset value on the reset register; anything else is `None`.
+pub fn power_request(port: u16, value: u8) -> Option<PowerRequest> {
+    match port {
+        SLEEP_CONTROL_PORT
+            if value & SLEEP_ENABLE != 0 && value & SLEEP_TYPE_MASK == SLEEP_TYPE_S5 =>
+        {
+            Some(PowerRequest::PowerOff)
+        }
+        RESET_PORT if value == RESET_VALUE => Some(PowerRequest::Reset),
+        _ => None,
+    }
+}
+
 /// The DSDT's AML: `Name (_S5, Package (4) { 5, 5, 0, 0 })`.
 const DSDT_AML: [u8; 14] = [
     0x08, b'_', b'S', b'5', b'_', // NameOp "_S5_"
@@ -181,6 +204,17 @@ mod tests {
         let off = (addr - base) as usize;
         let len = u32::from_le_bytes(t[off + 4..off + 8].try_into().unwrap()) as usize;
         &t[off..off + len]
+    }
+
+    #[test]
+    fn power_register_writes() {
+        // Linux's acpi_hw_extended_sleep(S5): SLP_TYP 5 << 2 | SLP_EN.
+        assert_eq!(power_request(0x604, 0x34), Some(PowerRequest::PowerOff));
+        assert_eq!(power_request(0x604, 0x14), None, "no SLP_EN");
+        assert_eq!(power_request(0x604, 0x20 | (3 << 2)), None, "S3 is not off");
+        assert_eq!(power_request(0x605, 0x80), None, "status register");
+        assert_eq!(power_request(0xcf9, 0x06), Some(PowerRequest::Reset));
+        assert_eq!(power_request(0xcf9, 0x02), None);
     }
 
     #[test]
