@@ -1,0 +1,63 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Balloon throughput and hypercall economy: from the boot size down to the floor and
+# back, timing each way and counting reservation hypercalls. ebb moves 512 extents of
+# 2 MiB per hypercall, so a GiB takes a handful of calls each way (the C driver
+# makes 512: 4 KiB extents, 512 per call).
+cd "$(dirname "$0")" || exit 1
+. ./lib.sh
+
+SYS=/sys/devices/system/xen_memory/xen_memory0
+MAX_CALLS_PER_GIB=8
+
+ktap_print_header
+
+skip_all() {
+    ktap_set_plan 1
+    ktap_test_skip "balloon throughput ($1)"
+    ktap_finished
+}
+on_xen || skip_all "not on Xen: ebb.ko refuses to load"
+[ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
+ktap_set_plan 2
+
+ebb_loaded && rmmod ebb
+insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+
+uptime_cs() { tr -d . < /proc/uptime | cut -d' ' -f1; }
+settle() {
+    i=0
+    while [ $i -lt 3000 ]; do
+        case "$(cat $SYS/ebb/state)" in reached|stalled|gave_up) return 0 ;; esac
+        sleep 0.05
+        i=$((i + 1))
+    done
+}
+
+# Moves to target $2 KiB; checks hypercalls per GiB moved; $1 names the direction.
+measure() {
+    from=$(cat $SYS/info/current_kb)
+    calls0=$(cat $SYS/ebb/hypercalls)
+    t0=$(uptime_cs)
+    echo "$2" > $SYS/target_kb
+    settle
+    cs=$(($(uptime_cs) - t0))
+    [ $cs -gt 0 ] || cs=1
+    moved_kb=$(($(cat $SYS/info/current_kb) - from))
+    moved_kb=${moved_kb#-}
+    calls=$(($(cat $SYS/ebb/hypercalls) - calls0))
+    per_gib=$(( (calls * 1048576 + moved_kb - 1) / (moved_kb > 0 ? moved_kb : 1) ))
+    ktap_print_msg "$1: $moved_kb KiB in ${cs}0 ms ($((moved_kb * 100 / 1024 / cs)) MiB/s, $((moved_kb * 25 / cs)) pages/s), $calls hypercalls ($per_gib per GiB), state $(cat $SYS/ebb/state)"
+    if [ "$(cat $SYS/ebb/state)" = reached ] && [ $per_gib -le $MAX_CALLS_PER_GIB ]; then
+        ktap_test_pass "$1: at most $MAX_CALLS_PER_GIB hypercalls per GiB"
+    else
+        ktap_test_fail "$1: at most $MAX_CALLS_PER_GIB hypercalls per GiB"
+    fi
+}
+
+start_kb=$(cat $SYS/info/current_kb)
+echo 0 > $SYS/scrub_pages
+measure "balloon out to the floor" "$(cat $SYS/ebb/floor_kb)"
+measure "balloon in to the boot size" "$start_kb"
+rmmod ebb
+ktap_finished
