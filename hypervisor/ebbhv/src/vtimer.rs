@@ -23,11 +23,12 @@ pub fn set(m: &mut Machine, deadline_ns: Option<u64>) {
     m.timer_deadline = deadline_ns;
 }
 
-/// The TSC value at guest system time `ns`.
+/// The TSC value at guest system time `ns` (saturating, so that a deadline a
+/// guest sets far in the future stays in the future).
 fn tsc_at(m: &Machine, ns: u64) -> u64 {
     let c = &m.clocks;
     c.tsc_at_boot
-        .wrapping_add(ebbhv_x86::time::ns_to_ticks(ns, c.tsc_hz))
+        .saturating_add(ebbhv_x86::time::ns_to_ticks(ns, c.tsc_hz))
 }
 
 /// Raises VIRQ_TIMER if the deadline has passed, polls the devices, and arms the
@@ -48,8 +49,10 @@ pub fn service(m: &mut Machine) {
 }
 
 /// Looks at the devices the guest gets events from: console input on COM1 (read
-/// into the console_io queue, announced with VIRQ_CONSOLE).
+/// into the console_io queue, announced with VIRQ_CONSOLE) and the control channel
+/// on COM2 (which may change xenstore and so notify the guest).
 pub fn poll_devices(m: &mut Machine) {
+    crate::control::poll(m);
     if m.console_in.poll() {
         raise_virq(m, VIRQ_CONSOLE);
     }
