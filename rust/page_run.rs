@@ -103,8 +103,7 @@ impl PageRun {
     /// marks every page PageOffline, lowers the managed page count (so MemTotal
     /// shrinks), and on PV drops the pages' p2m entries and kernel mappings.
     ///
-    /// Call [`PageRun::put_on_books`] to undo this if the hypervisor then refuses the
-    /// frames.
+    /// [`PageRun::give_back`] undoes this once the pages are backed again.
     pub(crate) fn take_off_books(&self) {
         for index in 0..self.nr_pages() {
             let page = self.page(index);
@@ -116,7 +115,7 @@ impl PageRun {
             }
         }
         // SAFETY: the run's pages are managed pages of one zone; the count goes back
-        // up in `put_on_books` or `give_back`.
+        // up in `put_on_books`.
         unsafe {
             kernel::bindings::adjust_managed_page_count(
                 self.first.as_ptr(),
@@ -125,20 +124,16 @@ impl PageRun {
         };
     }
 
-    /// Undoes [`PageRun::take_off_books`] for pages whose frames the guest still owns.
-    /// `frames[i]` is the frame number of page `i` (from [`PageRun::gfn`] before the
-    /// pages went off the books, or from a populate on PV).
-    pub(crate) fn put_on_books(&self, frames: &[usize]) {
+    /// Undoes [`PageRun::take_off_books`] for backed pages; `first_frame` is the
+    /// frame backing the first page (an extent is contiguous in frame space).
+    fn put_on_books(&self, first_frame: usize) {
         for index in 0..self.nr_pages() {
             let page = self.page(index);
-            let frame = frames
-                .get(index)
-                .copied()
-                .unwrap_or_else(|| self.gfn(index));
             // SAFETY: the run owns the page, which is PageOffline from
-            // `take_off_books`; on PV, `frame` is the machine frame now backing it.
+            // `take_off_books`; on PV, `first_frame + index` is the machine frame now
+            // backing it (elsewhere the call does nothing).
             unsafe {
-                bindings::ebb_helper_pv_map_page(page, frame);
+                bindings::ebb_helper_pv_map_page(page, first_frame + index);
                 bindings::ebb_helper_clear_page_offline(page);
             }
         }
@@ -151,15 +146,17 @@ impl PageRun {
         };
     }
 
-    /// Puts the run back on the books with `frames` (see [`PageRun::put_on_books`])
-    /// and frees its pages to the buddy allocator.
+    /// Puts the run back on the guest's books and frees its pages to the buddy
+    /// allocator. `first_frame` is the frame backing the first page: on PV the machine
+    /// frame a populate returned (or the one the run had before a refused release),
+    /// elsewhere unused.
     ///
     /// # Safety
     ///
     /// The hypervisor backs every page of the run again (a populate succeeded for it,
     /// or the frames were never released).
-    pub(crate) unsafe fn give_back(self, frames: &[usize]) {
-        self.put_on_books(frames);
+    pub(crate) unsafe fn give_back(self, first_frame: usize) {
+        self.put_on_books(first_frame);
         for index in 0..self.nr_pages() {
             // SAFETY: the page is owned by the run with a reference count of one (type
             // invariant), back on the books and backed (the caller's guarantee).

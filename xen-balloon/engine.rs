@@ -193,7 +193,7 @@ impl Reservation {
         for index in (released..asked).rev() {
             if let Some(run) = self.ballooned.pop() {
                 // SAFETY: the hypervisor did not release this run's frames.
-                unsafe { run.give_back(&self.frames[index..=index]) };
+                unsafe { run.give_back(self.frames[index]) };
             }
         }
         if released < asked {
@@ -249,7 +249,7 @@ impl Reservation {
             if let Some(run) = self.ballooned.pop() {
                 // SAFETY: the populate backed this run's extent; on PV `frames[index]`
                 // now holds its machine frame.
-                unsafe { run.give_back(&self.frames[index..=index]) };
+                unsafe { run.give_back(self.frames[index]) };
             }
         }
         let pages = backed * order.pages();
