@@ -119,6 +119,8 @@ pub(crate) struct Balloon {
     pub(crate) limits: Limits,
     superpages: bool,
     xenstore_up: AtomicBool,
+    /// A status write failed and was reported; later failures stay quiet.
+    status_write_failed: AtomicBool,
 }
 
 // SAFETY: `WORK_OFFSET` is the offset of the `worker` field; `Balloon` lives in an
@@ -161,6 +163,7 @@ impl Balloon {
             limits,
             superpages,
             xenstore_up: AtomicBool::new(false),
+            status_write_failed: AtomicBool::new(false),
         }))
     }
 
@@ -344,7 +347,9 @@ impl Balloon {
             return;
         };
         if let Err(err) = xenstore::write(c"memory", c"ebb-state", &line) {
-            pr_warn!("cannot write memory/ebb-state: {:?}\n", err);
+            if !self.status_write_failed.swap(true, Ordering::Relaxed) {
+                pr_warn!("cannot write memory/ebb-state: {:?}\n", err);
+            }
         }
     }
 }
