@@ -12,6 +12,8 @@
 #     --host-mem MIB     QEMU machine memory (default 1024; at most 2048)
 #     --timeout SEC      kill QEMU after SEC seconds (default 60)
 #     --selftest         run ebbhv's stub guest instead of Linux
+#     --control-socket PATH  Unix socket for ebbhv's control channel (COM2), served
+#                        by QEMU, for ebbctl (default build/hv/control.sock)
 #     -- ARGS            extra QEMU arguments
 #
 # Payloads reach ebbhv as one cpio (newc) bundle passed with -initrd, which QEMU's
@@ -20,6 +22,9 @@
 #
 # Output: COM1 on stdout. Lines from ebbhv start with "[hv]", the guest's console
 # (console_io) with "[guest]", the guest's port-0xE9 early console with "[e9]".
+# Control: COM2 is the control channel, a Unix socket QEMU listens on (an old one
+# at the path is removed first); `ebbctl --socket PATH info` (or EBBCTL_SOCKET=PATH)
+# talks to ebbhv through it while the guest runs.
 # Exit status: 0 when ebbhv ends the run normally (guest poweroff), 1 hypervisor
 # fault, 2 guest crash or fatal state (both with ebbhv's report above), 3 guest
 # reboot, 124 timeout, anything else from QEMU.
@@ -37,6 +42,7 @@ maxmem=
 host_mem=1024
 timeout_s=60
 selftest=0
+control_socket=$EBB_BUILD/hv/control.sock
 extra=()
 
 while [ $# -gt 0 ]; do
@@ -51,17 +57,21 @@ while [ $# -gt 0 ]; do
         --host-mem) host_mem=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
         --selftest) selftest=1; shift ;;
+        --control-socket) control_socket=$2; shift 2 ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
 maxmem=${maxmem:-$memory}
 [ -f "$hv" ] || die "no ebbhv image at $hv (run scripts/build-hv.sh)"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is not installed"
+mkdir -p "$(dirname "$control_socket")"
+rm -f "$control_socket"
 
 qemu=(qemu-system-x86_64 -M q35 -accel tcg -cpu max -m "$host_mem" -smp 1
       -nographic -no-reboot -net none -serial stdio -monitor none
+      -chardev "socket,id=ctl,path=$control_socket,server=on,wait=off" -serial chardev:ctl
       -device isa-debug-exit,iobase=0xf4,iosize=4
       -kernel "$hv" -append "memory=$memory maxmem=$maxmem")
 

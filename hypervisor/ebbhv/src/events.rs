@@ -150,7 +150,9 @@ pub fn raise_virq(m: &mut Machine, virq: u32) {
 /// the xenstore service reads the requests from the ring, writes the replies and
 /// calls [`notify_guest`] with the port. It serves synchronously, inside the
 /// guest's EVTCHNOP_send.
-pub fn xenstore_kick(_m: &mut Machine) {}
+pub fn xenstore_kick(m: &mut Machine) {
+    crate::xenstore::serve(m);
+}
 
 /// `HYPERVISOR_event_channel_op`.
 pub fn event_channel_op(m: &mut Machine, cmd: u64, arg: CallerAddr) -> Result<i64, Errno> {

@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 
 use ebbhv_core::addr::{Gfn, Mfn};
 use ebbhv_core::hv::Hypervisor;
+use ebbhv_core::xenstore::Xenstore;
 use ebbhv_x86::addr::HostPhys;
 use ebbhv_x86::lapic::VLapic;
 use ebbhv_x86::vintr::Offered;
@@ -19,6 +20,7 @@ use ebbhv_x86::xen::{self, hvmop, VcpuTimeInfo, WallClock, PVCLOCK_TSC_STABLE};
 use ebbhv_core::evtchn::EventChannels;
 
 use crate::console::{ConsoleInput, ConsoleStream};
+use crate::control::ControlChannel;
 use crate::loader::DOMID;
 use crate::npt::Npt;
 use crate::phys;
@@ -84,6 +86,12 @@ pub struct Machine {
     pub timer_deadline: Option<u64>,
     /// Exit and hypercall counters.
     pub stats: Stats,
+    /// The xenstore the guest and the control channel share.
+    pub store: Xenstore,
+    /// The machine frame of the guest's xenstore ring page (lent to the guest).
+    pub store_ring: Mfn,
+    /// The control channel (COM2).
+    pub control: ControlChannel,
 }
 
 impl Machine {

@@ -8,7 +8,7 @@
 //! | range | e820 | what |
 //! |---|---|---|
 //! | 0 – 0xA0000 | RAM | zero-filled, private low memory (Linux's trampoline) |
-//! | 0xA0000 – 0x100000 | reserved | ACPI tables at 0xE0000, start info at 0xE1000 |
+//! | 0xA0000 – 0x100000 | reserved | ACPI tables at 0xE0000, start info at 0xE1000, xenstore ring at 0xFE000 ([`crate::xenstore`]) |
 //! | 0x100000 – memory | RAM | vmlinux at its PT_LOAD addresses (16 MiB), initramfs at the top |
 
 use alloc::vec;

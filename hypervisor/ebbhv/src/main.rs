@@ -14,6 +14,7 @@ extern crate alloc;
 mod boot;
 mod clock;
 mod console;
+mod control;
 mod events;
 mod exit;
 mod exits;
@@ -37,6 +38,7 @@ mod stub;
 mod svm;
 mod sync;
 mod vtimer;
+mod xenstore;
 
 use alloc::vec;
 
@@ -198,6 +200,13 @@ extern "C" fn ebbhv_main(start_info_pa: u64) -> ! {
             exit_qemu(ExitCode::GuestFatal)
         }
     };
+    let (store, store_ring) = match xenstore::build(&mut hv, opts.memory, opts.maxmem) {
+        Ok(s) => s,
+        Err(why) => {
+            log!("cannot build the guest: {why}");
+            exit_qemu(ExitCode::GuestFatal)
+        }
+    };
     // Guest system time 0 is now, when it is about to start.
     let tsc_at_boot = clock::rdtsc();
     let npt = npt::Npt::new();
@@ -225,8 +234,12 @@ extern "C" fn ebbhv_main(start_info_pa: u64) -> ! {
         offered: None,
         timer_deadline: None,
         stats: Default::default(),
+        store,
+        store_ring,
+        control: control::ControlChannel::new(),
     };
     events::init(&mut m);
+    xenstore::init(&mut m);
     m.sync_npt();
     m.publish_time();
     log!("starting the guest");

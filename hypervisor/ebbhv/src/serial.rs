@@ -23,11 +23,19 @@ pub struct Uart {
 }
 
 impl Uart {
+    /// The UART at `base` (COM2 for the control channel; COM1 is [`COM1`]).
+    pub const fn new(base: u16) -> Uart {
+        Uart {
+            base,
+            open_line: None,
+        }
+    }
+
     /// Programs the UART for 115200 8N1, FIFOs on, interrupts off.
-    fn init(&mut self) {
+    pub fn init(&mut self) {
         let b = self.base;
-        // SAFETY: COM1's registers are owned by ebbhv (never passed to the guest) and
-        // this is the 16550's documented initialisation sequence.
+        // SAFETY: the UART's registers (COM1 or COM2) are owned by ebbhv (never passed
+        // to the guest) and this is the 16550's documented initialisation sequence.
         unsafe {
             outb(b + 1, 0x00);
             outb(b + 3, 0x80);
@@ -40,13 +48,14 @@ impl Uart {
     }
 
     /// A received byte, if the UART holds one.
-    fn get(&mut self) -> Option<u8> {
+    pub fn get(&mut self) -> Option<u8> {
         // SAFETY: reading the line status register, and the receive buffer when it
         // has data, only takes the byte out of ebbhv's own UART.
         unsafe { (inb(self.base + 5) & 0x01 != 0).then(|| inb(self.base)) }
     }
 
-    fn put(&mut self, c: u8) {
+    /// Sends one byte, waiting for room in the transmitter.
+    pub fn put(&mut self, c: u8) {
         // SAFETY: reading the line status and writing the transmit holding register of
         // ebbhv's own UART have no effect beyond sending the byte.
         unsafe {

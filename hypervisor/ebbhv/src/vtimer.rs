@@ -49,8 +49,10 @@ pub fn service(m: &mut Machine) {
 }
 
 /// Looks at the devices the guest gets events from: console input on COM1 (read
-/// into the console_io queue, announced with VIRQ_CONSOLE).
+/// into the console_io queue, announced with VIRQ_CONSOLE) and the control channel
+/// on COM2 (which may change xenstore and so notify the guest).
 pub fn poll_devices(m: &mut Machine) {
+    crate::control::poll(m);
     if m.console_in.poll() {
         raise_virq(m, VIRQ_CONSOLE);
     }
