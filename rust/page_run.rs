@@ -164,6 +164,19 @@ impl PageRun {
         }
     }
 
+    /// Frees a run that never left the guest straight back to the buddy allocator.
+    ///
+    /// # Safety
+    ///
+    /// The run was never taken off the books ([`PageRun::take_off_books`]).
+    pub(crate) unsafe fn free_unreleased(self) {
+        for index in 0..self.nr_pages() {
+            // SAFETY: the page is owned by the run with a reference count of one (type
+            // invariant) and, never taken off the books, is backed and mapped.
+            unsafe { bindings::ebb_helper_free_page(self.page(index)) };
+        }
+    }
+
     /// Splits the run into order-0 runs, first page first.
     pub(crate) fn split(self) -> impl Iterator<Item = PageRun> {
         let pfn = self.pfn();

@@ -12,11 +12,13 @@
 //! unlimited) it stops until the target changes. Every run ends by writing the status
 //! to xenstore (`memory/ebb-state`).
 //!
-//! Lock order: `Balloon::state` is the only lock of the balloon. It is taken by the
-//! worker (once per batch, never across a sleep), sysfs, the xenstore watch and the
-//! rmmod drain; the OOM notifier only try-locks it, because the worker may allocate
-//! (its balloon-list growth) while holding it. No other lock is held while taking it,
-//! and nothing is taken while holding it except the allocator's and the hypervisor's.
+//! Lock order: `Balloon::staging` → `Balloon::state`. `staging` is the worker's own
+//! (it allocates and scrubs a balloon-out batch under it, without `state`). `state`
+//! holds everything else; it is taken by the worker (once per batch, never across a
+//! sleep), sysfs, the xenstore watch and the rmmod drain; the OOM notifier only
+//! try-locks it, because the worker may allocate (its balloon-list growth) while
+//! holding it. Nothing else is taken while holding either, except the allocator's and
+//! the hypervisor's locks.
 
 use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering;
@@ -30,6 +32,7 @@ use crate::delayed_work::DelayedWork;
 use crate::delayed_work::DelayedWorkOwner;
 use crate::engine::Batch;
 use crate::engine::Reservation;
+use crate::engine::Staging;
 use crate::engine::Stall;
 use crate::target::pages_to_kib;
 use crate::target::Limits;
@@ -116,6 +119,9 @@ pub(crate) struct Balloon {
     worker: DelayedWork<Balloon>,
     #[pin]
     pub(crate) state: Mutex<BalloonState>,
+    /// The worker's balloon-out batch while it is allocated and scrubbed.
+    #[pin]
+    staging: Mutex<Staging>,
     pub(crate) limits: Limits,
     superpages: bool,
     xenstore_up: AtomicBool,
@@ -160,6 +166,7 @@ impl Balloon {
         Ok(try_pin_init!(Self {
             worker <- DelayedWork::new(),
             state <- new_mutex!(state),
+            staging <- new_mutex!(Staging::new()?),
             limits,
             superpages,
             xenstore_up: AtomicBool::new(false),
@@ -204,10 +211,23 @@ impl Balloon {
             let current = state.reservation.current_pages();
             let target = state.target_pages;
             let batch = if current > target {
+                // Allocate and scrub without the state lock, then release under it.
                 let scrub = state.tunables.scrub_pages;
-                state
+                let superpages = state.reservation.superpage_allocs();
+                drop(state);
+                let mut staging = self.staging.lock();
+                staging.fill(
+                    current - target,
+                    superpages,
+                    scrub,
+                    self.limits.reserve_pages,
+                );
+                state = self.state.lock();
+                let still_wanted = state
                     .reservation
-                    .balloon_out(current - target, scrub, self.limits.reserve_pages)
+                    .current_pages()
+                    .saturating_sub(state.target_pages);
+                state.reservation.release(&mut staging, still_wanted)
             } else if current < target && state.reservation.ballooned_pages() > 0 {
                 state.reservation.balloon_in(target - current, true)
             } else {

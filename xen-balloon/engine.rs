@@ -3,8 +3,9 @@
 //! The reservation engine: moves pages between the guest and the hypervisor in
 //! batches, one hypercall per batch, 2 MiB extents where the pages allow it.
 //!
-//! Balloon out: take runs from the buddy allocator (order 9 first, then 4 KiB; never
-//! retrying reclaim), scrub them if asked, take them off the guest's books and give
+//! Balloon out: [`Staging`] takes runs from the buddy allocator (order 9 first, then
+//! 4 KiB; never retrying reclaim, never below a free-memory reserve) and scrubs them
+//! if asked; [`Reservation::release`] takes them off the guest's books and gives
 //! their frames back with one `XENMEM_decrease_reservation`. Balloon in: one
 //! `XENMEM_populate_physmap` for the most recently ballooned runs, 2 MiB extents
 //! first; when the hypervisor cannot give a 2 MiB extent, the run is split and
@@ -14,8 +15,9 @@
 //! accounted exactly, the others stay where they were (in the guest for a decrease,
 //! in the balloon for a populate) and the batch reports why it stopped.
 //!
-//! Locking: [`Reservation`] has no lock of its own; it lives inside the balloon's
-//! state mutex (see `balloon.rs`) and every method runs under it.
+//! Locking: neither type has a lock of its own. [`Reservation`] lives inside the
+//! balloon's state mutex and [`Staging`] inside the worker's staging mutex (see
+//! `balloon.rs`, which takes staging before state).
 
 use kernel::prelude::*;
 
@@ -125,83 +127,60 @@ impl Reservation {
         self.superpage_populates = superpages;
     }
 
-    /// Gives up to `want` pages to the hypervisor in one hypercall, leaving at least
-    /// `free_reserve` pages free in the guest.
-    pub(crate) fn balloon_out(&mut self, want: usize, scrub: bool, free_reserve: usize) -> Batch {
-        let want = want.min(memory::free_pages().saturating_sub(free_reserve));
-        if want == 0 {
-            return self.stalled(0, Stall::EnomemGuest);
+    /// Gives the staged runs to the hypervisor in one hypercall, at most
+    /// `still_wanted` pages of them (the target may have moved while they were
+    /// staged); runs it does not take go back to the allocator. Empties `staging`.
+    pub(crate) fn release(&mut self, staging: &mut Staging, still_wanted: usize) -> Batch {
+        if staging.superpages_failed {
+            self.superpage_allocs = false;
         }
-        let mut order = if self.superpage_allocs && want >= ExtentOrder::Superpage.pages() {
-            ExtentOrder::Superpage
-        } else {
-            ExtentOrder::Page
-        };
-        let mut max_runs = (want / order.pages()).min(MAX_EXTENTS_PER_CALL);
-        if max_runs == 0 {
-            return Batch::default();
+        let order = staging.order;
+        while staging.runs.len() * order.pages() > still_wanted {
+            staging.free_last();
+        }
+        let asked = staging.runs.len();
+        if asked == 0 {
+            return match staging.stall.take() {
+                Some(stall) => self.stalled(0, stall),
+                None => Batch::default(),
+            };
         }
         if self
             .ballooned
-            .reserve(MAX_EXTENTS_PER_CALL, GFP_KERNEL | __GFP_NOWARN)
+            .reserve(asked, GFP_KERNEL | __GFP_NOWARN)
             .is_err()
         {
-            return self.stalled(0, Stall::EnomemGuest);
-        }
-        let start = self.ballooned.len();
-        let mut stall = None;
-        while self.ballooned.len() - start < max_runs {
-            match PageRun::alloc(order) {
-                Some(run) => {
-                    if self.ballooned.push_within_capacity(run).is_err() {
-                        // Cannot happen: capacity for MAX_EXTENTS_PER_CALL runs was
-                        // reserved above. The run is leaked rather than lost track of.
-                        break;
-                    }
-                }
-                None if order == ExtentOrder::Superpage && self.ballooned.len() == start => {
-                    // No free 2 MiB run: continue with 4 KiB pages for this batch and
-                    // stop trying 2 MiB until the policy says to.
-                    self.superpage_allocs = false;
-                    order = ExtentOrder::Page;
-                    max_runs = want.min(MAX_EXTENTS_PER_CALL);
-                }
-                None => {
-                    if order == ExtentOrder::Page {
-                        stall = Some(Stall::EnomemGuest);
-                    }
-                    break;
-                }
-            }
-        }
-        let asked = self.ballooned.len() - start;
-        if asked == 0 {
+            staging.free_all();
             return self.stalled(0, Stall::EnomemGuest);
         }
 
-        for (frame, run) in self.frames.iter_mut().zip(&self.ballooned[start..]) {
-            if scrub {
-                run.scrub();
-            }
+        for (frame, run) in self.frames.iter_mut().zip(staging.runs.iter()) {
             *frame = run.gfn(0);
             run.take_off_books();
         }
         self.counters.hypercalls += 1;
         let released = xen_reservation::decrease_reservation(&mut self.frames[..asked], order)
             .unwrap_or_default();
-        // The runs the hypervisor did not take are still backed: back to the guest.
-        for index in (released..asked).rev() {
-            if let Some(run) = self.ballooned.pop() {
-                // SAFETY: the hypervisor did not release this run's frames.
-                unsafe { run.give_back(self.frames[index]) };
-            }
-        }
+        let mut stall = staging.stall.take();
         if released < asked {
             stall = Some(Stall::HypervisorRefused);
         }
+        for index in (0..asked).rev() {
+            let Some(run) = staging.runs.pop() else {
+                break;
+            };
+            if index >= released {
+                // SAFETY: the hypervisor did not release this run's frames.
+                unsafe { run.give_back(self.frames[index]) };
+            } else if self.ballooned.push_within_capacity(run).is_err() {
+                // Cannot happen: capacity was reserved above. The run is released, so
+                // it stays out of the guest; say so rather than lose it silently.
+                pr_err!("balloon list full: a released run of pages is lost\n");
+            }
+        }
 
         let pages = released * order.pages();
-        // INVARIANT: the released runs stay in `ballooned`; the totals move together.
+        // INVARIANT: the released runs moved to `ballooned`; the totals move together.
         self.current_pages -= pages;
         self.ballooned_pages += pages;
         self.counters.pages_out += pages as u64;
@@ -209,6 +188,11 @@ impl Reservation {
             Some(stall) => self.stalled(pages, stall),
             None => Batch { pages, stall: None },
         }
+    }
+
+    /// Whether balloon-out batches start with 2 MiB runs.
+    pub(crate) fn superpage_allocs(&self) -> bool {
+        self.superpage_allocs
     }
 
     /// Takes up to `want` pages back from the hypervisor in one hypercall and frees
@@ -292,5 +276,99 @@ impl Reservation {
             pages,
             stall: Some(stall),
         }
+    }
+}
+
+/// Runs taken from the buddy allocator (and scrubbed) for one balloon-out batch,
+/// gathered without the balloon's lock so that scrubbing a GiB does not hold it.
+///
+/// # Invariants
+///
+/// Every run in `runs` is of `order` and has never been taken off the books: it is
+/// backed and may go straight back to the allocator.
+pub(crate) struct Staging {
+    runs: KVec<PageRun>,
+    order: ExtentOrder,
+    stall: Option<Stall>,
+    superpages_failed: bool,
+}
+
+impl Staging {
+    /// An empty staging area with room for one hypercall's runs.
+    pub(crate) fn new() -> Result<Self> {
+        // INVARIANT: empty.
+        Ok(Self {
+            runs: KVec::with_capacity(MAX_EXTENTS_PER_CALL, GFP_KERNEL)?,
+            order: ExtentOrder::Page,
+            stall: None,
+            superpages_failed: false,
+        })
+    }
+
+    /// Takes runs worth up to `want` pages from the allocator: 2 MiB runs first when
+    /// `superpages`, else (or once they run out) 4 KiB pages; never leaving fewer than
+    /// `free_reserve` pages free; scrubbed when `scrub`.
+    pub(crate) fn fill(&mut self, want: usize, superpages: bool, scrub: bool, free_reserve: usize) {
+        self.free_all();
+        self.stall = None;
+        self.superpages_failed = false;
+        let want = want.min(memory::free_pages().saturating_sub(free_reserve));
+        if want == 0 {
+            self.stall = Some(Stall::EnomemGuest);
+            return;
+        }
+        self.order = if superpages && want >= ExtentOrder::Superpage.pages() {
+            ExtentOrder::Superpage
+        } else {
+            ExtentOrder::Page
+        };
+        let mut max_runs = (want / self.order.pages()).min(MAX_EXTENTS_PER_CALL);
+        while self.runs.len() < max_runs {
+            match PageRun::alloc(self.order) {
+                Some(run) => {
+                    if scrub {
+                        run.scrub();
+                    }
+                    if let Err(err) = self.runs.push_within_capacity(run) {
+                        // Cannot happen: the capacity is MAX_EXTENTS_PER_CALL.
+                        // SAFETY: the run was just allocated and is on the books.
+                        unsafe { err.0.free_unreleased() };
+                        break;
+                    }
+                }
+                None if self.order == ExtentOrder::Superpage && self.runs.is_empty() => {
+                    // No free 2 MiB run: 4 KiB pages for this batch, and no 2 MiB
+                    // runs until the policy says to try again.
+                    self.superpages_failed = true;
+                    self.order = ExtentOrder::Page;
+                    max_runs = want.min(MAX_EXTENTS_PER_CALL);
+                }
+                None => {
+                    if self.order == ExtentOrder::Page {
+                        self.stall = Some(Stall::EnomemGuest);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    fn free_last(&mut self) {
+        if let Some(run) = self.runs.pop() {
+            // SAFETY: staged runs were never taken off the books (type invariant).
+            unsafe { run.free_unreleased() };
+        }
+    }
+
+    fn free_all(&mut self) {
+        while !self.runs.is_empty() {
+            self.free_last();
+        }
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        self.free_all();
     }
 }
