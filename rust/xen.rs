@@ -35,6 +35,14 @@ impl DomainType {
         }
     }
 
+    /// Whether reservation hypercalls may use 2 MiB extents. Not on PV: the guest's
+    /// own p2m maps each 4 KiB page to a machine frame of its own, so a 2 MiB guest
+    /// range has no single machine extent to release, and every page's p2m entry and
+    /// kernel mapping must be updated one by one.
+    pub(crate) fn superpage_extents(self) -> bool {
+        self != Self::Pv
+    }
+
     /// The name Xen's tools use for this domain type.
     pub(crate) fn name(self) -> &'static str {
         match self {

@@ -48,7 +48,7 @@ impl kernel::Module for Ebb {
         });
         let maximum = xen_reservation::maximum_reservation().ok();
         let limits = Limits::new(reservation, managed, maximum);
-        let superpages = domain != DomainType::Pv;
+        let superpages = domain.superpage_extents();
         let balloon = Arc::pin_init(Balloon::new(reservation, limits, superpages)?, GFP_KERNEL)?;
 
         let mut ebb = Self {
