@@ -13,7 +13,7 @@
 #     --timeout SEC      kill QEMU after SEC seconds (default 60)
 #     --selftest         run ebbhv's stub guest instead of Linux
 #     --control-socket PATH  Unix socket for ebbhv's control channel (COM2), served
-#                        by QEMU, for ebbctl (default build/hv/control.sock)
+#                        by QEMU, for ebbctl (default build/hv/ctl.sock)
 #     -- ARGS            extra QEMU arguments
 #
 # Payloads reach ebbhv as one cpio (newc) bundle passed with -initrd, which QEMU's
@@ -42,7 +42,7 @@ maxmem=
 host_mem=1024
 timeout_s=60
 selftest=0
-control_socket=$EBB_BUILD/hv/control.sock
+control_socket=$EBB_BUILD/hv/ctl.sock
 extra=()
 
 while [ $# -gt 0 ]; do

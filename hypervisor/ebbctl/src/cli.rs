@@ -9,7 +9,7 @@ use crate::size::parse_kib;
 use crate::wire::{encode, request, Reply};
 
 /// Default socket, relative to the repository root (what `scripts/run-hv.sh` uses).
-const DEFAULT_SOCKET: &str = "build/hv/control.sock";
+const DEFAULT_SOCKET: &str = "build/hv/ctl.sock";
 
 /// Why ebbctl failed; each kind has its exit status.
 #[derive(Debug)]
@@ -125,7 +125,7 @@ fn usage() -> String {
          Controls ebbhv over its control channel, COM2 on a Unix socket that QEMU serves\n\
          (scripts/run-hv.sh --control-socket PATH).\n\n\
          Options:\n  \
-         --socket PATH      the control socket (default $EBBCTL_SOCKET, else build/hv/control.sock)\n  \
+         --socket PATH      the control socket (default $EBBCTL_SOCKET, else build/hv/ctl.sock)\n  \
          --timeout SECONDS  how long to wait for a reply (default 10)\n  \
          -h, --help         this help; `ebbctl VERB --help` or `ebbctl help VERB` for a verb\n\n\
          Verbs:\n",

@@ -95,7 +95,9 @@ fn handle(m: &mut Machine, line: &[u8]) {
     match effect {
         Effect::None => {}
         Effect::Xenstore => xenstore::serve(m),
-        Effect::Destroy => power::shutdown(m, SHUTDOWN_POWEROFF, "destroyed from the control channel"),
+        Effect::Destroy => {
+            power::shutdown(m, SHUTDOWN_POWEROFF, "destroyed from the control channel")
+        }
     }
 }
 

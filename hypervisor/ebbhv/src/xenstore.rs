@@ -68,7 +68,11 @@ impl RingPage for HostRing {
 
 /// A store with the guest's domain introduced, and its ring page mapped at
 /// [`STORE_GFN`]. `memory` and `maxmem` are bytes.
-pub fn build(hv: &mut Hypervisor, memory: u64, maxmem: u64) -> Result<(Xenstore, Mfn), &'static str> {
+pub fn build(
+    hv: &mut Hypervisor,
+    memory: u64,
+    maxmem: u64,
+) -> Result<(Xenstore, Mfn), &'static str> {
     let frame = hv
         .map_special_page(DOMID, STORE_GFN, &mut HostFrames)
         .map_err(|_| "cannot map the xenstore ring page")?;
