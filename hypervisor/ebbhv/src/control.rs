@@ -94,7 +94,8 @@ fn handle(m: &mut Machine, line: &[u8]) {
     m.control.send(&reply);
     match effect {
         Effect::None => {}
-        Effect::Xenstore => xenstore::serve(m),
+        Effect::Xenstore if m.store.has_output(DOMID) => xenstore::serve(m),
+        Effect::Xenstore => {}
         Effect::Destroy => {
             power::shutdown(m, SHUTDOWN_POWEROFF, "destroyed from the control channel")
         }
