@@ -21,7 +21,7 @@ if [ ! -f "$EBB_KO" ] || ! command -v memcheck >/dev/null; then
     ktap_skip_all "ebb.ko or memcheck not installed"
     exit "$KSFT_SKIP"
 fi
-ktap_set_plan 4
+ktap_set_plan 5
 
 ebb_loaded && rmmod ebb
 mem_boot=$(mem_total_kb)
@@ -74,6 +74,21 @@ if [ $fails -le $WATCH_S ]; then
 else
     ktap_test_fail "while stalled the worker backs off (at most one attempt per second)"
 fi
+
+# With max_retry_count set, the worker gives up and stays quiet until told again.
+echo 3 > $SYS/max_retry_count
+i=0
+while [ $i -lt 100 ] && [ "$(cat $SYS/ebb/state)" != gave_up ]; do sleep 0.1; i=$((i + 1)); done
+fails0=$(cat $SYS/ebb/failures)
+sleep 4
+fails=$(($(cat $SYS/ebb/failures) - fails0))
+ktap_print_msg "max_retry_count 3: state $(cat $SYS/ebb/state), retry_count $(cat $SYS/retry_count), $fails attempts in 4 s"
+if [ "$(cat $SYS/ebb/state)" = gave_up ] && [ $fails -eq 0 ]; then
+    ktap_test_pass "after max_retry_count attempts the worker gives up and stops trying"
+else
+    ktap_test_fail "after max_retry_count attempts the worker gives up and stops trying"
+fi
+echo 0 > $SYS/max_retry_count
 
 touch /tmp/ebb-release
 wait $holder
