@@ -340,6 +340,13 @@ impl Balloon {
         if batch.pages == 0 {
             return 0;
         }
+        if !state.oom_deflated {
+            // Once per target, not once per OOM call: the console stays readable.
+            pr_info!(
+                "out of memory: giving ballooned pages back, {} KiB at most per call (ebb/oom_deflated_pages counts them)\n",
+                pages_to_kib(OOM_DEFLATE_PAGES)
+            );
+        }
         state.oom_deflated = true;
         state.oom_deflated_pages += batch.pages as u64;
         let delay_s = state.tunables.max_schedule_delay_s;

@@ -105,13 +105,6 @@ impl WatchHandler for Balloon {
 
 impl OomHandler for Balloon {
     fn free_on_oom(&self) -> usize {
-        let pages = self.deflate_on_oom();
-        if pages > 0 {
-            pr_info!(
-                "out of memory: gave {} ballooned pages back to the guest\n",
-                pages
-            );
-        }
-        pages
+        self.deflate_on_oom()
     }
 }
