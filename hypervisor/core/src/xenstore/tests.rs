@@ -632,3 +632,23 @@ fn control_plane_and_domain_lifecycle() {
     assert_eq!(s.tree().owned_by(GUEST), 0);
     s.tree().check().unwrap();
 }
+
+#[test]
+fn what_the_control_plane_creates_in_a_guest_subtree_keeps_the_parents_permissions() {
+    let mut s = store();
+    let mut r = FakeRing::default();
+    assert_eq!(s.control_write(GUEST, "data/host/reply", b"0"), Ok(()));
+    assert_eq!(
+        reply(&mut s, &mut r, msg::READ, 0, b"data/host/reply\0"),
+        Ok(b"0".to_vec())
+    );
+    assert_eq!(
+        reply(&mut s, &mut r, msg::WRITE, 0, b"data/host/reply\x001"),
+        ok()
+    );
+    assert_eq!(s.control_write(GUEST, "memory/limit", b"1"), Ok(()));
+    assert_eq!(
+        reply(&mut s, &mut r, msg::WRITE, 0, b"memory/limit\x002"),
+        err("EACCES")
+    );
+}

@@ -405,9 +405,12 @@ impl Tree {
         if !base.can_write(who) {
             return Err(XsError::EACCES);
         }
+        // As in Xen: a guest owns what it creates; what the control plane creates
+        // keeps the parent's permissions, so a guest still reads (and, where it owns
+        // the parent, writes) what the host puts in its own subtree.
         let mut perms = base;
-        perms.0[0].dom = who.domid();
         if let Who::Guest(d) = who {
+            perms.0[0].dom = d;
             let count = self.owned_by(d) as usize + missing.len();
             if count > limits.max_nodes {
                 return Err(XsError::ENOSPC);
