@@ -59,7 +59,7 @@ while [ $# -gt 0 ]; do
         --selftest) selftest=1; shift ;;
         --control-socket) control_socket=$2; shift 2 ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
