@@ -16,6 +16,8 @@ import sys
 
 RESULT = re.compile(r"^(not ok|ok) (\d+) (.*?)(?:\s+#\s*(SKIP|TIMEOUT|XFAIL)\b\s*(.*))?$")
 PLAN = re.compile(r"^1\.\.(\d+)$")
+# Under ebbhv, the guest's console lines reach the host behind "[guest] ".
+GUEST_PREFIX = re.compile(r"^\[guest\] ")
 KERNEL_TROUBLE = re.compile(r"WARNING:|BUG:|Oops|Kernel panic|general protection fault|Call Trace:")
 
 
@@ -32,7 +34,7 @@ def parse(lines):
     results, inner, plan = [], [], None
     begun = finished = False
     for raw in lines:
-        line = raw.rstrip("\r\n").replace("\r", "")
+        line = GUEST_PREFIX.sub("", raw.rstrip("\r\n").replace("\r", ""))
         if "EBB-KSELFTEST-BEGIN" in line:
             begun = True
             continue

@@ -1,47 +1,89 @@
 #!/usr/bin/env bash
-# Boots the test guest (kernel + initramfs of build/<flavour>/) under QEMU with
-# software emulation (no KVM here).
+# Boots the test guest (kernel + initramfs of build/<flavour>/) with software
+# emulation (no KVM here): as a Xen PVH domain under ebbhv (QEMU → ebbhv → guest,
+# the default) or directly on QEMU.
 #
 # Usage: run-guest.sh shell            an interactive shell on this terminal
 #        run-guest.sh test [C:T ...]   run the kselftests (all, or the named
 #                                      collection:test entries), log to results/,
 #                                      summarise; exit status 0 only if all passed
-# Environment: EBB_FLAVOUR (guest), EBB_MEM (1G), EBB_TIMEOUT (900 s, test mode),
-#              EBB_RESULTS (results/<time>), EBB_QEMU_EXTRA (more QEMU arguments)
+# Environment:
+#   EBB_PLATFORM  ebbhv (default) or qemu
+#   EBB_FLAVOUR   guest kernel flavour (guest)
+#   EBB_MEM_MIB   guest memory at boot (1024); EBB_MAXMEM_MIB its maximum (1536, ebbhv)
+#   EBB_TIMEOUT   seconds before a test run is killed (900)
+#   EBB_RESULTS   where a test run's logs go (results/<time>-<flavour>)
+#   EBB_QEMU_EXTRA  more QEMU arguments
+# Under ebbhv, QEMU's second serial line is ebbhv's control channel (a Unix socket:
+# <results>/ctl.sock in test mode, build/hv/ctl.sock in shell mode) for ebbctl, and
+# the kselftests may ask the host to run ebbctl verbs (scripts/host-agent.py).
 set -euo pipefail
 EBB_LOG_TAG=run
 source "$(dirname "$0")/lib.sh"
 
 mode=${1:-shell}
 shift || true
+platform=${EBB_PLATFORM:-ebbhv}
 flavour=${EBB_FLAVOUR:-guest}
+mem=${EBB_MEM_MIB:-1024}
+maxmem=${EBB_MAXMEM_MIB:-1536}
 kernel=$EBB_BUILD/$flavour/bzImage
+vmlinux=$EBB_BUILD/$flavour/vmlinux
 initrd=$EBB_BUILD/$flavour/initramfs.cpio.gz
+ebbctl=$EBB_ROOT/hypervisor/target/release/ebbctl
 for f in "$kernel" "$initrd"; do
     [ -e "$f" ] || die "missing $f (make kernel initramfs)"
 done
-
-qemu=(qemu-system-x86_64 -M q35 -accel tcg -cpu max -m "${EBB_MEM:-1G}" -smp 1
-    -no-reboot -kernel "$kernel" -initrd "$initrd")
 # shellcheck disable=SC2206
 extra=(${EBB_QEMU_EXTRA:-})
-append="console=ttyS0 panic=-1 loglevel=2"
+
+# The guest's console: hvc0 through console_io under ebbhv, the 8250 UART on QEMU.
+# loglevel=2 keeps the console to emergencies; /init prints the whole log at the end.
+case "$platform" in
+ebbhv) append="console=hvc0 xen_console_io=1 panic=-1 loglevel=2" ;;
+qemu) append="console=ttyS0 panic=-1 loglevel=2" ;;
+*) die "unknown EBB_PLATFORM '$platform' (ebbhv or qemu)" ;;
+esac
+
+run_ebbhv() {
+    local socket=$1 timeout_s=$2 cmdline=$3
+    shift 3
+    [ -e "$EBB_BUILD/hv/ebbhv.elf" ] || die "missing $EBB_BUILD/hv/ebbhv.elf (make hv)"
+    "$EBB_ROOT/scripts/run-hv.sh" --kernel "$vmlinux" --initramfs "$initrd" \
+        --memory "$mem" --maxmem "$maxmem" --host-mem 2048 --timeout "$timeout_s" \
+        --control-socket "$socket" --cmdline "$cmdline" "$@" -- "${extra[@]}"
+}
+
+qemu=(qemu-system-x86_64 -M q35 -accel tcg -cpu max -m "${mem}M" -smp 1
+    -no-reboot -kernel "$kernel" -initrd "$initrd")
 
 case "$mode" in
 shell)
-    exec "${qemu[@]}" -nographic "${extra[@]}" -append "$append ebb.mode=shell"
+    if [ "$platform" = ebbhv ]; then
+        log "guest under ebbhv; ebbctl: EBBCTL_SOCKET=$EBB_BUILD/hv/ctl.sock $ebbctl info"
+        run_ebbhv "$EBB_BUILD/hv/ctl.sock" 86400 "$append ebb.mode=shell"
+    else
+        exec "${qemu[@]}" -nographic "${extra[@]}" -append "$append ebb.mode=shell"
+    fi
     ;;
 test)
     results=${EBB_RESULTS:-$EBB_ROOT/results/$(date +%Y%m%d-%H%M%S)-$flavour}
     mkdir -p "$results"
     tests=$(IFS=,; echo "$*")
-    log "kselftests in QEMU ($flavour kernel); console log: $results/console.log"
+    cmdline="$append ebb.mode=test ebb.tests=$tests"
+    log "kselftests on $platform ($flavour kernel); console log: $results/console.log"
     status=0
-    timeout --foreground "${EBB_TIMEOUT:-900}" "${qemu[@]}" "${extra[@]}" \
-        -append "$append ebb.mode=test ebb.tests=$tests" -display none -monitor none -serial stdio \
-        </dev/null >"$results/console.log" 2>&1 || status=$?
-    [ "$status" = 124 ] && log "QEMU timed out after ${EBB_TIMEOUT:-900} s"
-    python3 "$EBB_ROOT/scripts/ktap-summary.py" --name guest \
+    if [ "$platform" = ebbhv ]; then
+        run_ebbhv "$results/ctl.sock" "${EBB_TIMEOUT:-900}" "$cmdline" </dev/null 2>&1 \
+            | python3 "$EBB_ROOT/scripts/host-agent.py" --log "$results/console.log" \
+                --ebbctl "$ebbctl" --socket "$results/ctl.sock" || status=$?
+    else
+        timeout --foreground "${EBB_TIMEOUT:-900}" "${qemu[@]}" "${extra[@]}" \
+            -append "$cmdline" -display none -monitor none -serial stdio \
+            </dev/null >"$results/console.log" 2>&1 || status=$?
+    fi
+    [ "$status" = 124 ] && log "the run timed out after ${EBB_TIMEOUT:-900} s"
+    python3 "$EBB_ROOT/scripts/ktap-summary.py" --name "guest ($platform)" \
         --json "$results/summary.json" "$results/console.log"
     ;;
 *)

@@ -22,3 +22,28 @@ loaded_modules() {
 ebb_loaded() {
     grep -q '^ebb ' /proc/modules
 }
+
+# Asks the host to run `ebbctl ARGS...` and waits for its exit status, which is
+# returned. The request goes straight to the console, where the host's agent
+# (scripts/host-agent.py) reads it; the answer comes back through xenstore.
+# Off ebbhv (no agent) it fails after the wait.
+# host_output prints what the last request's ebbctl printed.
+HOST_REQUEST_SEQ=0
+host_request() {
+    HOST_REQUEST_SEQ=$((HOST_REQUEST_SEQ + 1))
+    HOST_REQUEST_ID="$$x$HOST_REQUEST_SEQ"
+    echo "EBB-HOST-REQUEST $HOST_REQUEST_ID $*" > /dev/console
+    xenstore wait "data/ebb-host/$HOST_REQUEST_ID" 0 60 >/dev/null 2>&1 && return 0
+    local status
+    status=$(xenstore read "data/ebb-host/$HOST_REQUEST_ID" 2>/dev/null) || return 125
+    return "$status"
+}
+
+host_output() {
+    xenstore read "data/ebb-host/$HOST_REQUEST_ID-output"
+}
+
+# The guest can talk to xenstore (on Xen, with a store that answers).
+have_xenstore() {
+    [ -e /dev/xen/xenbus ] && timeout 10 xenstore read domid >/dev/null 2>&1
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Copies a guest run's console (stdin) to a log and carries out the guest's requests
+for host-side actions, so that a kselftest can have the host change the domain (for
+example `ebbctl mem-set`) at a point of its choosing.
+
+A guest asks with a console line
+    EBB-HOST-REQUEST <id> <ebbctl verb> [args...]
+The agent runs `ebbctl <verb> [args...]` (nothing but ebbctl, with the arguments
+split like a shell would, never through a shell), then writes what it printed to the
+guest's xenstore key `data/ebb-host/<id>-output` and its exit status to
+`data/ebb-host/<id>`, where the guest waits for it (the `xenstore wait` tool). The
+log also gets both, behind `[host]`.
+"""
+
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+REQUEST = re.compile(r"EBB-HOST-REQUEST (\w{1,32}) (.+)$")
+# What of ebbctl's output the guest can read back (a xenstore value is at most 4 KiB).
+OUTPUT_MAX = 2048
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--ebbctl", required=True)
+    ap.add_argument("--socket", required=True)
+    ap.add_argument("--echo", action="store_true", help="also copy the console to stdout")
+    args = ap.parse_args()
+    env = dict(os.environ, EBBCTL_SOCKET=args.socket)
+
+    def ebbctl(argv):
+        try:
+            done = subprocess.run([args.ebbctl, *argv], env=env, capture_output=True,
+                                  text=True, timeout=60)
+            return done.returncode, (done.stdout + done.stderr).strip()
+        except subprocess.TimeoutExpired:
+            return 124, "ebbctl timed out"
+
+    with open(args.log, "w") as log:
+        def note(text):
+            for line in text.splitlines() or [""]:
+                log.write(f"[host] {line}\n")
+                if args.echo:
+                    print(f"[host] {line}", flush=True)
+            log.flush()
+
+        for line in sys.stdin:
+            log.write(line)
+            log.flush()
+            if args.echo:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            m = REQUEST.search(line.rstrip("\r\n"))
+            if not m:
+                continue
+            req_id, command = m[1], m[2]
+            try:
+                argv = shlex.split(command)
+            except ValueError as e:
+                note(f"request {req_id}: unparsable ({e})")
+                argv = None
+            status, output = ebbctl(argv) if argv else (2, "")
+            note(f"request {req_id}: ebbctl {command} -> {status}")
+            if output:
+                note(output)
+            # The output first: once the status is there, the guest reads both.
+            ebbctl(["xenstore-write", f"data/ebb-host/{req_id}-output", output[:OUTPUT_MAX] or "-"])
+            reply_status, reply = ebbctl(["xenstore-write", f"data/ebb-host/{req_id}", str(status)])
+            if reply_status != 0:
+                note(f"request {req_id}: could not reply through xenstore: {reply}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
