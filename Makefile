@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # ebb's top-level targets. The two that a fresh machine needs:
-#   make run    set up, build what is missing, boot the test guest with an interactive shell
+#   make run    set up, build what is missing, boot the test guest under ebbhv with a shell
 #   make test   set up, build what is missing, run every host test and guest kselftest
 # The others are the steps they are made of. Kernel-module builds invoke this
 # directory's Kbuild through `make -C $(KDIR) M=$(CURDIR)`.
@@ -16,7 +16,7 @@ KMAKE_FLAGS = RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	BINDGEN=$(EBB_CACHE)/tools/bin/bindgen LIBCLANG_PATH=/usr/lib/llvm-19/lib \
 	CLIPPY_DRIVER=/usr/bin/clippy-driver
 
-.PHONY: all setup kernel module initramfs hv hv-run bench run test clean help
+.PHONY: all setup kernel module initramfs hv ebbctl hv-run bench run test clean help
 
 all: initramfs
 
@@ -36,13 +36,18 @@ module: kernel
 initramfs: module
 	@scripts/build-initramfs.sh guest
 
-run: initramfs
+# QEMU → ebbhv → the guest; EBB_PLATFORM=qemu boots the guest on plain QEMU instead.
+run: initramfs hv ebbctl
 	@scripts/run-guest.sh shell
 
 hv: setup
 	@scripts/build-hv.sh
 
-# The guest under ebbhv, for debugging ebbhv (see scripts/run-hv.sh --help).
+ebbctl: setup
+	@cargo build --release --quiet --manifest-path hypervisor/Cargo.toml -p ebbctl
+
+# The guest under ebbhv with ebbhv's defaults and full guest logging, for debugging
+# ebbhv (see scripts/run-hv.sh --help).
 hv-run: hv initramfs
 	@scripts/run-hv.sh --timeout 3600
 
