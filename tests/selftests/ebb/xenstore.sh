@@ -32,10 +32,15 @@ state_field() {
     xenstore read memory/ebb-state 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p"
 }
 
+# Waits until memory/ebb-state has field $1 = $2 and, if given, field $3 = $4 in
+# the same line (a status is written at the end of each worker run).
 wait_field() {
     i=0
     while [ $i -lt 100 ]; do
-        [ "$(state_field "$1")" = "$2" ] && return 0
+        line=$(xenstore read memory/ebb-state 2>/dev/null | tr ' ' '\n')
+        if echo "$line" | grep -qx "$1=$2" && { [ $# -lt 4 ] || echo "$line" | grep -qx "$3=$4"; }; then
+            return 0
+        fi
         sleep 0.1
         i=$((i + 1))
     done
@@ -52,7 +57,7 @@ fi
 
 down_kb=$((start_kb - 32768))
 echo $down_kb > $SYS/target_kb
-wait_field state reached
+wait_field target_kb "$down_kb" state reached
 cur=$(state_field current_kb)
 ktap_print_msg "memory/ebb-state: $(xenstore read memory/ebb-state 2>&1)"
 d=$((cur - down_kb))
