@@ -5,8 +5,9 @@
 #
 #   host checks   ebb.ko and the hypervisor workspace build without warnings and are
 #                 clippy- and rustfmt-clean
-#   host tests    cargo test of the hypervisor workspace, a short fuzz run of the
-#                 core's hypercall dispatcher, ebbhv's SVM/NPT self-test under QEMU
+#   host tests    cargo test of the hypervisor workspace, short fuzz runs of the
+#                 core's hypercall dispatcher and xenstore, ebbhv's SVM/NPT self-test
+#                 under QEMU
 #   guest tests   every kselftest in the guest, under ebbhv and on plain QEMU
 #                 (scripts/run-guest.sh)
 set -uo pipefail
@@ -81,7 +82,9 @@ check "host: ebbhv is clippy-clean" hv-clippy-ebbhv.log bash -c \
      /usr/bin/cargo clippy -p ebbhv --release -- -D warnings"
 check "host: ebbhv SVM/NPT self-test under QEMU" hv-selftest.log scripts/run-hv.sh --selftest
 check "host: fuzzing the core's hypercall dispatcher finds no crash (${EBB_FUZZ_SECONDS:-30} s)" \
-    fuzz-core.log scripts/fuzz-core.sh "${EBB_FUZZ_SECONDS:-30}"
+    fuzz-dispatch.log scripts/fuzz-core.sh "${EBB_FUZZ_SECONDS:-30}" dispatch
+check "host: fuzzing the core's xenstore ring handler finds no crash (${EBB_FUZZ_SECONDS:-30} s)" \
+    fuzz-xenstore.log scripts/fuzz-core.sh "${EBB_FUZZ_SECONDS:-30}" xenstore
 
 log "cargo test (hypervisor workspace)"
 if cargo test --manifest-path "$EBB_ROOT/hypervisor/Cargo.toml" >"$results/cargo-test.log" 2>&1; then
