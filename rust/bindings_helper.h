@@ -20,3 +20,7 @@ const gfp_t EBB_GFP_HIGHUSER = GFP_HIGHUSER;
 const gfp_t EBB_GFP_NORETRY = __GFP_NORETRY;
 const gfp_t EBB_GFP_NOMEMALLOC = __GFP_NOMEMALLOC;
 const gfp_t EBB_GFP_NOWARN = __GFP_NOWARN;
+
+/* Memory hotplug flags (linux/memory_hotplug.h), as constants bindgen can read. */
+const mhp_t EBB_MHP_MERGE_RESOURCE = MHP_MERGE_RESOURCE;
+const mhp_t EBB_MHP_NID_IS_MGID = MHP_NID_IS_MGID;

@@ -4,6 +4,7 @@
  */
 #include <linux/gfp.h>
 #include <linux/highmem.h>
+#include <linux/memory_hotplug.h>
 #include <linux/mm.h>
 #include <linux/page-flags.h>
 #include <linux/vmstat.h>
@@ -110,6 +111,11 @@ unsigned long ebb_helper_totalram_pages(void)
 unsigned long ebb_helper_free_pages(void)
 {
 	return global_zone_page_state(NR_FREE_PAGES);
+}
+
+int ebb_helper_phys_to_nid(u64 phys)
+{
+	return memory_add_physaddr_to_nid(phys);
 }
 
 void ebb_helper_init_delayed_work(struct delayed_work *dwork, work_func_t fn)

@@ -40,6 +40,9 @@ void ebb_helper_clear_page_offline(struct page *page);
 unsigned long ebb_helper_totalram_pages(void);
 unsigned long ebb_helper_free_pages(void);
 
+/* Memory hotplug: the node of a guest-physical address (0 without NUMA). */
+int ebb_helper_phys_to_nid(u64 phys);
+
 /* Delayed work on the freezable system workqueue. */
 void ebb_helper_init_delayed_work(struct delayed_work *dwork, work_func_t fn);
 struct delayed_work *ebb_helper_to_delayed_work(struct work_struct *work);

@@ -61,6 +61,15 @@ pub(crate) enum Attribute {
     Failures,
     /// `ebb/oom_deflated_pages` (ro): pages given back to the guest on OOM.
     OomDeflatedPages,
+    /// `ebb/hotplug_blocks` (ro): memory blocks ebb added.
+    HotplugBlocks,
+    /// `ebb/hotplug_onlined` (ro): added blocks that are onlined.
+    HotplugOnlined,
+    /// `ebb/hotplug_backed_pages` (ro): pages of ebb's blocks that hotplug had the
+    /// hypervisor back (ballooning out may have taken some of them since).
+    HotplugBackedPages,
+    /// `ebb/hotplug_ballooned_pages` (ro): pages of onlined blocks kept offline, unbacked.
+    HotplugBalloonedPages,
 }
 
 impl Attribute {
@@ -87,6 +96,10 @@ impl Attribute {
             raw_attr::EBB_SYSFS_PAGES_IN => Self::PagesIn,
             raw_attr::EBB_SYSFS_FAILURES => Self::Failures,
             raw_attr::EBB_SYSFS_OOM_DEFLATED_PAGES => Self::OomDeflatedPages,
+            raw_attr::EBB_SYSFS_HOTPLUG_BLOCKS => Self::HotplugBlocks,
+            raw_attr::EBB_SYSFS_HOTPLUG_ONLINED => Self::HotplugOnlined,
+            raw_attr::EBB_SYSFS_HOTPLUG_BACKED_PAGES => Self::HotplugBackedPages,
+            raw_attr::EBB_SYSFS_HOTPLUG_BALLOONED_PAGES => Self::HotplugBalloonedPages,
             _ => return None,
         })
     }

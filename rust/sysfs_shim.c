@@ -73,6 +73,10 @@ EBB_ATTR(pages_out, 0444, EBB_SYSFS_PAGES_OUT);
 EBB_ATTR(pages_in, 0444, EBB_SYSFS_PAGES_IN);
 EBB_ATTR(failures, 0444, EBB_SYSFS_FAILURES);
 EBB_ATTR(oom_deflated_pages, 0444, EBB_SYSFS_OOM_DEFLATED_PAGES);
+EBB_ATTR(hotplug_blocks, 0444, EBB_SYSFS_HOTPLUG_BLOCKS);
+EBB_ATTR(hotplug_onlined, 0444, EBB_SYSFS_HOTPLUG_ONLINED);
+EBB_ATTR(hotplug_backed_pages, 0444, EBB_SYSFS_HOTPLUG_BACKED_PAGES);
+EBB_ATTR(hotplug_ballooned_pages, 0444, EBB_SYSFS_HOTPLUG_BALLOONED_PAGES);
 
 static struct attribute *ebb_sysfs_main_attrs[] = {
 	&ebb_attr_target_kb.attr.attr,
@@ -104,6 +108,10 @@ static struct attribute *ebb_sysfs_status_attrs[] = {
 	&ebb_attr_pages_in.attr.attr,
 	&ebb_attr_failures.attr.attr,
 	&ebb_attr_oom_deflated_pages.attr.attr,
+	&ebb_attr_hotplug_blocks.attr.attr,
+	&ebb_attr_hotplug_onlined.attr.attr,
+	&ebb_attr_hotplug_backed_pages.attr.attr,
+	&ebb_attr_hotplug_ballooned_pages.attr.attr,
 	NULL
 };
 

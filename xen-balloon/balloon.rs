@@ -12,8 +12,14 @@
 //! unlimited) it stops until the target changes. Every run ends by writing the status
 //! to xenstore (`memory/ebb-state`).
 //!
-//! Lock order: `Balloon::staging` → `Balloon::state`. `staging` is the worker's own
-//! (it allocates and scrubs a balloon-out batch under it, without `state`). `state`
+//! When the target lies above what the domain holds plus the balloon, the worker grows
+//! the guest with memory hotplug (`hotplug/`), one step per run and without holding
+//! either lock; the online-page callback backs pages of ebb's blocks as they come
+//! online and re-arms the worker.
+//!
+//! Lock order: `Balloon::staging` → `Balloon::state`; `Hotplug::blocks` is never
+//! taken under either. `staging` is the worker's own (it allocates and scrubs a
+//! balloon-out batch under it, without `state`). `state`
 //! holds everything else; it is taken by the worker (once per batch, never across a
 //! sleep), sysfs, the xenstore watch and the rmmod drain; the OOM notifier only
 //! try-locks it, because the worker may allocate (its balloon-list growth) while
@@ -26,6 +32,7 @@ use core::sync::atomic::Ordering;
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::str::CString;
+use kernel::sync::Arc;
 use kernel::sync::Mutex;
 
 use crate::delayed_work::DelayedWork;
@@ -34,6 +41,11 @@ use crate::engine::Batch;
 use crate::engine::Reservation;
 use crate::engine::Staging;
 use crate::engine::Stall;
+use crate::hotplug::Grow;
+use crate::hotplug::Hotplug;
+use crate::hotplug::Summary;
+use crate::memory_hotplug::OnlinePages;
+use crate::memory_hotplug::OnliningPages;
 use crate::target::pages_to_kib;
 use crate::target::Limits;
 use crate::xenstore;
@@ -56,6 +68,9 @@ pub(crate) enum Progress {
     Stalled(Stall),
     /// `max_retry_count` attempts made no progress; waiting for a new target.
     GaveUp(Stall),
+    /// A memory block ebb added is not onlined (`auto_online_blocks` is `offline`);
+    /// waiting for a user to online it or for a new target.
+    NotOnlined,
 }
 
 impl Progress {
@@ -65,6 +80,7 @@ impl Progress {
             Self::Working => "working",
             Self::Stalled(_) => "stalled",
             Self::GaveUp(_) => "gave_up",
+            Self::NotOnlined => "not_onlined",
         }
     }
 }
@@ -123,6 +139,8 @@ pub(crate) struct Balloon {
     #[pin]
     staging: Mutex<Staging>,
     pub(crate) limits: Limits,
+    /// The hotplug region, when the domain may grow past its boot size.
+    pub(crate) hotplug: Option<Arc<Hotplug>>,
     superpages: bool,
     xenstore_up: AtomicBool,
     /// A status write failed and was reported; later failures stay quiet.
@@ -146,6 +164,7 @@ impl Balloon {
     pub(crate) fn new(
         reservation: usize,
         limits: Limits,
+        hotplug: Option<Arc<Hotplug>>,
         superpages: bool,
     ) -> Result<impl PinInit<Self, Error>> {
         let state = BalloonState {
@@ -168,6 +187,7 @@ impl Balloon {
             state <- new_mutex!(state),
             staging <- new_mutex!(Staging::new()?),
             limits,
+            hotplug,
             superpages,
             xenstore_up: AtomicBool::new(false),
             status_write_failed: AtomicBool::new(false),
@@ -208,6 +228,7 @@ impl Balloon {
         let mut moved = 0;
         for _ in 0..BATCHES_PER_RUN {
             let mut state = self.state.lock();
+            self.count_hotplugged(&mut state);
             let current = state.reservation.current_pages();
             let target = state.target_pages;
             let batch = if current > target {
@@ -230,8 +251,12 @@ impl Balloon {
                 state.reservation.release(&mut staging, still_wanted)
             } else if current < target && state.reservation.ballooned_pages() > 0 {
                 state.reservation.balloon_in(target - current, true)
+            } else if let (true, Some(hotplug)) = (current < target, &self.hotplug) {
+                drop(state);
+                self.grow(hotplug, target - current);
+                return;
             } else {
-                // Reached, or nothing left to take back (only hotplug could go higher).
+                // Reached, or nothing left to take back.
                 state.progress = Progress::Reached;
                 state.tunables.retry_count = 0;
                 state.tunables.schedule_delay_s = 1;
@@ -269,6 +294,54 @@ impl Balloon {
         }
         // A whole run of fallbacks without moving a page: back off rather than spin.
         let delay = self.back_off(&mut self.state.lock(), Stall::HypervisorRefused);
+        if let Some(delay_s) = delay {
+            self.worker
+                .schedule(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
+        }
+    }
+
+    /// Adds the pages that hotplug had backed since the last call to the reservation.
+    fn count_hotplugged(&self, state: &mut BalloonState) {
+        if let Some(hotplug) = &self.hotplug {
+            let (pages, hypercalls) = hotplug.take_backed();
+            state.reservation.grew(pages, hypercalls);
+        }
+    }
+
+    /// One hotplug step towards a target `lacking` pages away, then re-arms the worker
+    /// as the step's outcome says. Called without the balloon's locks.
+    fn grow(&self, hotplug: &Hotplug, lacking: usize) {
+        let stall = match hotplug.grow(lacking, self.limits.reserve_pages) {
+            Grow::Backed | Grow::Added => None,
+            Grow::NotOnlined => {
+                // The online callback re-arms the worker when a user onlines a block.
+                self.state.lock().progress = Progress::NotOnlined;
+                return;
+            }
+            Grow::Nothing => {
+                let mut state = self.state.lock();
+                self.count_hotplugged(&mut state);
+                state.progress = Progress::Reached;
+                state.tunables.retry_count = 0;
+                state.tunables.schedule_delay_s = 1;
+                return;
+            }
+            Grow::EnomemHypervisor => Some(Stall::EnomemHypervisor),
+            Grow::EnomemGuest => Some(Stall::EnomemGuest),
+            Grow::AddFailed => Some(Stall::AddMemoryFailed),
+        };
+        let mut state = self.state.lock();
+        self.count_hotplugged(&mut state);
+        let Some(stall) = stall else {
+            state.progress = Progress::Working;
+            state.tunables.retry_count = 0;
+            state.tunables.schedule_delay_s = 1;
+            drop(state);
+            self.worker.schedule(0);
+            return;
+        };
+        let delay = self.back_off(&mut state, stall);
+        drop(state);
         if let Some(delay_s) = delay {
             self.worker
                 .schedule(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
@@ -361,14 +434,22 @@ impl Balloon {
         self.xenstore_up.store(true, Ordering::Release);
     }
 
+    /// The hotplug region's summary (all zero without hotplug).
+    pub(crate) fn hotplug_summary(&self) -> Summary {
+        self.hotplug
+            .as_ref()
+            .map_or_else(Summary::default, |hotplug| hotplug.summary())
+    }
+
     /// Writes a one-line status to xenstore `memory/ebb-state` for the host.
     fn publish_status(&self) {
         if !self.xenstore_up.load(Ordering::Acquire) {
             return;
         }
+        let hotplug = self.hotplug_summary();
         let line = {
             let state = self.state.lock();
-            CString::try_from_fmt(fmt!("{}", StatusLine(&state)))
+            CString::try_from_fmt(fmt!("{}", StatusLine(&state, hotplug)))
         };
         let Ok(line) = line else {
             return;
@@ -381,8 +462,21 @@ impl Balloon {
     }
 }
 
+impl OnlinePages for Balloon {
+    fn online(&self, pages: OnliningPages) -> Option<OnliningPages> {
+        match &self.hotplug {
+            Some(hotplug) if hotplug.contains(pages.pfn()) => {
+                hotplug.online(pages);
+                self.kick();
+                None
+            }
+            _ => Some(pages),
+        }
+    }
+}
+
 /// The status line: `key=value` pairs separated by spaces.
-struct StatusLine<'a>(&'a BalloonState);
+struct StatusLine<'a>(&'a BalloonState, Summary);
 
 impl kernel::fmt::Display for StatusLine<'_> {
     fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
@@ -391,7 +485,8 @@ impl kernel::fmt::Display for StatusLine<'_> {
         write!(
             f,
             "state={} reason={} current_kb={} target_kb={} requested_kb={} ballooned_pages={} \
-             hypercalls={} pages_out={} pages_in={} failures={} oom_deflated_pages={}",
+             hypercalls={} pages_out={} pages_in={} failures={} oom_deflated_pages={} \
+             hotplug_blocks={} hotplug_onlined={} hotplug_backed_pages={} hotplug_ballooned_pages={}",
             state.progress_name(),
             state.reason(),
             pages_to_kib(state.reservation.current_pages()),
@@ -403,6 +498,10 @@ impl kernel::fmt::Display for StatusLine<'_> {
             counters.pages_in,
             counters.failures,
             state.oom_deflated_pages,
+            self.1.added,
+            self.1.onlined,
+            self.1.backed_pages,
+            self.1.unbacked_pages,
         )
     }
 }

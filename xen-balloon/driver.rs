@@ -2,18 +2,22 @@
 
 //! The module's lifetime: what loading sets up and unloading takes down.
 //!
-//! Load: read the domain's reservation, create the balloon, then register its faces
-//! (sysfs, the xenstore watch, the OOM notifier). Unload: unregister them in reverse
-//! order so that nothing can wake the worker, stop the worker, then give every
-//! ballooned page back to the guest before returning.
+//! Load: read the domain's reservation, claim the hotplug region above it, create the
+//! balloon, then register the online-page callback and the balloon's faces (sysfs, the
+//! xenstore watch, the OOM notifier). Unload: unregister the faces in reverse order so
+//! that nothing can wake the worker, stop the worker, give every ballooned page back
+//! to the guest, remove the blocks hotplug added (the callback still backs whatever
+//! a failed offline re-onlines), and only then restore the online-page callback.
 
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use crate::balloon::Balloon;
 use crate::hotplug::Granularity;
+use crate::hotplug::Hotplug;
 use crate::interfaces::TARGET_NODE;
 use crate::memory;
+use crate::memory_hotplug::OnlineCallback;
 use crate::oom::OomNotifier;
 use crate::sysfs::SysfsDevice;
 use crate::target::pages_to_kib;
@@ -26,6 +30,7 @@ use crate::xenstore::Watch;
 pub(crate) struct Ebb {
     domain: DomainType,
     balloon: Arc<Balloon>,
+    online_callback: Option<OnlineCallback<Balloon>>,
     oom: Option<OomNotifier<Balloon>>,
     watch: Option<Watch<Balloon>>,
     sysfs: Option<SysfsDevice<Balloon>>,
@@ -47,17 +52,35 @@ impl kernel::Module for Ebb {
             managed
         });
         let maximum = xen_reservation::maximum_reservation().ok();
-        let limits = Limits::new(reservation, managed, maximum);
         let superpages = domain.superpage_extents();
-        let balloon = Arc::pin_init(Balloon::new(reservation, limits, superpages)?, GFP_KERNEL)?;
+        // Hotplug backs ebb's blocks in 2 MiB extents by guest frame: not on PV, whose
+        // p2m is per 4 KiB page and kept by the guest.
+        let hotplug = match maximum {
+            Some(maximum) if superpages => Hotplug::new(granularity, reservation, maximum)?,
+            _ => None,
+        };
+        let reachable = hotplug
+            .as_ref()
+            .map_or(reservation, |hotplug| hotplug.end_pfn());
+        let limits = Limits::new(reservation, managed, maximum, reachable);
+        let balloon = Arc::pin_init(
+            Balloon::new(reservation, limits, hotplug, superpages)?,
+            GFP_KERNEL,
+        )?;
 
         let mut ebb = Self {
             domain,
             balloon,
+            online_callback: None,
             oom: None,
             watch: None,
             sysfs: None,
         };
+        if ebb.balloon.hotplug.is_some() {
+            ebb.online_callback = Some(OnlineCallback::register(ebb.balloon.clone()).inspect_err(
+                |_| pr_err!("another driver holds the online-page callback: refusing to load\n"),
+            )?);
+        }
         ebb.sysfs = Some(SysfsDevice::register(ebb.balloon.clone())?);
         ebb.watch = Some(Watch::new(TARGET_NODE, ebb.balloon.clone())?);
         ebb.oom = Some(OomNotifier::register(ebb.balloon.clone())?);
@@ -80,6 +103,17 @@ impl Drop for Ebb {
         self.sysfs = None;
         self.balloon.stop();
         let left = self.balloon.return_all();
+        if let Some(hotplug) = &self.balloon.hotplug {
+            let (blocks, released) = hotplug.remove_all();
+            if blocks > 0 {
+                pr_info!(
+                    "unload: removed {} hot-added memory blocks, {} KiB back to the hypervisor\n",
+                    blocks,
+                    pages_to_kib(released)
+                );
+            }
+        }
+        self.online_callback = None;
         if left == 0 {
             pr_info!("unloaded from the Xen {} domain\n", self.domain.name());
         } else {

@@ -20,6 +20,8 @@ mod hotplug;
 mod interfaces;
 #[path = "../rust/memory.rs"]
 mod memory;
+#[path = "../rust/memory_hotplug.rs"]
+mod memory_hotplug;
 #[path = "../rust/oom.rs"]
 mod oom;
 #[path = "../rust/page_run.rs"]

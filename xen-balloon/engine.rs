@@ -36,6 +36,8 @@ pub(crate) enum Stall {
     EnomemHypervisor,
     /// The hypervisor refused the call or part of it.
     HypervisorRefused,
+    /// The kernel refused to add a memory block.
+    AddMemoryFailed,
 }
 
 impl Stall {
@@ -45,6 +47,7 @@ impl Stall {
             Self::EnomemGuest => "enomem_guest",
             Self::EnomemHypervisor => "enomem_hypervisor",
             Self::HypervisorRefused => "hypervisor_refused",
+            Self::AddMemoryFailed => "add_memory_failed",
         }
     }
 }
@@ -78,7 +81,7 @@ pub(crate) struct Counters {
 /// - `ballooned_pages` is the sum of `nr_pages()` over `ballooned`, and every run in
 ///   `ballooned` has had its frames released to the hypervisor.
 /// - `current_pages + ballooned_pages` is the domain's reservation when the engine
-///   was created.
+///   was created plus the pages memory hotplug added since ([`Reservation::grew`]).
 /// - `frames.len() == MAX_EXTENTS_PER_CALL`.
 pub(crate) struct Reservation {
     current_pages: usize,
@@ -109,6 +112,14 @@ impl Reservation {
     /// Pages the domain holds.
     pub(crate) fn current_pages(&self) -> usize {
         self.current_pages
+    }
+
+    /// Counts `pages` that memory hotplug had the hypervisor back with `hypercalls`.
+    pub(crate) fn grew(&mut self, pages: usize, hypercalls: usize) {
+        // INVARIANT: the domain's reservation grew by `pages`, all in the guest.
+        self.current_pages += pages;
+        self.counters.pages_in += pages as u64;
+        self.counters.hypercalls += hypercalls as u64;
     }
 
     /// Pages in the balloon.

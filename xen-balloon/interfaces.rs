@@ -25,6 +25,8 @@ pub(crate) const TARGET_NODE: &CStr = c"memory/target";
 
 impl SysfsHandler for Balloon {
     fn show(&self, attr: Attribute, out: &mut dyn fmt::Write) -> fmt::Result {
+        // Taken before `state`: the hotplug lock is never nested in it.
+        let hotplug = self.hotplug_summary();
         let state = self.state.lock();
         let reservation = &state.reservation;
         let counters = reservation.counters();
@@ -56,6 +58,10 @@ impl SysfsHandler for Balloon {
             Attribute::PagesIn => writeln!(out, "{}", counters.pages_in),
             Attribute::Failures => writeln!(out, "{}", counters.failures),
             Attribute::OomDeflatedPages => writeln!(out, "{}", state.oom_deflated_pages),
+            Attribute::HotplugBlocks => writeln!(out, "{}", hotplug.added),
+            Attribute::HotplugOnlined => writeln!(out, "{}", hotplug.onlined),
+            Attribute::HotplugBackedPages => writeln!(out, "{}", hotplug.backed_pages),
+            Attribute::HotplugBalloonedPages => writeln!(out, "{}", hotplug.unbacked_pages),
         }
     }
 

@@ -98,8 +98,8 @@ pub(crate) struct Limits {
     /// work and the OOM killer is never the balloon's doing: a 32nd of the managed
     /// pages, at least 16 MiB.
     pub(crate) reserve_pages: usize,
-    /// The highest target ebb can reach: the reservation at load (growing past it is
-    /// memory hotplug's job, issue 7), and never above the domain's maximum.
+    /// The highest target ebb can reach: the reservation at load, or the end of the
+    /// hotplug region when there is one, and never above the domain's maximum.
     pub(crate) max_pages: usize,
 }
 
@@ -110,11 +110,18 @@ const MIN_FREE_RESERVE_PAGES: usize = (16 << 20) / kernel::page::PAGE_SIZE;
 
 impl Limits {
     /// Limits for a domain that holds `reservation` pages of which the kernel manages
-    /// `managed`, and may hold at most `maximum` (when the hypervisor says).
-    pub(crate) fn new(reservation: usize, managed: usize, maximum: Option<usize>) -> Self {
+    /// `managed`, may hold at most `maximum` (when the hypervisor says), and can grow
+    /// to `reachable` pages (by memory hotplug; the reservation without it).
+    pub(crate) fn new(
+        reservation: usize,
+        managed: usize,
+        maximum: Option<usize>,
+        reachable: usize,
+    ) -> Self {
         let unmanaged = reservation.saturating_sub(managed);
         let reserve = (managed / 8).max(MIN_RESERVE_PAGES);
-        let max_pages = maximum.map_or(reservation, |maximum| reservation.min(maximum));
+        let reachable = reachable.max(reservation);
+        let max_pages = maximum.map_or(reservation, |maximum| reachable.min(maximum));
         Self {
             floor_pages: unmanaged.saturating_add(reserve).min(max_pages),
             reserve_pages: (managed / 32).max(MIN_FREE_RESERVE_PAGES),

@@ -1,0 +1,182 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Memory hotplug: a target above the boot size (set with `ebbctl mem-set`) grows the
+# guest by adding ebb's memory blocks, which the kernel onlines (auto_online_blocks)
+# and ebb backs as they come online; the guest's MemTotal, ebb's files and the
+# hypervisor's tot_pages agree. Back down, the balloon takes the memory out. With
+# auto_online_blocks offline ebb says `not_onlined` until a user onlines the block.
+# rmmod removes the blocks and leaves the guest as it was.
+cd "$(dirname "$0")" || exit 1
+. ./lib.sh
+
+SYS=/sys/devices/system/xen_memory/xen_memory0
+MEM=/sys/devices/system/memory
+EXTENT_KB=2048
+
+ktap_print_header
+skip_all() {
+    ktap_set_plan 1
+    ktap_test_skip "memory hotplug ($1)"
+    ktap_finished
+}
+on_xen || skip_all "not on Xen"
+have_xenstore || skip_all "xenstore does not answer"
+host_request ping || skip_all "no host agent answers (run under scripts/run-guest.sh)"
+[ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
+[ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
+ktap_set_plan 7
+
+# tot_pages from `ebbctl info`, in KiB.
+hv_tot_kb() {
+    host_request info --raw >/dev/null 2>&1 || return 1
+    pages=$(host_output | tr ' ' '\n' | sed -n 's/^tot_pages=//p')
+    echo $((pages * 4))
+}
+
+within_extent() {
+    d=$(($1 - $2))
+    [ ${d#-} -le $EXTENT_KB ]
+}
+
+nr_blocks() {
+    ls -d $MEM/memory[0-9]* | wc -l
+}
+
+# Waits for the state to leave `working` after the target became $1 KiB.
+wait_state() {
+    i=0
+    while [ $i -lt 300 ] && [ "$(cat $SYS/target_kb)" != "$1" ]; do
+        sleep 0.1; i=$((i + 1))
+    done
+    i=0
+    while [ $i -lt 600 ]; do
+        state=$(cat $SYS/ebb/state)
+        case "$state" in
+            reached|stalled|gave_up|not_onlined) echo "$state"; return 0 ;;
+        esac
+        sleep 0.1; i=$((i + 1))
+    done
+    echo "$state"
+}
+
+hotplug_files() {
+    echo "blocks $(cat $SYS/ebb/hotplug_blocks) onlined $(cat $SYS/ebb/hotplug_onlined)" \
+        "backed $(cat $SYS/ebb/hotplug_backed_pages) ballooned $(cat $SYS/ebb/hotplug_ballooned_pages)"
+}
+
+ebb_loaded && rmmod ebb
+online_policy=$(cat $MEM/auto_online_blocks)
+target0=$(xenstore read memory/target)
+mem_boot=$(mem_total_kb)
+blocks_boot=$(nr_blocks)
+tot_before=$(hv_tot_kb)
+dmesg -c >/dev/null
+insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+
+# 1. The region above boot RAM is ebb's to grow into.
+max_kb=$(cat $SYS/ebb/max_kb)
+ktap_print_msg "boot: target $target0 KiB, MemTotal $mem_boot kB, $blocks_boot blocks, tot_pages $tot_before kB; max $max_kb KiB"
+if [ "$max_kb" -ge $((target0 + 262144)) ] && [ "$(cat $SYS/ebb/hotplug_blocks)" = 0 ]; then
+    ktap_test_pass "ebb can grow the guest to $max_kb KiB by hotplug"
+else
+    ktap_test_fail "ebb can grow the guest to $max_kb KiB by hotplug"
+fi
+
+# 2. Grow by 192 MiB with blocks onlined movable as they are added: the second
+# block is onlined whole but only half of it is backed; the rest stays ballooned.
+echo online_movable > $MEM/auto_online_blocks
+up_kb=$((target0 + 196608))
+host_request mem-set $((up_kb / 1024))
+state=$(wait_state $up_kb)
+cur=$(cat $SYS/info/current_kb)
+mem=$(mem_total_kb)
+tot=$(hv_tot_kb)
+ktap_print_msg "up to $up_kb KiB: state $state, current $cur KiB, MemTotal $mem kB, tot_pages $tot kB, $(nr_blocks) blocks; $(hotplug_files)"
+if [ "$state" = reached ] && within_extent "$cur" "$up_kb" &&
+    [ "$(cat $SYS/ebb/hotplug_blocks)" = 2 ] && [ "$(cat $SYS/ebb/hotplug_onlined)" = 2 ] &&
+    [ "$(cat $SYS/ebb/hotplug_ballooned_pages)" = 16384 ] &&
+    [ "$(nr_blocks)" = $((blocks_boot + 2)) ] &&
+    within_extent $((mem - mem_boot)) 196608 &&
+    within_extent $((tot - tot_before)) 196608; then
+    ktap_test_pass "mem-set +192 MiB adds and onlines 2 blocks, backs 192 MiB; MemTotal and tot_pages follow"
+else
+    ktap_test_fail "mem-set +192 MiB adds and onlines 2 blocks, backs 192 MiB; MemTotal and tot_pages follow"
+fi
+
+# 3. Grow to +256 MiB: the ballooned half of the second block is backed, no new block.
+up_kb=$((target0 + 262144))
+host_request mem-set $((up_kb / 1024))
+state=$(wait_state $up_kb)
+cur=$(cat $SYS/info/current_kb)
+mem=$(mem_total_kb)
+tot=$(hv_tot_kb)
+ktap_print_msg "up to $up_kb KiB: state $state, current $cur KiB, MemTotal $mem kB, tot_pages $tot kB, $(nr_blocks) blocks; $(hotplug_files)"
+ktap_print_msg "xenstore: $(xenstore read memory/ebb-state)"
+if [ "$state" = reached ] && within_extent "$cur" "$up_kb" &&
+    [ "$(cat $SYS/ebb/hotplug_blocks)" = 2 ] && [ "$(cat $SYS/ebb/hotplug_ballooned_pages)" = 0 ] &&
+    within_extent $((mem - mem_boot)) 262144 &&
+    within_extent $((tot - tot_before)) 262144; then
+    ktap_test_pass "mem-set +256 MiB backs the rest of the second block; MemTotal and tot_pages follow"
+else
+    ktap_test_fail "mem-set +256 MiB backs the rest of the second block; MemTotal and tot_pages follow"
+fi
+
+# 4. Back down: the balloon takes it out again.
+host_request mem-set $((target0 / 1024))
+state=$(wait_state "$target0")
+cur=$(cat $SYS/info/current_kb)
+mem=$(mem_total_kb)
+tot=$(hv_tot_kb)
+ktap_print_msg "down to $target0 KiB: state $state, current $cur KiB, MemTotal $mem kB, tot_pages $tot kB; $(hotplug_files)"
+if [ "$state" = reached ] && within_extent "$cur" "$target0" &&
+    within_extent "$mem" "$mem_boot" && within_extent "$tot" "$tot_before"; then
+    ktap_test_pass "mem-set back to the boot size: MemTotal and tot_pages return"
+else
+    ktap_test_fail "mem-set back to the boot size: MemTotal and tot_pages return"
+fi
+
+# 5. With auto_online_blocks offline a new block waits for a user; onlining it grows.
+echo offline > $MEM/auto_online_blocks
+up_kb=$((target0 + 393216))
+host_request mem-set $((up_kb / 1024))
+state=$(wait_state $up_kb)
+xs_state=$(xenstore read memory/ebb-state)
+ktap_print_msg "up to $up_kb KiB, policy offline: state $state; $(hotplug_files); xenstore: $xs_state"
+waiting=$state
+for block in $MEM/memory[0-9]*; do
+    [ "$(cat "$block/state")" = offline ] && echo online_movable > "$block/state"
+done
+state=$(wait_state $up_kb)
+cur=$(cat $SYS/info/current_kb)
+tot=$(hv_tot_kb)
+ktap_print_msg "after a user onlined it: state $state, current $cur KiB, tot_pages $tot kB; $(hotplug_files)"
+if [ "$waiting" = not_onlined ] && [ "${xs_state#state=not_onlined }" != "$xs_state" ] &&
+    [ "$(cat $SYS/ebb/hotplug_blocks)" = 3 ] &&
+    [ "$state" = reached ] && within_extent "$cur" "$up_kb" &&
+    within_extent $((tot - tot_before)) 393216; then
+    ktap_test_pass "an added block nobody onlines is reported not_onlined; onlining it reaches the target"
+else
+    ktap_test_fail "an added block nobody onlines is reported not_onlined; onlining it reaches the target"
+fi
+
+# 6. rmmod removes ebb's blocks and leaves the guest as it was.
+rmmod ebb
+mem=$(mem_total_kb)
+tot=$(hv_tot_kb)
+ktap_print_msg "after rmmod: MemTotal $mem kB, tot_pages $tot kB, $(nr_blocks) blocks; $(dmesg | grep 'ebb: unload' | tr '\n' ' ')"
+if ! ebb_loaded && [ "$mem" = "$mem_boot" ] && [ "$(nr_blocks)" = "$blocks_boot" ] &&
+    within_extent "$tot" "$tot_before" && ! grep -q "System RAM (ebb)" /proc/iomem; then
+    ktap_test_pass "rmmod removes the hot-added blocks: MemTotal, blocks and tot_pages as before"
+else
+    ktap_test_fail "rmmod removes the hot-added blocks: MemTotal, blocks and tot_pages as before"
+fi
+host_request mem-set $((target0 / 1024))
+echo "$online_policy" > $MEM/auto_online_blocks
+
+# 7. No kernel warning.
+if dmesg | grep -E "WARNING|BUG|Oops" >/dev/null; then
+    ktap_test_fail "no kernel warning during hotplug"
+else
+    ktap_test_pass "no kernel warning during hotplug"
+fi
+ktap_finished
