@@ -67,6 +67,8 @@ impl Granularity {
 #[derive(Clone, Copy, Default)]
 struct Block {
     added: bool,
+    /// An offline-and-remove failed; not tried again until the target changes.
+    unremovable: bool,
     /// Extents the kernel onlined through ebb's callback.
     onlined: u64,
     /// Extents the hypervisor backs (always a subset of `onlined` or of a block being
@@ -348,6 +350,83 @@ impl Hotplug {
         Grow::Added
     }
 
+    /// One step towards a target `excess` pages below what the domain holds: removes
+    /// the highest added block if all of it may go (every extent backed, or never
+    /// onlined) without going more than an extent below the target, the guest has room to migrate what it holds, and it was not found
+    /// unremovable since the target last changed. Returns the pages the hypervisor
+    /// took back, or `None` when no block was removed (ballooning does the rest).
+    pub(crate) fn shrink(&self, excess: usize, free_reserve: usize) -> Option<usize> {
+        let block_pages = self.granularity.block_pages();
+        let all = self.all_extents();
+        let index = {
+            let guard = self.blocks.lock();
+            let index = guard.blocks.iter().rposition(|block| block.added)?;
+            let block = &guard.blocks[index];
+            let whole = block.onlined == all && block.backed == all;
+            let fresh = block.onlined == 0;
+            let pages = block.backed.count_ones() as usize * EXTENT_PAGES;
+            // Within one extent of the target is close enough, as for ballooning.
+            if block.unremovable || !(whole || fresh) || excess + EXTENT_PAGES <= pages {
+                return None;
+            }
+            if whole && memory::free_pages() < block_pages + free_reserve {
+                return None;
+            }
+            index
+        };
+        // Without the lock: a failed offline re-onlines the block through the callback.
+        let start = (self.block_start_pfn(index) * kernel::page::PAGE_SIZE) as u64;
+        if let Err(err) =
+            memory_hotplug::offline_and_remove(start, self.granularity.block_bytes as u64)
+        {
+            pr_info!(
+                "memory block at {:#x} cannot be removed now ({:?}); ballooning instead\n",
+                start,
+                err
+            );
+            self.blocks.lock().blocks[index].unremovable = true;
+            return None;
+        }
+        Some(self.release_removed(index))
+    }
+
+    /// Allows another removal attempt of every block (the target changed).
+    pub(crate) fn retry_removal(&self) {
+        for block in self.blocks.lock().blocks.iter_mut() {
+            block.unremovable = false;
+        }
+    }
+
+    /// Forgets removed block `index` and gives its backed extents back to the
+    /// hypervisor. Returns how many pages it took.
+    fn release_removed(&self, index: usize) -> usize {
+        let backed = {
+            let mut guard = self.blocks.lock();
+            let block = &mut guard.blocks[index];
+            let backed = block.backed;
+            *block = Block::default();
+            backed
+        };
+        let mut frames = [0usize; MAX_EXTENTS_PER_BLOCK];
+        let mut asked = 0;
+        for extent in (0..self.extents_per_block).filter(|e| backed & (1 << e) != 0) {
+            frames[asked] = self.extent_pfn(index, extent);
+            asked += 1;
+        }
+        self.unfolded_hypercalls.fetch_add(1, Ordering::AcqRel);
+        let done =
+            xen_reservation::decrease_reservation(&mut frames[..asked], ExtentOrder::Superpage)
+                .unwrap_or_default();
+        if done < asked {
+            pr_warn!(
+                "the hypervisor took back {} of {} extents of a removed memory block\n",
+                done,
+                asked
+            );
+        }
+        done * EXTENT_PAGES
+    }
+
     /// The region's summary.
     pub(crate) fn summary(&self) -> Summary {
         let guard = self.blocks.lock();
@@ -389,30 +468,7 @@ impl Hotplug {
                 continue;
             }
             removed += 1;
-            let backed = {
-                let mut guard = self.blocks.lock();
-                let block = &mut guard.blocks[index];
-                let backed = block.backed;
-                *block = Block::default();
-                backed
-            };
-            let mut frames = [0usize; MAX_EXTENTS_PER_BLOCK];
-            let mut asked = 0;
-            for extent in (0..self.extents_per_block).filter(|e| backed & (1 << e) != 0) {
-                frames[asked] = self.extent_pfn(index, extent);
-                asked += 1;
-            }
-            let done =
-                xen_reservation::decrease_reservation(&mut frames[..asked], ExtentOrder::Superpage)
-                    .unwrap_or_default();
-            if done < asked {
-                pr_warn!(
-                    "unload: the hypervisor took back {} of {} extents of a removed block\n",
-                    done,
-                    asked
-                );
-            }
-            released += done * EXTENT_PAGES;
+            released += self.release_removed(index);
         }
         (removed, released)
     }

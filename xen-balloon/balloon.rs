@@ -15,7 +15,8 @@
 //! When the target lies above what the domain holds plus the balloon, the worker grows
 //! the guest with memory hotplug (`hotplug/`), one step per run and without holding
 //! either lock; the online-page callback backs pages of ebb's blocks as they come
-//! online and re-arms the worker.
+//! online and re-arms the worker. When the target falls by a whole hot-added block,
+//! the worker removes the block (offline and remove) before ballooning anything out.
 //!
 //! Lock order: `Balloon::staging` → `Balloon::state`; `Hotplug::blocks` is never
 //! taken under either. `staging` is the worker's own (it allocates and scrubs a
@@ -207,6 +208,9 @@ impl Balloon {
             state.progress = Progress::Working;
             state.reservation.retry_superpages(self.superpages);
         }
+        if let Some(hotplug) = &self.hotplug {
+            hotplug.retry_removal();
+        }
         self.worker.schedule(0);
     }
 
@@ -229,6 +233,22 @@ impl Balloon {
         for _ in 0..BATCHES_PER_RUN {
             let mut state = self.state.lock();
             self.count_hotplugged(&mut state);
+            let current = state.reservation.current_pages();
+            let target = state.target_pages;
+            if current > target {
+                if let Some(hotplug) = &self.hotplug {
+                    drop(state);
+                    let removed = hotplug.shrink(current - target, self.limits.reserve_pages);
+                    state = self.state.lock();
+                    if let Some(pages) = removed {
+                        state.reservation.shrank(pages);
+                        moved += pages;
+                        state.progress = Progress::Working;
+                        continue;
+                    }
+                    self.count_hotplugged(&mut state);
+                }
+            }
             let current = state.reservation.current_pages();
             let target = state.target_pages;
             let batch = if current > target {

@@ -81,7 +81,8 @@ pub(crate) struct Counters {
 /// - `ballooned_pages` is the sum of `nr_pages()` over `ballooned`, and every run in
 ///   `ballooned` has had its frames released to the hypervisor.
 /// - `current_pages + ballooned_pages` is the domain's reservation when the engine
-///   was created plus the pages memory hotplug added since ([`Reservation::grew`]).
+///   was created plus the pages memory hotplug added since ([`Reservation::grew`])
+///   minus those hot-remove gave back ([`Reservation::shrank`]).
 /// - `frames.len() == MAX_EXTENTS_PER_CALL`.
 pub(crate) struct Reservation {
     current_pages: usize,
@@ -120,6 +121,13 @@ impl Reservation {
         self.current_pages += pages;
         self.counters.pages_in += pages as u64;
         self.counters.hypercalls += hypercalls as u64;
+    }
+
+    /// Counts `pages` that memory hot-remove gave back to the hypervisor.
+    pub(crate) fn shrank(&mut self, pages: usize) {
+        // INVARIANT: the domain's reservation shrank by `pages`, all from the guest.
+        self.current_pages -= pages;
+        self.counters.pages_out += pages as u64;
     }
 
     /// Pages in the balloon.

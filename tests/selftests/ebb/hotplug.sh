@@ -3,7 +3,7 @@
 # Memory hotplug: a target above the boot size (set with `ebbctl mem-set`) grows the
 # guest by adding ebb's memory blocks, which the kernel onlines (auto_online_blocks)
 # and ebb backs as they come online; the guest's MemTotal, ebb's files and the
-# hypervisor's tot_pages agree. Back down, the balloon takes the memory out. With
+# hypervisor's tot_pages agree. Back down by whole blocks, ebb removes them. With
 # auto_online_blocks offline ebb says `not_onlined` until a user onlines the block.
 # rmmod removes the blocks and leaves the guest as it was.
 cd "$(dirname "$0")" || exit 1
@@ -121,23 +121,24 @@ else
     ktap_test_fail "mem-set +256 MiB backs the rest of the second block; MemTotal and tot_pages follow"
 fi
 
-# 4. Back down: the balloon takes it out again.
+# 4. Back down by two whole blocks: ebb offlines and removes them.
 host_request mem-set $((target0 / 1024))
 state=$(wait_state "$target0")
 cur=$(cat $SYS/info/current_kb)
 mem=$(mem_total_kb)
 tot=$(hv_tot_kb)
-ktap_print_msg "down to $target0 KiB: state $state, current $cur KiB, MemTotal $mem kB, tot_pages $tot kB; $(hotplug_files)"
+ktap_print_msg "down to $target0 KiB: state $state, current $cur KiB, MemTotal $mem kB, tot_pages $tot kB, $(nr_blocks) blocks; $(hotplug_files)"
 if [ "$state" = reached ] && within_extent "$cur" "$target0" &&
+    [ "$(cat $SYS/ebb/hotplug_blocks)" = 0 ] && [ "$(nr_blocks)" = "$blocks_boot" ] &&
     within_extent "$mem" "$mem_boot" && within_extent "$tot" "$tot_before"; then
-    ktap_test_pass "mem-set back to the boot size: MemTotal and tot_pages return"
+    ktap_test_pass "mem-set back to the boot size removes both blocks: MemTotal and tot_pages return"
 else
-    ktap_test_fail "mem-set back to the boot size: MemTotal and tot_pages return"
+    ktap_test_fail "mem-set back to the boot size removes both blocks: MemTotal and tot_pages return"
 fi
 
 # 5. With auto_online_blocks offline a new block waits for a user; onlining it grows.
 echo offline > $MEM/auto_online_blocks
-up_kb=$((target0 + 393216))
+up_kb=$((target0 + 131072))
 host_request mem-set $((up_kb / 1024))
 state=$(wait_state $up_kb)
 xs_state=$(xenstore read memory/ebb-state)
@@ -151,9 +152,9 @@ cur=$(cat $SYS/info/current_kb)
 tot=$(hv_tot_kb)
 ktap_print_msg "after a user onlined it: state $state, current $cur KiB, tot_pages $tot kB; $(hotplug_files)"
 if [ "$waiting" = not_onlined ] && [ "${xs_state#state=not_onlined }" != "$xs_state" ] &&
-    [ "$(cat $SYS/ebb/hotplug_blocks)" = 3 ] &&
+    [ "$(cat $SYS/ebb/hotplug_blocks)" = 1 ] &&
     [ "$state" = reached ] && within_extent "$cur" "$up_kb" &&
-    within_extent $((tot - tot_before)) 393216; then
+    within_extent $((tot - tot_before)) 131072; then
     ktap_test_pass "an added block nobody onlines is reported not_onlined; onlining it reaches the target"
 else
     ktap_test_fail "an added block nobody onlines is reported not_onlined; onlining it reaches the target"
