@@ -24,7 +24,7 @@ have_xenstore || skip_all "xenstore does not answer"
 host_request ping || skip_all "no host agent answers (run under scripts/run-guest.sh)"
 [ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
 [ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
-ktap_set_plan 7
+ktap_set_plan 8
 
 # tot_pages from `ebbctl info`, in KiB.
 hv_tot_kb() {
@@ -171,10 +171,29 @@ if ! ebb_loaded && [ "$mem" = "$mem_boot" ] && [ "$(nr_blocks)" = "$blocks_boot"
 else
     ktap_test_fail "rmmod removes the hot-added blocks: MemTotal, blocks and tot_pages as before"
 fi
+# 7. rmmod with a block only half backed: ebb backs the rest, then removes it. The
+# target is set before insmod, which reads it at load.
+echo online_movable > $MEM/auto_online_blocks
+up_kb=$((target0 + 65536))
+host_request mem-set $((up_kb / 1024))
+insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+state=$(wait_state $up_kb)
+half=$(cat $SYS/ebb/hotplug_ballooned_pages)
+ktap_print_msg "up to $up_kb KiB: state $state; $(hotplug_files)"
+rmmod ebb
+mem=$(mem_total_kb)
+tot=$(hv_tot_kb)
+ktap_print_msg "after rmmod: MemTotal $mem kB, tot_pages $tot kB, $(nr_blocks) blocks"
+if [ "$state" = reached ] && [ "$half" = 16384 ] && ! ebb_loaded && [ "$mem" = "$mem_boot" ] &&
+    [ "$(nr_blocks)" = "$blocks_boot" ] && within_extent "$tot" "$tot_before"; then
+    ktap_test_pass "rmmod with a half-backed block removes it: MemTotal, blocks and tot_pages as before"
+else
+    ktap_test_fail "rmmod with a half-backed block removes it: MemTotal, blocks and tot_pages as before"
+fi
 host_request mem-set $((target0 / 1024))
 echo "$online_policy" > $MEM/auto_online_blocks
 
-# 7. No kernel warning.
+# 8. No kernel warning.
 if dmesg | grep -E "WARNING|BUG|Oops" >/dev/null; then
     ktap_test_fail "no kernel warning during hotplug"
 else
