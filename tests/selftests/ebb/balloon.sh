@@ -9,7 +9,6 @@ cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
 SYS=/sys/devices/system/xen_memory/xen_memory0
-EXTENT_KB=2048
 CYCLES=20
 
 ktap_print_header
@@ -41,11 +40,6 @@ wait_settled() {
     done
     echo "$state"
     return 1
-}
-
-within_extent() {
-    d=$(($1 - $2))
-    [ ${d#-} -le $EXTENT_KB ]
 }
 
 # True when a write of $2 to file $1 fails and leaves every target file unchanged.

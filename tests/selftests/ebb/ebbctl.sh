@@ -8,7 +8,6 @@ cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
 SYS=/sys/devices/system/xen_memory/xen_memory0
-EXTENT_KB=2048
 
 ktap_print_header
 skip_all() {
@@ -40,18 +39,6 @@ if [ $status -ne 0 ] && [ "$(xenstore read memory/target)" = "$seen" ]; then
 else
     ktap_test_fail "a malformed mem-set is refused and changes nothing"
 fi
-
-# tot_pages from `ebbctl info`, in KiB.
-hv_tot_kb() {
-    host_request info --raw >/dev/null 2>&1 || return 1
-    pages=$(host_output | tr ' ' '\n' | sed -n 's/^tot_pages=//p')
-    echo $((pages * 4))
-}
-
-within_extent() {
-    d=$(($1 - $2))
-    [ ${d#-} -le $EXTENT_KB ]
-}
 
 if [ ! -f "$EBB_KO" ]; then
     ktap_test_skip "the balloon follows mem-set (ebb.ko not installed)"

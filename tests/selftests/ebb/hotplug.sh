@@ -11,7 +11,6 @@ cd "$(dirname "$0")" || exit 1
 
 SYS=/sys/devices/system/xen_memory/xen_memory0
 MEM=/sys/devices/system/memory
-EXTENT_KB=2048
 
 ktap_print_header
 skip_all() {
@@ -25,18 +24,6 @@ host_request ping || skip_all "no host agent answers (run under scripts/run-gues
 [ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
 [ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
 ktap_set_plan 8
-
-# tot_pages from `ebbctl info`, in KiB.
-hv_tot_kb() {
-    host_request info --raw >/dev/null 2>&1 || return 1
-    pages=$(host_output | tr ' ' '\n' | sed -n 's/^tot_pages=//p')
-    echo $((pages * 4))
-}
-
-within_extent() {
-    d=$(($1 - $2))
-    [ ${d#-} -le $EXTENT_KB ]
-}
 
 nr_blocks() {
     ls -d $MEM/memory[0-9]* | wc -l

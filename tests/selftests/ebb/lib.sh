@@ -11,6 +11,15 @@ on_xen() {
     [ "$(cat /sys/hypervisor/type 2>/dev/null)" = xen ]
 }
 
+# The balloon's granularity: targets are reached to within one 2 MiB extent.
+EXTENT_KB=2048
+
+# True when $1 and $2 (KiB) differ by at most one extent.
+within_extent() {
+    d=$(($1 - $2))
+    [ ${d#-} -le $EXTENT_KB ]
+}
+
 mem_total_kb() {
     awk '/^MemTotal:/ { print $2 }' /proc/meminfo
 }
@@ -41,6 +50,13 @@ host_request() {
 
 host_output() {
     xenstore read "data/ebb-host/$HOST_REQUEST_ID-output"
+}
+
+# The domain's tot_pages as the hypervisor counts them (`ebbctl info`), in KiB.
+hv_tot_kb() {
+    host_request info --raw >/dev/null 2>&1 || return 1
+    pages=$(host_output | tr ' ' '\n' | sed -n 's/^tot_pages=//p')
+    echo $((pages * 4))
 }
 
 # The guest can talk to xenstore (on Xen, with a store that answers).

@@ -7,7 +7,6 @@ cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
 SYS=/sys/devices/system/xen_memory/xen_memory0
-EXTENT_KB=2048
 
 ktap_print_header
 
@@ -60,8 +59,7 @@ echo $down_kb > $SYS/target_kb
 wait_field target_kb "$down_kb" state reached
 cur=$(state_field current_kb)
 ktap_print_msg "memory/ebb-state: $(xenstore read memory/ebb-state 2>&1)"
-d=$((cur - down_kb))
-if [ "$(state_field target_kb)" = "$down_kb" ] && [ ${d#-} -le $EXTENT_KB ]; then
+if [ "$(state_field target_kb)" = "$down_kb" ] && within_extent "$cur" "$down_kb"; then
     ktap_test_pass "memory/ebb-state follows a balloon-down"
 else
     ktap_test_fail "memory/ebb-state follows a balloon-down"
