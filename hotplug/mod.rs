@@ -2,7 +2,8 @@
 
 //! Memory hotplug: growing the guest past its boot size in whole memory blocks.
 //!
-//! The hotplug region runs from the end of boot RAM (rounded up to a memory block) to
+//! The hotplug region runs from the end of boot RAM (rounded up to a memory block, and
+//! above any RAM already there, such as blocks an earlier load could not remove) to
 //! the domain's maximum reservation (rounded down), and ebb adds it one block at a
 //! time as driver-managed "System RAM (ebb)" in a dynamic memory group. Adding a block
 //! does not back it: the hypervisor backs a block's pages only when they are onlined,
@@ -13,14 +14,25 @@
 //!
 //! Each block is tracked as two bitmaps of its 2 MiB extents: `onlined` (the kernel
 //! onlined it and ebb kept it) and `backed` (the hypervisor backs it and it is in the
-//! buddy allocator). A block is `added` from a successful `add_memory_driver_managed`
-//! until it is removed.
+//! buddy allocator, or, once the block is offline, its frames are still the domain's).
+//! A block is `added` from a successful `add_memory_driver_managed` until it is
+//! removed.
 //!
-//! Lock order: `Hotplug::blocks` is a leaf (the online callback takes it alone; the
-//! balloon never holds its own locks while calling in here). It is never held across
-//! `add_memory_driver_managed` or `offline_and_remove_memory`, whose onlining runs the
-//! callback synchronously.
+//! Offlining a block, by a user or by ebb's own hot-remove, passes through the memory
+//! notifier, as in virtio-mem: on MEM_GOING_OFFLINE ebb drops its reference to the
+//! pages of unbacked extents so that the offline skips them instead of failing on
+//! them; on MEM_OFFLINE it gives the frames of the block's backed extents back to the
+//! hypervisor; on MEM_CANCEL_OFFLINE it takes the references back. A block going
+//! offline is left alone by the worker. A user who onlines the block again gets it
+//! backed through the online callback, as far as the target asks.
+//!
+//! Lock order: `mem_hotplug_lock` → `Hotplug::blocks`; `blocks` is a leaf (the online
+//! callback and the memory notifier take it alone; the balloon never holds its own
+//! locks while calling in here). It is never held across `add_memory_driver_managed`
+//! or `offline_and_remove_memory`, which take `mem_hotplug_lock` and run the callback
+//! and the notifier synchronously.
 
+use core::num::NonZeroUsize;
 use core::sync::atomic::AtomicUsize;
 use core::sync::atomic::Ordering;
 
@@ -33,6 +45,7 @@ use crate::memory;
 use crate::memory_hotplug;
 use crate::memory_hotplug::MemoryGroup;
 use crate::memory_hotplug::OnliningPages;
+use crate::memory_notifier::PfnRange;
 use crate::xen_reservation;
 use crate::xen_reservation::ExtentOrder;
 
@@ -69,16 +82,29 @@ struct Block {
     added: bool,
     /// An offline-and-remove failed; not tried again until the target changes.
     unremovable: bool,
+    /// Between MEM_GOING_OFFLINE and MEM_OFFLINE or MEM_CANCEL_OFFLINE.
+    going_offline: bool,
     /// Extents the kernel onlined through ebb's callback.
     onlined: u64,
-    /// Extents the hypervisor backs (always a subset of `onlined` or of a block being
-    /// removed).
+    /// Extents the hypervisor backs: onlined ones (in the buddy allocator), or ones of
+    /// an offline block whose frames the hypervisor would not take back.
     backed: u64,
+    /// Unbacked extents whose page references ebb dropped for an offline in progress.
+    refs_dropped: u64,
 }
 
 impl Block {
     fn unbacked(&self) -> u64 {
         self.onlined & !self.backed
+    }
+
+    fn state_name(&self, all: u64) -> &'static str {
+        match self.onlined {
+            _ if self.going_offline => "going_offline",
+            0 => "offline",
+            onlined if onlined == all => "online",
+            _ => "onlining",
+        }
     }
 }
 
@@ -116,11 +142,26 @@ pub(crate) struct Summary {
     pub(crate) added: usize,
     /// Added blocks that the kernel onlined.
     pub(crate) onlined: usize,
+    /// Added blocks that could not be offlined for removal since the target last
+    /// changed (pages in them that cannot move, as in ZONE_NORMAL).
+    pub(crate) unremovable: usize,
     /// Pages of ebb's blocks that hotplug had the hypervisor back (ballooning out may
     /// have taken some of them since).
     pub(crate) backed_pages: usize,
     /// Pages of onlined blocks kept offline, unbacked (ballooned).
     pub(crate) unbacked_pages: usize,
+}
+
+/// What memory hotplug changed in the domain's reservation since the balloon last
+/// asked ([`Hotplug::take_changes`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Changes {
+    /// Pages the hypervisor backed for onlined extents.
+    pub(crate) backed: usize,
+    /// Pages of offline blocks the hypervisor took back.
+    pub(crate) released: usize,
+    /// Reservation hypercalls made for them.
+    pub(crate) hypercalls: usize,
 }
 
 /// The hotplug region and its blocks.
@@ -129,13 +170,17 @@ pub(crate) struct Hotplug {
     start_pfn: usize,
     nr_blocks: usize,
     granularity: Granularity,
+    /// Pages per block: `granularity`'s, known to be non-zero.
+    block_pages: NonZeroUsize,
     extents_per_block: usize,
     group: MemoryGroup,
     #[pin]
     blocks: Mutex<Blocks>,
     /// Pages backed by hotplug that the balloon's reservation does not count yet.
     unfolded_pages: AtomicUsize,
-    /// Populate hypercalls made for them.
+    /// Pages released by offlining that the balloon's reservation still counts.
+    unfolded_released: AtomicUsize,
+    /// Reservation hypercalls made for them.
     unfolded_hypercalls: AtomicUsize,
 }
 
@@ -148,32 +193,42 @@ impl Hotplug {
         boot_pages: usize,
         max_pages: usize,
     ) -> Result<Option<Arc<Self>>> {
-        let block_pages = granularity.block_pages();
-        let extents_per_block = block_pages / EXTENT_PAGES;
-        if extents_per_block == 0 || extents_per_block > MAX_EXTENTS_PER_BLOCK {
+        let extents_per_block = granularity.block_pages() / EXTENT_PAGES;
+        let block_pages = NonZeroUsize::new(extents_per_block * EXTENT_PAGES);
+        let (Some(block_pages), 1..=MAX_EXTENTS_PER_BLOCK) = (block_pages, extents_per_block)
+        else {
             pr_warn!(
                 "memory blocks of {} MiB: ebb hotplugs blocks of 2..128 MiB only; no hotplug\n",
                 granularity.block_bytes >> 20
             );
             return Ok(None);
+        };
+        let mut start_pfn = boot_pages.div_ceil(block_pages.get()) * block_pages.get();
+        // Blocks a previous load could not remove are ordinary memory now: above them.
+        let block_bytes = (block_pages.get() * kernel::page::PAGE_SIZE) as u64;
+        while start_pfn < max_pages
+            && memory::ram_present((start_pfn * kernel::page::PAGE_SIZE) as u64, block_bytes)
+        {
+            start_pfn += block_pages.get();
         }
-        let start_pfn = boot_pages.div_ceil(block_pages) * block_pages;
         let nr_blocks = max_pages.saturating_sub(start_pfn) / block_pages;
         if nr_blocks == 0 {
             return Ok(None);
         }
         let start = (start_pfn * kernel::page::PAGE_SIZE) as u64;
-        let group = MemoryGroup::register_dynamic(start, block_pages)?;
+        let group = MemoryGroup::register_dynamic(start, block_pages.get())?;
         let blocks = KVec::from_elem(Block::default(), nr_blocks, GFP_KERNEL)?;
         let hotplug = Arc::pin_init(
             try_pin_init!(Self {
                 start_pfn,
                 nr_blocks,
                 granularity,
+                block_pages,
                 extents_per_block,
                 group,
                 blocks <- new_mutex!(Blocks { blocks, budget: 0 }),
                 unfolded_pages: AtomicUsize::new(0),
+                unfolded_released: AtomicUsize::new(0),
                 unfolded_hypercalls: AtomicUsize::new(0),
             }),
             GFP_KERNEL,
@@ -183,7 +238,7 @@ impl Hotplug {
 
     /// The highest reservation hotplug can reach, in pages.
     pub(crate) fn end_pfn(&self) -> usize {
-        self.start_pfn + self.nr_blocks * self.granularity.block_pages()
+        self.start_pfn + self.nr_blocks * self.block_pages.get()
     }
 
     /// Whether `pfn` lies in the region.
@@ -197,20 +252,29 @@ impl Hotplug {
     }
 
     fn block_start_pfn(&self, index: usize) -> usize {
-        self.start_pfn + index * self.granularity.block_pages()
+        self.start_pfn + index * self.block_pages.get()
     }
 
     fn extent_pfn(&self, index: usize, extent: usize) -> usize {
         self.block_start_pfn(index) + extent * EXTENT_PAGES
     }
 
-    /// Pages backed by hotplug since the last call and the hypercalls that backed
-    /// them; the balloon adds them to the domain's reservation and its counters.
-    pub(crate) fn take_backed(&self) -> (usize, usize) {
-        (
-            self.unfolded_pages.swap(0, Ordering::AcqRel),
-            self.unfolded_hypercalls.swap(0, Ordering::AcqRel),
-        )
+    /// What hotplug changed since the last call; the balloon folds it into the
+    /// domain's reservation and its counters.
+    pub(crate) fn take_changes(&self) -> Changes {
+        Changes {
+            backed: self.unfolded_pages.swap(0, Ordering::AcqRel),
+            released: self.unfolded_released.swap(0, Ordering::AcqRel),
+            hypercalls: self.unfolded_hypercalls.swap(0, Ordering::AcqRel),
+        }
+    }
+
+    /// The block of the region that `range` is, if it is one.
+    fn block_of(&self, range: PfnRange) -> Option<usize> {
+        if !self.contains(range.start_pfn) {
+            return None;
+        }
+        Some((range.start_pfn - self.start_pfn) / self.block_pages)
     }
 
     /// The online callback's work for `pages` of the region: keeps them, backs and
@@ -222,10 +286,9 @@ impl Hotplug {
         if pages.nr_pages() < EXTENT_PAGES {
             return;
         }
-        let block_pages = self.granularity.block_pages();
         let offset = pages.pfn() - self.start_pfn;
-        let index = offset / block_pages;
-        let first = (offset % block_pages) / EXTENT_PAGES;
+        let index = offset / self.block_pages;
+        let first = (offset % self.block_pages) / EXTENT_PAGES;
         let count = pages.nr_pages() / EXTENT_PAGES;
         let mut guard = self.blocks.lock();
         let Blocks { blocks, budget } = &mut *guard;
@@ -295,7 +358,7 @@ impl Hotplug {
         let Blocks { blocks, budget } = &mut *guard;
         for (index, block) in blocks.iter_mut().enumerate() {
             let unbacked = block.unbacked();
-            if !block.added || unbacked == 0 || *budget < EXTENT_PAGES {
+            if !block.added || block.going_offline || unbacked == 0 || *budget < EXTENT_PAGES {
                 continue;
             }
             let mut frames = [0usize; MAX_EXTENTS_PER_BLOCK];
@@ -328,8 +391,7 @@ impl Hotplug {
         let Some(index) = blocks.iter().position(|block| !block.added) else {
             return Grow::Nothing;
         };
-        let block_pages = self.granularity.block_pages();
-        let memmap_pages = block_pages * MEMMAP_BYTES_PER_PAGE / kernel::page::PAGE_SIZE;
+        let memmap_pages = self.block_pages.get() * MEMMAP_BYTES_PER_PAGE / kernel::page::PAGE_SIZE;
         if memory::free_pages() < memmap_pages + free_reserve {
             return Grow::EnomemGuest;
         }
@@ -351,43 +413,51 @@ impl Hotplug {
     }
 
     /// One step towards a target `excess` pages below what the domain holds: removes
-    /// the highest added block if all of it may go (every extent backed, or never
-    /// onlined) without going more than an extent below the target, the guest has room to migrate what it holds, and it was not found
-    /// unremovable since the target last changed. Returns the pages the hypervisor
-    /// took back, or `None` when no block was removed (ballooning does the rest).
-    pub(crate) fn shrink(&self, excess: usize, free_reserve: usize) -> Option<usize> {
-        let block_pages = self.granularity.block_pages();
-        let all = self.all_extents();
+    /// an added block not found unremovable since the target last changed, an offline
+    /// one first, else the highest, if its backed pages are no more than `excess`
+    /// (within one extent) and the guest has room to migrate what it holds. The memory notifier gives the block's frames back to the
+    /// hypervisor. Returns whether a block was removed (ballooning does the rest
+    /// otherwise).
+    pub(crate) fn shrink(&self, excess: usize, free_reserve: usize) -> bool {
         let index = {
             let guard = self.blocks.lock();
-            let index = guard.blocks.iter().rposition(|block| block.added)?;
+            let removable =
+                |block: &Block| block.added && !block.going_offline && !block.unremovable;
+            let Some(index) = guard
+                .blocks
+                .iter()
+                .rposition(|block| removable(block) && block.onlined == 0)
+                .or_else(|| guard.blocks.iter().rposition(removable))
+            else {
+                return false;
+            };
             let block = &guard.blocks[index];
-            let whole = block.onlined == all && block.backed == all;
-            let fresh = block.onlined == 0;
             let pages = block.backed.count_ones() as usize * EXTENT_PAGES;
             // Within one extent of the target is close enough, as for ballooning.
-            if block.unremovable || !(whole || fresh) || excess + EXTENT_PAGES <= pages {
-                return None;
+            if excess + EXTENT_PAGES <= pages {
+                return false;
             }
-            if whole && memory::free_pages() < block_pages + free_reserve {
-                return None;
+            if block.onlined != 0 && memory::free_pages() < pages + free_reserve {
+                return false;
             }
             index
         };
-        // Without the lock: a failed offline re-onlines the block through the callback.
+        // Without the lock: the notifier takes it while the block goes offline.
         let start = (self.block_start_pfn(index) * kernel::page::PAGE_SIZE) as u64;
         if let Err(err) =
             memory_hotplug::offline_and_remove(start, self.granularity.block_bytes as u64)
         {
             pr_info!(
-                "memory block at {:#x} cannot be removed now ({:?}); ballooning instead\n",
-                start,
+                "memory block {} cannot be removed now ({:?}): it holds pages that cannot \
+                 move; ballooning instead, and not retrying it until the target changes\n",
+                self.memory_block_id(index),
                 err
             );
             self.blocks.lock().blocks[index].unremovable = true;
-            return None;
+            return false;
         }
-        Some(self.release_removed(index))
+        self.forget_removed(index);
+        true
     }
 
     /// Allows another removal attempt of every block (the target changed).
@@ -397,34 +467,28 @@ impl Hotplug {
         }
     }
 
-    /// Forgets removed block `index` and gives its backed extents back to the
-    /// hypervisor. Returns how many pages it took.
-    fn release_removed(&self, index: usize) -> usize {
-        let backed = {
+    /// Forgets removed block `index`. Frames the hypervisor would not take back when
+    /// it went offline stay the domain's; say so.
+    fn forget_removed(&self, index: usize) {
+        let kept = {
             let mut guard = self.blocks.lock();
-            let block = &mut guard.blocks[index];
-            let backed = block.backed;
-            *block = Block::default();
-            backed
+            let kept = guard.blocks[index].backed.count_ones();
+            guard.blocks[index] = Block::default();
+            kept
         };
-        let mut frames = [0usize; MAX_EXTENTS_PER_BLOCK];
-        let mut asked = 0;
-        for extent in (0..self.extents_per_block).filter(|e| backed & (1 << e) != 0) {
-            frames[asked] = self.extent_pfn(index, extent);
-            asked += 1;
-        }
-        self.unfolded_hypercalls.fetch_add(1, Ordering::AcqRel);
-        let done =
-            xen_reservation::decrease_reservation(&mut frames[..asked], ExtentOrder::Superpage)
-                .unwrap_or_default();
-        if done < asked {
+        if kept > 0 {
             pr_warn!(
-                "the hypervisor took back {} of {} extents of a removed memory block\n",
-                done,
-                asked
+                "memory block {} is removed but the hypervisor still backs {} of its 2 MiB extents\n",
+                self.memory_block_id(index),
+                kept
             );
         }
-        done * EXTENT_PAGES
+    }
+
+    /// The kernel's number for memory block `index` of the region (its directory in
+    /// /sys/devices/system/memory/).
+    fn memory_block_id(&self, index: usize) -> usize {
+        self.block_start_pfn(index) / self.block_pages
     }
 
     /// The region's summary.
@@ -434,50 +498,174 @@ impl Hotplug {
         for block in guard.blocks.iter().filter(|block| block.added) {
             summary.added += 1;
             summary.onlined += usize::from(block.onlined != 0);
+            summary.unremovable += usize::from(block.unremovable);
             summary.backed_pages += block.backed.count_ones() as usize * EXTENT_PAGES;
             summary.unbacked_pages += block.unbacked().count_ones() as usize * EXTENT_PAGES;
         }
         summary
     }
 
-    /// Unload: backs every onlined extent (so that each block is ordinary memory),
-    /// then offlines and removes every added block and gives its frames back to the
-    /// hypervisor. Blocks that cannot be removed stay as ordinary memory. Returns how
-    /// many blocks it removed and how many pages the hypervisor took back.
-    pub(crate) fn remove_all(&self) -> (usize, usize) {
-        self.grow_budget_unlimited();
-        let mut removed = 0;
+    /// Writes one line per added block: its memory block, state, backed and ballooned
+    /// pages, and whether it was found unremovable.
+    pub(crate) fn write_block_list(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        let guard = self.blocks.lock();
+        let all = self.all_extents();
+        for (index, block) in guard.blocks.iter().enumerate() {
+            if !block.added {
+                continue;
+            }
+            writeln!(
+                out,
+                "memory{} {} backed_pages={} ballooned_pages={} unremovable={}",
+                self.memory_block_id(index),
+                block.state_name(all),
+                block.backed.count_ones() as usize * EXTENT_PAGES,
+                block.unbacked().count_ones() as usize * EXTENT_PAGES,
+                u8::from(block.unremovable)
+            )?;
+        }
+        Ok(())
+    }
+
+    /// MEM_GOING_OFFLINE for `range`: when it is one of ebb's blocks, drops ebb's
+    /// references to its unbacked pages so that the offline skips them, and keeps the
+    /// worker away from the block until the offline ends.
+    pub(crate) fn going_offline(&self, range: PfnRange) -> Result {
+        let Some(index) = self.block_of(range) else {
+            return Ok(());
+        };
+        if range.nr_pages != self.block_pages.get()
+            || range.start_pfn != self.block_start_pfn(index)
+        {
+            pr_warn!(
+                "refusing to offline {} pages from pfn {:#x}: ebb's memory goes offline in whole blocks\n",
+                range.nr_pages,
+                range.start_pfn
+            );
+            return Err(EINVAL);
+        }
+        let mut guard = self.blocks.lock();
+        let block = &mut guard.blocks[index];
+        let unbacked = block.unbacked();
+        for extent in (0..self.extents_per_block).filter(|e| unbacked & (1 << e) != 0) {
+            let pfn = self.extent_pfn(index, extent);
+            // SAFETY: an unbacked onlined extent was kept by the online callback and
+            // never handed to the allocator; this is the notifier's MEM_GOING_OFFLINE
+            // and MEM_CANCEL_OFFLINE undoes it.
+            if let Err(err) = unsafe { memory_hotplug::drop_offline_refs(pfn, EXTENT_PAGES) } {
+                pr_warn!(
+                    "memory block {}: an unbacked page at pfn {:#x}.. is referenced elsewhere; refusing the offline\n",
+                    self.memory_block_id(index),
+                    pfn
+                );
+                self.retake_refs(index, block);
+                return Err(err);
+            }
+            block.refs_dropped |= 1 << extent;
+        }
+        block.going_offline = true;
+        Ok(())
+    }
+
+    /// MEM_CANCEL_OFFLINE for `range`: the block stays online as it was.
+    pub(crate) fn cancel_offline(&self, range: PfnRange) {
+        let Some(index) = self.block_of(range) else {
+            return;
+        };
+        let mut guard = self.blocks.lock();
+        let block = &mut guard.blocks[index];
+        self.retake_refs(index, block);
+        block.going_offline = false;
+    }
+
+    fn retake_refs(&self, index: usize, block: &mut Block) {
+        let dropped = block.refs_dropped;
+        for extent in (0..self.extents_per_block).filter(|e| dropped & (1 << e) != 0) {
+            // SAFETY: the references of this extent were dropped by `going_offline`
+            // (its `refs_dropped` bit) and the block is still online.
+            unsafe {
+                memory_hotplug::retake_offline_refs(self.extent_pfn(index, extent), EXTENT_PAGES)
+            };
+        }
+        block.refs_dropped = 0;
+    }
+
+    /// MEM_OFFLINE for `range`: nothing in the block is in use any more; gives the
+    /// frames of its backed extents back to the hypervisor. Returns whether `range` is
+    /// one of ebb's blocks.
+    pub(crate) fn offline(&self, range: PfnRange) -> bool {
+        let Some(index) = self.block_of(range) else {
+            return false;
+        };
+        let mut guard = self.blocks.lock();
+        let block = &mut guard.blocks[index];
+        let backed = block.backed;
+        let mut frames = [0usize; MAX_EXTENTS_PER_BLOCK];
+        let mut asked = 0;
+        for extent in (0..self.extents_per_block).filter(|e| backed & (1 << e) != 0) {
+            frames[asked] = self.extent_pfn(index, extent);
+            asked += 1;
+        }
         let mut released = 0;
+        if asked > 0 {
+            self.unfolded_hypercalls.fetch_add(1, Ordering::AcqRel);
+            released =
+                xen_reservation::decrease_reservation(&mut frames[..asked], ExtentOrder::Superpage)
+                    .unwrap_or_default();
+            // The hypervisor handles extents in order: the first `released` went.
+            for &pfn in &frames[..released] {
+                block.backed &= !(1 << ((pfn - self.block_start_pfn(index)) / EXTENT_PAGES));
+            }
+            if released < asked {
+                pr_warn!(
+                    "memory block {} is offline; the hypervisor took back {} of its {} backed extents\n",
+                    self.memory_block_id(index),
+                    released,
+                    asked
+                );
+            }
+        }
+        block.onlined = 0;
+        block.refs_dropped = 0;
+        block.going_offline = false;
+        self.unfolded_released
+            .fetch_add(released * EXTENT_PAGES, Ordering::AcqRel);
+        true
+    }
+
+    /// Unload: offlines and removes every added block (the notifier gives its frames
+    /// back to the hypervisor), then backs what is left of blocks that cannot be
+    /// removed so that they stay as ordinary memory. Returns how many blocks it
+    /// removed.
+    pub(crate) fn remove_all(&self) -> usize {
+        // A removal that fails half way re-onlines through the callback: back all of it.
+        self.blocks.lock().budget = usize::MAX;
+        let mut removed = 0;
         for index in 0..self.nr_blocks {
             if !self.blocks.lock().blocks[index].added {
                 continue;
             }
             let start = (self.block_start_pfn(index) * kernel::page::PAGE_SIZE) as u64;
-            if let Err(err) =
-                memory_hotplug::offline_and_remove(start, self.granularity.block_bytes as u64)
-            {
-                let block = self.blocks.lock().blocks[index];
-                pr_warn!(
-                    "unload: memory block at {:#x} cannot be removed ({:?}); it stays as memory \
-                     with {} of {} extents backed\n",
-                    start,
-                    err,
-                    block.backed.count_ones(),
-                    self.extents_per_block
-                );
-                continue;
+            match memory_hotplug::offline_and_remove(start, self.granularity.block_bytes as u64) {
+                Ok(()) => {
+                    self.forget_removed(index);
+                    removed += 1;
+                }
+                Err(err) => pr_warn!(
+                    "unload: memory block {} cannot be removed ({:?}); it stays as memory\n",
+                    self.memory_block_id(index),
+                    err
+                ),
             }
-            removed += 1;
-            released += self.release_removed(index);
         }
-        (removed, released)
+        self.back_all_onlined();
+        removed
     }
 
     /// Backs every onlined extent of every added block, as far as the hypervisor
-    /// allows, and lets the callback back whatever a rollback onlines.
-    fn grow_budget_unlimited(&self) {
+    /// allows; extents it cannot back stay offline (PageOffline) and say so.
+    fn back_all_onlined(&self) {
         let mut guard = self.blocks.lock();
-        guard.budget = usize::MAX;
         let Blocks { blocks, .. } = &mut *guard;
         for (index, block) in blocks.iter_mut().enumerate() {
             let unbacked = block.unbacked();
@@ -487,7 +675,14 @@ impl Hotplug {
                 frames[asked] = self.extent_pfn(index, extent);
                 asked += 1;
             }
-            self.populate_and_online(index, block, &mut frames[..asked]);
+            let backed = self.populate_and_online(index, block, &mut frames[..asked]);
+            if backed < asked {
+                pr_warn!(
+                    "unload: memory block {} keeps {} KiB offline that the hypervisor cannot back\n",
+                    self.memory_block_id(index),
+                    (asked - backed) * EXTENT_PAGES * (kernel::page::PAGE_SIZE / 1024)
+                );
+            }
         }
     }
 }

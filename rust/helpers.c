@@ -103,6 +103,33 @@ void ebb_helper_clear_page_offline(struct page *page)
 	__ClearPageOffline(page);
 }
 
+/*
+ * Drops the reference that onlining left on each PageOffline page of the range, so
+ * that offlining skips them (see PageOffline in linux/page-flags.h). Returns false,
+ * with every reference restored, if a page is referenced by someone else too.
+ */
+bool ebb_helper_pages_put_offline_refs(unsigned long pfn, unsigned long nr_pages)
+{
+	unsigned long i;
+
+	for (i = 0; i < nr_pages; i++) {
+		if (!page_ref_dec_and_test(pfn_to_page(pfn + i))) {
+			ebb_helper_pages_get_offline_refs(pfn, i + 1);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Takes back the references that ebb_helper_pages_put_offline_refs() dropped. */
+void ebb_helper_pages_get_offline_refs(unsigned long pfn, unsigned long nr_pages)
+{
+	unsigned long i;
+
+	for (i = 0; i < nr_pages; i++)
+		page_ref_inc(pfn_to_page(pfn + i));
+}
+
 unsigned long ebb_helper_totalram_pages(void)
 {
 	return totalram_pages();
@@ -116,6 +143,12 @@ unsigned long ebb_helper_free_pages(void)
 int ebb_helper_phys_to_nid(u64 phys)
 {
 	return memory_add_physaddr_to_nid(phys);
+}
+
+bool ebb_helper_ram_present(u64 start, u64 size)
+{
+	return region_intersects(start, size, IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE) !=
+	       REGION_DISJOINT;
 }
 
 void ebb_helper_init_delayed_work(struct delayed_work *dwork, work_func_t fn)

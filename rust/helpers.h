@@ -37,11 +37,14 @@ struct page *ebb_helper_pfn_to_page(unsigned long pfn);
 void ebb_helper_clear_highpage(struct page *page);
 void ebb_helper_set_page_offline(struct page *page);
 void ebb_helper_clear_page_offline(struct page *page);
+bool ebb_helper_pages_put_offline_refs(unsigned long pfn, unsigned long nr_pages);
+void ebb_helper_pages_get_offline_refs(unsigned long pfn, unsigned long nr_pages);
 unsigned long ebb_helper_totalram_pages(void);
 unsigned long ebb_helper_free_pages(void);
 
 /* Memory hotplug: the node of a guest-physical address (0 without NUMA). */
 int ebb_helper_phys_to_nid(u64 phys);
+bool ebb_helper_ram_present(u64 start, u64 size);
 
 /* Delayed work on the freezable system workqueue. */
 void ebb_helper_init_delayed_work(struct delayed_work *dwork, work_func_t fn);

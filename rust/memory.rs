@@ -18,6 +18,14 @@ pub(crate) fn free_pages() -> usize {
     unsafe { bindings::ebb_helper_free_pages() as usize }
 }
 
+/// Whether any System RAM (boot or hot-added, online or not) lies in the `size` bytes
+/// of guest-physical address space at `start`.
+pub(crate) fn ram_present(start: u64, size: u64) -> bool {
+    // SAFETY: `region_intersects` accepts any range; it only walks the resource tree
+    // under its lock.
+    unsafe { bindings::ebb_helper_ram_present(start, size) }
+}
+
 /// Pages the buddy allocator manages now (MemTotal in pages).
 pub(crate) fn total_ram_pages() -> usize {
     // SAFETY: `totalram_pages` only reads an atomic counter.

@@ -207,3 +207,35 @@ unsafe extern "C" fn online_page<T: OnlinePages>(page: *mut kernel::bindings::pa
         unsafe { bindings::generic_online_page(page, order) };
     }
 }
+
+/// Drops the reference onlining left on each of `nr_pages` PageOffline pages from
+/// `pfn`, so that offlining their block skips them (see PageOffline in
+/// linux/page-flags.h). Fails, with every reference kept, when one of the pages is
+/// referenced by someone else too.
+///
+/// # Safety
+///
+/// The pages were kept by the online-page callback (PageOffline, never handed to the
+/// allocator) and are owned by the caller, which calls this from a memory notifier's
+/// MEM_GOING_OFFLINE for their block and undoes it with [`retake_offline_refs`] on
+/// MEM_CANCEL_OFFLINE.
+pub(crate) unsafe fn drop_offline_refs(pfn: usize, nr_pages: usize) -> Result {
+    // SAFETY: the pages are valid and owned by the caller (this function's contract).
+    if unsafe { bindings::ebb_helper_pages_put_offline_refs(pfn, nr_pages) } {
+        Ok(())
+    } else {
+        Err(EBUSY)
+    }
+}
+
+/// Takes back the references that [`drop_offline_refs`] dropped.
+///
+/// # Safety
+///
+/// [`drop_offline_refs`] succeeded for exactly these pages and their block is still
+/// online (the offline was cancelled).
+pub(crate) unsafe fn retake_offline_refs(pfn: usize, nr_pages: usize) {
+    // SAFETY: the pages are valid and ours, with the reference count zero that
+    // `drop_offline_refs` left (this function's contract).
+    unsafe { bindings::ebb_helper_pages_get_offline_refs(pfn, nr_pages) };
+}

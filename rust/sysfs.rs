@@ -70,6 +70,12 @@ pub(crate) enum Attribute {
     HotplugBackedPages,
     /// `ebb/hotplug_ballooned_pages` (ro): pages of onlined blocks kept offline, unbacked.
     HotplugBalloonedPages,
+    /// `ebb/hotplug_unremovable` (ro): added blocks that could not be offlined for
+    /// removal since the target last changed.
+    HotplugUnremovable,
+    /// `ebb/hotplug_block_list` (ro): one line per added block (`memoryN`, state,
+    /// backed and ballooned pages, unremovable); fails with EOVERFLOW past a page.
+    HotplugBlockList,
 }
 
 impl Attribute {
@@ -100,6 +106,8 @@ impl Attribute {
             raw_attr::EBB_SYSFS_HOTPLUG_ONLINED => Self::HotplugOnlined,
             raw_attr::EBB_SYSFS_HOTPLUG_BACKED_PAGES => Self::HotplugBackedPages,
             raw_attr::EBB_SYSFS_HOTPLUG_BALLOONED_PAGES => Self::HotplugBalloonedPages,
+            raw_attr::EBB_SYSFS_HOTPLUG_UNREMOVABLE => Self::HotplugUnremovable,
+            raw_attr::EBB_SYSFS_HOTPLUG_BLOCK_LIST => Self::HotplugBlockList,
             _ => return None,
         })
     }

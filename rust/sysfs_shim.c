@@ -77,6 +77,8 @@ EBB_ATTR(hotplug_blocks, 0444, EBB_SYSFS_HOTPLUG_BLOCKS);
 EBB_ATTR(hotplug_onlined, 0444, EBB_SYSFS_HOTPLUG_ONLINED);
 EBB_ATTR(hotplug_backed_pages, 0444, EBB_SYSFS_HOTPLUG_BACKED_PAGES);
 EBB_ATTR(hotplug_ballooned_pages, 0444, EBB_SYSFS_HOTPLUG_BALLOONED_PAGES);
+EBB_ATTR(hotplug_unremovable, 0444, EBB_SYSFS_HOTPLUG_UNREMOVABLE);
+EBB_ATTR(hotplug_block_list, 0444, EBB_SYSFS_HOTPLUG_BLOCK_LIST);
 
 static struct attribute *ebb_sysfs_main_attrs[] = {
 	&ebb_attr_target_kb.attr.attr,
@@ -112,6 +114,8 @@ static struct attribute *ebb_sysfs_status_attrs[] = {
 	&ebb_attr_hotplug_onlined.attr.attr,
 	&ebb_attr_hotplug_backed_pages.attr.attr,
 	&ebb_attr_hotplug_ballooned_pages.attr.attr,
+	&ebb_attr_hotplug_unremovable.attr.attr,
+	&ebb_attr_hotplug_block_list.attr.attr,
 	NULL
 };
 

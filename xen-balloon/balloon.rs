@@ -31,10 +31,12 @@ use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering;
 
 use kernel::new_mutex;
+use kernel::new_spinlock;
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::Arc;
 use kernel::sync::Mutex;
+use kernel::sync::SpinLock;
 
 use crate::delayed_work::DelayedWork;
 use crate::delayed_work::DelayedWorkOwner;
@@ -47,6 +49,8 @@ use crate::hotplug::Hotplug;
 use crate::hotplug::Summary;
 use crate::memory_hotplug::OnlinePages;
 use crate::memory_hotplug::OnliningPages;
+use crate::memory_notifier::MemoryEvents;
+use crate::memory_notifier::PfnRange;
 use crate::target::pages_to_kib;
 use crate::target::Limits;
 use crate::xenstore;
@@ -134,6 +138,10 @@ impl BalloonState {
 pub(crate) struct Balloon {
     #[pin]
     worker: DelayedWork<Balloon>,
+    /// Whether the worker may be scheduled: false from [`Balloon::stop`] on, so that
+    /// nothing (the online callback, the memory notifier) re-arms it during unload.
+    #[pin]
+    runnable: SpinLock<bool>,
     #[pin]
     pub(crate) state: Mutex<BalloonState>,
     /// The worker's balloon-out batch while it is allocated and scrubbed.
@@ -185,6 +193,7 @@ impl Balloon {
         };
         Ok(try_pin_init!(Self {
             worker <- DelayedWork::new(),
+            runnable <- new_spinlock!(true),
             state <- new_mutex!(state),
             staging <- new_mutex!(Staging::new()?),
             limits,
@@ -211,17 +220,27 @@ impl Balloon {
         if let Some(hotplug) = &self.hotplug {
             hotplug.retry_removal();
         }
-        self.worker.schedule(0);
+        self.schedule_run(0);
     }
 
     /// Re-arms the worker at once (a tunable changed).
     pub(crate) fn kick(&self) {
-        self.worker.schedule(0);
+        self.schedule_run(0);
     }
 
-    /// Stops the worker; no run is pending or running when this returns.
+    /// Stops the worker for good; no run is pending or running when this returns,
+    /// and none is scheduled after.
     pub(crate) fn stop(&self) {
+        *self.runnable.lock() = false;
         self.worker.cancel_sync();
+    }
+
+    /// Schedules a run of the worker after `delay` jiffies unless it was stopped.
+    fn schedule_run(&self, delay: kernel::time::Jiffies) {
+        let runnable = self.runnable.lock();
+        if *runnable {
+            self.worker.schedule(delay);
+        }
     }
 
     fn work_towards_target(&self) {
@@ -240,13 +259,12 @@ impl Balloon {
                     drop(state);
                     let removed = hotplug.shrink(current - target, self.limits.reserve_pages);
                     state = self.state.lock();
-                    if let Some(pages) = removed {
-                        state.reservation.shrank(pages);
-                        moved += pages;
+                    let released = self.count_hotplugged(&mut state);
+                    if removed {
+                        moved += released;
                         state.progress = Progress::Working;
                         continue;
                     }
-                    self.count_hotplugged(&mut state);
                 }
             }
             let current = state.reservation.current_pages();
@@ -290,8 +308,9 @@ impl Balloon {
                     let delay = self.back_off(&mut state, stall);
                     drop(state);
                     if let Some(delay_s) = delay {
-                        self.worker
-                            .schedule(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
+                        self.schedule_run(kernel::time::msecs_to_jiffies(
+                            delay_s.saturating_mul(1000),
+                        ));
                     }
                     return;
                 }
@@ -309,23 +328,26 @@ impl Balloon {
             }
         }
         if moved > 0 {
-            self.worker.schedule(0);
+            self.schedule_run(0);
             return;
         }
         // A whole run of fallbacks without moving a page: back off rather than spin.
         let delay = self.back_off(&mut self.state.lock(), Stall::HypervisorRefused);
         if let Some(delay_s) = delay {
-            self.worker
-                .schedule(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
+            self.schedule_run(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
         }
     }
 
-    /// Adds the pages that hotplug had backed since the last call to the reservation.
-    fn count_hotplugged(&self, state: &mut BalloonState) {
-        if let Some(hotplug) = &self.hotplug {
-            let (pages, hypercalls) = hotplug.take_backed();
-            state.reservation.grew(pages, hypercalls);
-        }
+    /// Folds what hotplug backed and released since the last call into the
+    /// reservation; returns the pages released.
+    fn count_hotplugged(&self, state: &mut BalloonState) -> usize {
+        let Some(hotplug) = &self.hotplug else {
+            return 0;
+        };
+        let changes = hotplug.take_changes();
+        state.reservation.grew(changes.backed, changes.hypercalls);
+        state.reservation.shrank(changes.released);
+        changes.released
     }
 
     /// One hotplug step towards a target `lacking` pages away, then re-arms the worker
@@ -357,14 +379,13 @@ impl Balloon {
             state.tunables.retry_count = 0;
             state.tunables.schedule_delay_s = 1;
             drop(state);
-            self.worker.schedule(0);
+            self.schedule_run(0);
             return;
         };
         let delay = self.back_off(&mut state, stall);
         drop(state);
         if let Some(delay_s) = delay {
-            self.worker
-                .schedule(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
+            self.schedule_run(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
         }
     }
 
@@ -444,8 +465,7 @@ impl Balloon {
         state.oom_deflated_pages += batch.pages as u64;
         let delay_s = state.tunables.max_schedule_delay_s;
         drop(state);
-        self.worker
-            .schedule(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
+        self.schedule_run(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
         batch.pages
     }
 
@@ -495,6 +515,29 @@ impl OnlinePages for Balloon {
     }
 }
 
+impl MemoryEvents for Balloon {
+    fn going_offline(&self, range: PfnRange) -> Result {
+        self.hotplug
+            .as_ref()
+            .map_or(Ok(()), |hotplug| hotplug.going_offline(range))
+    }
+
+    fn cancel_offline(&self, range: PfnRange) {
+        if let Some(hotplug) = &self.hotplug {
+            hotplug.cancel_offline(range);
+        }
+    }
+
+    fn offline(&self, range: PfnRange) {
+        // A user's offline changes what the domain holds: the worker accounts for it.
+        if let Some(hotplug) = &self.hotplug {
+            if hotplug.offline(range) {
+                self.kick();
+            }
+        }
+    }
+}
+
 /// The status line: `key=value` pairs separated by spaces.
 struct StatusLine<'a>(&'a BalloonState, Summary);
 
@@ -506,7 +549,8 @@ impl kernel::fmt::Display for StatusLine<'_> {
             f,
             "state={} reason={} current_kb={} target_kb={} requested_kb={} ballooned_pages={} \
              hypercalls={} pages_out={} pages_in={} failures={} oom_deflated_pages={} \
-             hotplug_blocks={} hotplug_onlined={} hotplug_backed_pages={} hotplug_ballooned_pages={}",
+             hotplug_blocks={} hotplug_onlined={} hotplug_unremovable={} hotplug_backed_pages={} \
+             hotplug_ballooned_pages={}",
             state.progress_name(),
             state.reason(),
             pages_to_kib(state.reservation.current_pages()),
@@ -520,6 +564,7 @@ impl kernel::fmt::Display for StatusLine<'_> {
             state.oom_deflated_pages,
             self.1.added,
             self.1.onlined,
+            self.1.unremovable,
             self.1.backed_pages,
             self.1.unbacked_pages,
         )

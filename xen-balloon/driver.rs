@@ -3,11 +3,12 @@
 //! The module's lifetime: what loading sets up and unloading takes down.
 //!
 //! Load: read the domain's reservation, claim the hotplug region above it, create the
-//! balloon, then register the online-page callback and the balloon's faces (sysfs, the
-//! xenstore watch, the OOM notifier). Unload: unregister the faces in reverse order so
-//! that nothing can wake the worker, stop the worker, give every ballooned page back
-//! to the guest, remove the blocks hotplug added (the callback still backs whatever
-//! a failed offline re-onlines), and only then restore the online-page callback.
+//! balloon, then register the online-page callback and the memory notifier, and the
+//! balloon's faces (sysfs, the xenstore watch, the OOM notifier). Unload: unregister
+//! the faces in reverse order so that nothing can wake the worker, stop the worker,
+//! give every ballooned page back to the guest, remove the blocks hotplug added (the
+//! notifier gives their frames back, the callback backs whatever a failed offline
+//! re-onlines), and only then unregister the notifier and restore the callback.
 
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -18,6 +19,7 @@ use crate::hotplug::Hotplug;
 use crate::interfaces::TARGET_NODE;
 use crate::memory;
 use crate::memory_hotplug::OnlineCallback;
+use crate::memory_notifier::MemoryNotifier;
 use crate::oom::OomNotifier;
 use crate::sysfs::SysfsDevice;
 use crate::target::pages_to_kib;
@@ -31,6 +33,7 @@ pub(crate) struct Ebb {
     domain: DomainType,
     balloon: Arc<Balloon>,
     online_callback: Option<OnlineCallback<Balloon>>,
+    memory_notifier: Option<MemoryNotifier<Balloon>>,
     oom: Option<OomNotifier<Balloon>>,
     watch: Option<Watch<Balloon>>,
     sysfs: Option<SysfsDevice<Balloon>>,
@@ -72,6 +75,7 @@ impl kernel::Module for Ebb {
             domain,
             balloon,
             online_callback: None,
+            memory_notifier: None,
             oom: None,
             watch: None,
             sysfs: None,
@@ -80,6 +84,7 @@ impl kernel::Module for Ebb {
             ebb.online_callback = Some(OnlineCallback::register(ebb.balloon.clone()).inspect_err(
                 |_| pr_err!("another driver holds the online-page callback: refusing to load\n"),
             )?);
+            ebb.memory_notifier = Some(MemoryNotifier::register(ebb.balloon.clone())?);
         }
         ebb.sysfs = Some(SysfsDevice::register(ebb.balloon.clone())?);
         ebb.watch = Some(Watch::new(TARGET_NODE, ebb.balloon.clone())?);
@@ -104,15 +109,16 @@ impl Drop for Ebb {
         self.balloon.stop();
         let left = self.balloon.return_all();
         if let Some(hotplug) = &self.balloon.hotplug {
-            let (blocks, released) = hotplug.remove_all();
+            let blocks = hotplug.remove_all();
             if blocks > 0 {
                 pr_info!(
                     "unload: removed {} hot-added memory blocks, {} KiB back to the hypervisor\n",
                     blocks,
-                    pages_to_kib(released)
+                    pages_to_kib(hotplug.take_changes().released)
                 );
             }
         }
+        self.memory_notifier = None;
         self.online_callback = None;
         if left == 0 {
             pr_info!("unloaded from the Xen {} domain\n", self.domain.name());

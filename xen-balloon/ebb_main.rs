@@ -22,6 +22,8 @@ mod interfaces;
 mod memory;
 #[path = "../rust/memory_hotplug.rs"]
 mod memory_hotplug;
+#[path = "../rust/memory_notifier.rs"]
+mod memory_notifier;
 #[path = "../rust/oom.rs"]
 mod oom;
 #[path = "../rust/page_run.rs"]

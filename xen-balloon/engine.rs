@@ -123,7 +123,7 @@ impl Reservation {
         self.counters.hypercalls += hypercalls as u64;
     }
 
-    /// Counts `pages` that memory hot-remove gave back to the hypervisor.
+    /// Counts `pages` of offlined hot-added blocks that the hypervisor took back.
     pub(crate) fn shrank(&mut self, pages: usize) {
         // INVARIANT: the domain's reservation shrank by `pages`, all from the guest.
         self.current_pages -= pages;

@@ -26,6 +26,12 @@ pub(crate) const TARGET_NODE: &CStr = c"memory/target";
 impl SysfsHandler for Balloon {
     fn show(&self, attr: Attribute, out: &mut dyn fmt::Write) -> fmt::Result {
         // Taken before `state`: the hotplug lock is never nested in it.
+        if attr == Attribute::HotplugBlockList {
+            return self
+                .hotplug
+                .as_ref()
+                .map_or(Ok(()), |hotplug| hotplug.write_block_list(out));
+        }
         let hotplug = self.hotplug_summary();
         let state = self.state.lock();
         let reservation = &state.reservation;
@@ -62,6 +68,8 @@ impl SysfsHandler for Balloon {
             Attribute::HotplugOnlined => writeln!(out, "{}", hotplug.onlined),
             Attribute::HotplugBackedPages => writeln!(out, "{}", hotplug.backed_pages),
             Attribute::HotplugBalloonedPages => writeln!(out, "{}", hotplug.unbacked_pages),
+            Attribute::HotplugUnremovable => writeln!(out, "{}", hotplug.unremovable),
+            Attribute::HotplugBlockList => Ok(()),
         }
     }
 

@@ -8,7 +8,6 @@
 cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
-SYS=/sys/devices/system/xen_memory/xen_memory0
 CYCLES=20
 
 ktap_print_header
@@ -26,21 +25,6 @@ ktap_set_plan 9
 
 ebb_loaded && rmmod ebb
 mem_boot=$(mem_total_kb)
-
-# Waits until the balloon has settled (reached, stalled or gave up); prints the state.
-wait_settled() {
-    i=0
-    while [ $i -lt 600 ]; do
-        state=$(cat $SYS/ebb/state)
-        case "$state" in
-            reached|stalled|gave_up|not_onlined) echo "$state"; return 0 ;;
-        esac
-        sleep 0.1
-        i=$((i + 1))
-    done
-    echo "$state"
-    return 1
-}
 
 # True when a write of $2 to file $1 fails and leaves every target file unchanged.
 write_refused() {
@@ -81,7 +65,7 @@ down_kb=$((start_kb - 131084))
 calls_before=$(cat $SYS/ebb/hypercalls)
 t0=$(uptime_cs)
 echo $down_kb > $SYS/target_kb
-state=$(wait_settled)
+state=$(wait_state)
 ktap_print_msg "down 128 MiB in $(($(uptime_cs) - t0))0 ms (scrub_pages $(cat $SYS/scrub_pages), 100 ms polling)"
 cur=$(cat $SYS/info/current_kb)
 mem=$(mem_total_kb)
@@ -98,7 +82,7 @@ fi
 calls_before=$(cat $SYS/ebb/hypercalls)
 t0=$(uptime_cs)
 echo "${start_kb}K" > $SYS/target
-state=$(wait_settled)
+state=$(wait_state)
 ktap_print_msg "up 128 MiB in $(($(uptime_cs) - t0))0 ms, $(($(cat $SYS/ebb/hypercalls) - calls_before)) hypercalls"
 cur=$(cat $SYS/info/current_kb)
 mem=$(mem_total_kb)
@@ -126,7 +110,7 @@ for v in 1 5; do write_refused schedule_delay "$v" || ok=0; done
 # the boot size ebb adds memory blocks, which wait for a user (not_onlined) under the
 # kernel's default auto_online_blocks=offline, so the domain keeps its size.
 echo 0 > $SYS/target_kb
-state=$(wait_settled)
+state=$(wait_state)
 low_target=$(cat $SYS/target_kb)
 low_reason=$(cat $SYS/ebb/reason)
 low_requested=$(cat $SYS/ebb/requested_kb)
@@ -139,7 +123,7 @@ else
     ktap_test_fail "a target below the floor is clamped to it, visibly"
 fi
 echo $((max_kb + 1048576)) > $SYS/target_kb
-state=$(wait_settled)
+state=$(wait_state)
 ktap_print_msg "target above max: state $state, target $(cat $SYS/target_kb) KiB, reason $(cat $SYS/ebb/reason)"
 if [ "$(cat $SYS/target_kb)" = "$max_kb" ] && [ "$(cat $SYS/ebb/reason)" = clamped ] &&
     [ "$(cat $SYS/info/current_kb)" = "$start_kb" ]; then
@@ -167,7 +151,7 @@ i=0
 while [ $i -lt $CYCLES ]; do
     insmod "$EBB_KO" || { failed=1; break; }
     echo $(($(cat $SYS/info/current_kb) - 32768)) > $SYS/target_kb
-    [ "$(wait_settled)" = reached ] || { failed=1; break; }
+    [ "$(wait_state)" = reached ] || { failed=1; break; }
     rmmod ebb || { failed=1; break; }
     [ "$(mem_total_kb)" = "$mem_boot" ] || { failed=1; break; }
     i=$((i + 1))

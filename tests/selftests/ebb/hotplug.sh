@@ -9,9 +9,6 @@
 cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
-SYS=/sys/devices/system/xen_memory/xen_memory0
-MEM=/sys/devices/system/memory
-
 ktap_print_header
 skip_all() {
     ktap_set_plan 1
@@ -24,32 +21,6 @@ host_request ping || skip_all "no host agent answers (run under scripts/run-gues
 [ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
 [ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
 ktap_set_plan 8
-
-nr_blocks() {
-    ls -d $MEM/memory[0-9]* | wc -l
-}
-
-# Waits for the state to leave `working` after the target became $1 KiB.
-wait_state() {
-    i=0
-    while [ $i -lt 300 ] && [ "$(cat $SYS/target_kb)" != "$1" ]; do
-        sleep 0.1; i=$((i + 1))
-    done
-    i=0
-    while [ $i -lt 600 ]; do
-        state=$(cat $SYS/ebb/state)
-        case "$state" in
-            reached|stalled|gave_up|not_onlined) echo "$state"; return 0 ;;
-        esac
-        sleep 0.1; i=$((i + 1))
-    done
-    echo "$state"
-}
-
-hotplug_files() {
-    echo "blocks $(cat $SYS/ebb/hotplug_blocks) onlined $(cat $SYS/ebb/hotplug_onlined)" \
-        "backed $(cat $SYS/ebb/hotplug_backed_pages) ballooned $(cat $SYS/ebb/hotplug_ballooned_pages)"
-}
 
 ebb_loaded && rmmod ebb
 online_policy=$(cat $MEM/auto_online_blocks)

@@ -6,7 +6,6 @@
 cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
-SYS=/sys/devices/system/xen_memory/xen_memory0
 ROUNDS=4
 
 ktap_print_header

@@ -63,3 +63,47 @@ hv_tot_kb() {
 have_xenstore() {
     [ -e /dev/xen/xenbus ] && timeout 10 xenstore read domid >/dev/null 2>&1
 }
+
+# ebb's sysfs device (the C driver's layout) and the kernel's memory blocks.
+SYS=/sys/devices/system/xen_memory/xen_memory0
+MEM=/sys/devices/system/memory
+
+ONLINE_POLICY=/sys/module/memory_hotplug/parameters/online_policy
+
+nr_blocks() {
+    ls -d $MEM/memory[0-9]* | wc -l
+}
+
+# Waits until target_kb reads $1 (when given), then until the balloon leaves
+# `working`; prints the state it settled in.
+wait_state() {
+    i=0
+    while [ -n "${1:-}" ] && [ $i -lt 300 ] && [ "$(cat $SYS/target_kb)" != "$1" ]; do
+        sleep 0.1; i=$((i + 1))
+    done
+    i=0
+    while [ $i -lt 600 ]; do
+        state=$(cat $SYS/ebb/state)
+        case "$state" in
+            reached|stalled|gave_up|not_onlined) echo "$state"; return 0 ;;
+        esac
+        sleep 0.1; i=$((i + 1))
+    done
+    echo "$state"
+}
+
+hotplug_files() {
+    echo "blocks $(cat $SYS/ebb/hotplug_blocks) onlined $(cat $SYS/ebb/hotplug_onlined)" \
+        "backed $(cat $SYS/ebb/hotplug_backed_pages) ballooned $(cat $SYS/ebb/hotplug_ballooned_pages)" \
+        "unremovable $(cat $SYS/ebb/hotplug_unremovable)"
+}
+
+# The memory blocks ebb added (memoryN names), lowest first.
+ebb_blocks() {
+    cut -d' ' -f1 $SYS/ebb/hotplug_block_list
+}
+
+# The state ebb gives block $1 (memoryN) in hotplug_block_list.
+ebb_block_state() {
+    awk -v b="$1" '$1 == b { print $2 }' $SYS/ebb/hotplug_block_list
+}

@@ -7,7 +7,6 @@
 cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
-SYS=/sys/devices/system/xen_memory/xen_memory0
 
 ktap_print_header
 

@@ -1,0 +1,80 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Memory integrity across hotplug: memcheck fills much of the free memory with
+# checksummed pages, then each round grows the guest by 256 MiB (two ebb blocks,
+# onlined movable in odd rounds, and `online` under the auto-movable zone policy in
+# even ones), a
+# user offlines and onlines ebb's last block, and the guest shrinks back to its boot
+# size (hot-remove, or ballooning where a block cannot go). memcheck verifies every
+# page after each round: zero mismatches; every step reaches its target.
+cd "$(dirname "$0")" || exit 1
+. ./lib.sh
+
+ROUNDS=4
+
+ktap_print_header
+skip_all() {
+    ktap_set_plan 1
+    ktap_test_skip "memory integrity across hotplug ($1)"
+    ktap_finished
+}
+on_xen || skip_all "not on Xen"
+[ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
+command -v memcheck >/dev/null || skip_all "memcheck not installed"
+[ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
+ktap_set_plan 3
+
+ebb_loaded && rmmod ebb
+online_policy=$(cat $MEM/auto_online_blocks)
+zone_policy=$(cat $ONLINE_POLICY)
+echo auto-movable > $ONLINE_POLICY
+mem_boot=$(mem_total_kb)
+blocks_boot=$(nr_blocks)
+insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+start_kb=$(cat $SYS/info/current_kb)
+[ "$(cat $SYS/ebb/max_kb)" -ge $((start_kb + 262144)) ] || skip_all "no room for 256 MiB of hotplug"
+free_kb=$(awk '/^MemFree:/ { print $2 }' /proc/meminfo)
+fill_mib=$((free_kb * 4 / 10 / 1024))
+ktap_print_msg "free $free_kb kB: memcheck fills $fill_mib MiB; $ROUNDS rounds of +256 MiB, offline/online, back to $start_kb KiB"
+
+cat > /tmp/ebb-hotplug-round.sh <<ROUND
+. $PWD/lib.sh
+policy=online_movable
+[ \$((\$1 % 2)) = 0 ] && policy=online
+echo \$policy > $MEM/auto_online_blocks
+echo $((start_kb + 262144)) > $SYS/target_kb
+echo "# round \$1 (\$policy): up: \$(wait_state $((start_kb + 262144))) at \$(cat $SYS/info/current_kb) KiB"
+last=\$(ebb_blocks | tail -n 1)
+echo offline > $MEM/\$last/state
+echo "# round \$1: \$last offline: \$(wait_state) at \$(cat $SYS/info/current_kb) KiB"
+echo \$policy > $MEM/\$last/state
+echo "# round \$1: \$last online: \$(wait_state) at \$(cat $SYS/info/current_kb) KiB"
+echo $start_kb > $SYS/target_kb
+echo "# round \$1: down: \$(wait_state $start_kb) at \$(cat $SYS/info/current_kb) KiB; \$(hotplug_files)"
+ROUND
+
+out=$(memcheck "$fill_mib" $ROUNDS "sh /tmp/ebb-hotplug-round.sh \$1" 2>&1)
+status=$?
+echo "$out" | sed 's/^/# /'
+if [ $status -eq 0 ] && [ "$(echo "$out" | grep -c ' 0 of ')" = $ROUNDS ]; then
+    ktap_test_pass "every page intact after $ROUNDS grow/offline/online/shrink rounds"
+else
+    ktap_test_fail "every page intact after $ROUNDS grow/offline/online/shrink rounds"
+fi
+
+if [ "$(echo "$out" | grep -c ': reached at ')" = $((ROUNDS * 3)) ] &&
+    [ "$(echo "$out" | grep -c ' offline: not_onlined at ')" = $ROUNDS ]; then
+    ktap_test_pass "every round reaches its targets; an offlined block is reported not_onlined"
+else
+    ktap_test_fail "every round reaches its targets; an offlined block is reported not_onlined"
+fi
+
+rmmod ebb
+echo "$online_policy" > $MEM/auto_online_blocks
+echo "$zone_policy" > $ONLINE_POLICY
+if [ "$(mem_total_kb)" = "$mem_boot" ] && [ "$(nr_blocks)" = "$blocks_boot" ]; then
+    ktap_test_pass "rmmod restores MemTotal and the memory blocks after the rounds"
+else
+    ktap_test_fail "rmmod restores MemTotal and the memory blocks after the rounds"
+fi
+ktap_finished

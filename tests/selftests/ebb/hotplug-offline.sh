@@ -1,0 +1,205 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Users offlining and onlining ebb's hot-added blocks: an offline block's frames go
+# back to the hypervisor (its unbacked pages are skipped, not migrated) and come back
+# when a user onlines it; notifier errors injected into offline and online leave
+# everything as it was; a block that cannot be removed is reported once, not retried;
+# the upstream mem-on-off-test passes with ebb's blocks present; invalid block states,
+# a target above the maximum and rmmod during growth are handled.
+cd "$(dirname "$0")" || exit 1
+. ./lib.sh
+
+INJECT=/sys/kernel/debug/notifier-error-inject/memory/actions
+
+ktap_print_header
+skip_all() {
+    ktap_set_plan 1
+    ktap_test_skip "user offline of ebb's blocks ($1)"
+    ktap_finished
+}
+on_xen || skip_all "not on Xen"
+have_xenstore || skip_all "xenstore does not answer"
+host_request ping || skip_all "no host agent answers (run under scripts/run-guest.sh)"
+[ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
+[ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
+ktap_set_plan 13
+
+ebb_loaded && rmmod ebb
+online_policy=$(cat $MEM/auto_online_blocks)
+target0=$(xenstore read memory/target)
+mem_boot=$(mem_total_kb)
+blocks_boot=$(nr_blocks)
+tot_boot=$(hv_tot_kb)
+dmesg -c >/dev/null
+echo online_movable > $MEM/auto_online_blocks
+insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+
+# Checks that the guest holds $1 KiB above boot: state reached, current_kb,
+# MemTotal and the hypervisor's tot_pages all agree within one extent.
+holds_above_boot() {
+    state=$(wait_state)
+    cur=$(cat $SYS/info/current_kb)
+    mem=$(mem_total_kb)
+    tot=$(hv_tot_kb)
+    ktap_print_msg "  state $state, current $cur KiB, MemTotal $mem kB, tot_pages $tot kB; $(hotplug_files)"
+    [ "$state" = reached ] && within_extent "$cur" $((target0 + $1)) &&
+        within_extent $((mem - mem_boot)) "$1" && within_extent $((tot - tot_boot)) "$1"
+}
+
+# Reports test $2 as passed when status $1 is 0.
+report() {
+    if [ "$1" = 0 ]; then ktap_test_pass "$2"; else ktap_test_fail "$2"; fi
+}
+
+# 1. Grow by 192 MiB: two blocks, the second half backed.
+up_kb=$((target0 + 196608))
+host_request mem-set $((up_kb / 1024))
+wait_state $up_kb >/dev/null
+holds_above_boot 196608 && [ "$(cat $SYS/ebb/hotplug_blocks)" = 2 ] &&
+    [ "$(cat $SYS/ebb/hotplug_ballooned_pages)" = 16384 ]
+report $? "grow by 192 MiB: 2 blocks, the second one half backed"
+set -- $(ebb_blocks)
+first=$1
+second=$2
+ktap_print_msg "ebb's blocks: $(tr '\n' ';' < $SYS/ebb/hotplug_block_list)"
+
+# 2-5. A user offlines each block: its backed frames go back to the hypervisor, ebb
+# backs ballooned extents of its other blocks to make up for them, and waits for the
+# block (not_onlined); onlining it again backs what the target asks for.
+for block in "$second" "$first"; do
+    backed_kb=$(awk -v b="$block" '$1 == b { sub("backed_pages=", "", $3); print $3 * 4 }' \
+        $SYS/ebb/hotplug_block_list)
+    others_kb=$(awk -v b="$block" '$1 != b { sub("ballooned_pages=", "", $4); kb += $4 * 4 }
+        END { print kb + 0 }' $SYS/ebb/hotplug_block_list)
+    made_up_kb=$((others_kb < backed_kb ? others_kb : backed_kb))
+    echo offline > $MEM/$block/state
+    status=$?
+    state=$(wait_state)
+    tot=$(hv_tot_kb)
+    mem=$(mem_total_kb)
+    ktap_print_msg "offline $block ($backed_kb KiB backed, $made_up_kb KiB to make up): write status $status, ebb state $state," \
+        "block $(ebb_block_state "$block"), tot_pages $tot kB, MemTotal $mem kB"
+    [ $status = 0 ] && [ "$(cat $MEM/$block/state)" = offline ] &&
+        [ "$(ebb_block_state "$block")" = offline ] && [ "$state" = not_onlined ] &&
+        within_extent $((tot_boot + 196608 - tot)) $((backed_kb - made_up_kb)) &&
+        within_extent $((mem_boot + 196608 - mem)) $((backed_kb - made_up_kb))
+    report $? "user offline of $block gives its $backed_kb KiB back to the hypervisor ($made_up_kb KiB made up elsewhere); ebb says not_onlined"
+    echo online_movable > $MEM/$block/state
+    holds_above_boot 196608
+    report $? "user online of $block: ebb backs it again and the domain holds the target"
+done
+
+# 6. MEM_GOING_OFFLINE fails (injected after ebb dropped its page references): the
+# block stays online with every count unchanged, and a later offline works.
+if modprobe memory-notifier-error-inject 2>/dev/null && [ -d $INJECT ]; then
+    before=$(grep "^$second " $SYS/ebb/hotplug_block_list)
+    echo -12 > $INJECT/MEM_GOING_OFFLINE/error
+    echo offline > $MEM/$second/state 2>/dev/null
+    status=$?
+    echo 0 > $INJECT/MEM_GOING_OFFLINE/error
+    after=$(grep "^$second " $SYS/ebb/hotplug_block_list)
+    tot=$(hv_tot_kb)
+    ktap_print_msg "offline $second with MEM_GOING_OFFLINE failing: status $status; before: $before; after: $after; tot_pages $tot kB"
+    echo offline > $MEM/$second/state
+    again=$?
+    echo online_movable > $MEM/$second/state
+    [ $status != 0 ] && [ "$(cat $MEM/$second/state)" = online ] && [ "$before" = "$after" ] &&
+        within_extent $((tot - tot_boot)) 196608 && [ $again = 0 ] && holds_above_boot 196608
+    report $? "an injected MEM_GOING_OFFLINE error leaves $second online and unchanged; offline works after"
+
+    # 7. MEM_GOING_ONLINE fails: the block stays offline and ebb keeps waiting.
+    echo offline > $MEM/$second/state
+    echo -12 > $INJECT/MEM_GOING_ONLINE/error
+    echo online_movable > $MEM/$second/state 2>/dev/null
+    status=$?
+    echo 0 > $INJECT/MEM_GOING_ONLINE/error
+    state=$(wait_state)
+    ktap_print_msg "online $second with MEM_GOING_ONLINE failing: status $status, block $(cat $MEM/$second/state), ebb $state"
+    failed_online=$([ $status != 0 ] && [ "$(cat $MEM/$second/state)" = offline ] &&
+        [ "$state" = not_onlined ] && echo yes)
+    echo online_movable > $MEM/$second/state
+    [ "$failed_online" = yes ] && holds_above_boot 196608
+    report $? "an injected MEM_GOING_ONLINE error leaves $second offline, ebb not_onlined; online works after"
+
+    # 8. ebb's own hot-remove fails: reported once (unremovable), not retried in a
+    # loop; the target is reached by ballooning instead.
+    echo -12 > $INJECT/MEM_GOING_OFFLINE/error
+    host_request mem-set $((target0 / 1024))
+    state=$(wait_state "$target0")
+    sleep 5
+    reports=$(dmesg | grep -c "cannot be removed now")
+    unremovable=$(cat $SYS/ebb/hotplug_unremovable)
+    cur=$(cat $SYS/info/current_kb)
+    echo 0 > $INJECT/MEM_GOING_OFFLINE/error
+    ktap_print_msg "down to $target0 KiB with offline failing: state $state, current $cur KiB, $reports reports; $(hotplug_files)"
+    [ "$state" = reached ] && within_extent "$cur" "$target0" && [ "$reports" -ge 1 ] &&
+        [ "$reports" -le 2 ] && [ "$unremovable" = "$reports" ] &&
+        grep -q "unremovable=1" $SYS/ebb/hotplug_block_list &&
+        xenstore read memory/ebb-state | grep -q "hotplug_unremovable=$unremovable"
+    report $? "a block that cannot be offlined is reported once as unremovable; ballooning reaches the target"
+    rmmod memory-notifier-error-inject
+    host_request mem-set $((up_kb / 1024))
+    wait_state $up_kb >/dev/null
+else
+    ktap_test_skip "MEM_GOING_OFFLINE error injection (no memory-notifier-error-inject)"
+    ktap_test_skip "MEM_GOING_ONLINE error injection (no memory-notifier-error-inject)"
+    ktap_test_skip "unremovable block reporting (no memory-notifier-error-inject)"
+fi
+
+# 9. The upstream memory-hotplug selftest with ebb's blocks online among the others.
+# It onlines what it offlined with `online`: the auto-movable policy keeps ebb's
+# blocks movable then (with contig-zones one could land in ZONE_NORMAL and hold
+# kernel memory, which would make it unremovable for the checks below).
+zone_policy=$(cat $ONLINE_POLICY)
+echo auto-movable > $ONLINE_POLICY
+out=$(../memory-hotplug/mem-on-off-test.sh 2>&1)
+status=$?
+echo "$zone_policy" > $ONLINE_POLICY
+echo "$out" | grep -E "memory|FAIL|fail" | sed 's/^/#   /'
+[ $status = 0 ] && holds_above_boot 196608
+report $? "mem-on-off-test.sh passes with ebb's blocks present; ebb still holds its target after"
+
+# 10. Invalid writes to an ebb block's state are refused and change nothing.
+before=$(cat $SYS/ebb/hotplug_block_list)
+bad=0
+for value in bogus 42 offlinex online_kernel online_movable; do
+    if printf '%s' "$value" > $MEM/$first/state 2>/dev/null; then
+        # Writing the state a block is in is accepted as a no-op by the kernel.
+        [ "$value" = online_movable ] || { ktap_print_msg "'$value' accepted"; bad=1; }
+    fi
+done
+[ $bad = 0 ] && [ "$(cat $SYS/ebb/hotplug_block_list)" = "$before" ] &&
+    [ "$(cat $MEM/$first/state)" = online ]
+report $? "invalid state writes to $first are refused and change nothing"
+
+# 11. A target above the maximum is clamped, visibly, and reached.
+max_kb=$(cat $SYS/ebb/max_kb)
+echo $((max_kb + 1048576)) > $SYS/target_kb
+state=$(wait_state "$max_kb")
+ktap_print_msg "target max+1 GiB: target_kb $(cat $SYS/target_kb), reason $(cat $SYS/ebb/reason), state $state; $(hotplug_files)"
+[ "$(cat $SYS/target_kb)" = "$max_kb" ] && [ "$(cat $SYS/ebb/reason)" = clamped ] &&
+    holds_above_boot $((max_kb - target0))
+report $? "a target above the maximum is clamped to $max_kb KiB (reason clamped) and reached"
+
+# 12. rmmod while the guest grows: everything ebb added goes, MemTotal and tot_pages
+# are as before insmod.
+host_request mem-set $((target0 / 1024))
+wait_state "$target0" >/dev/null
+ktap_print_msg "back at $target0 KiB: $(hotplug_files)"
+echo "$max_kb" > $SYS/target_kb
+sleep 0.2
+ktap_print_msg "rmmod while growing: state $(cat $SYS/ebb/state); $(hotplug_files)"
+rmmod ebb
+status=$?
+mem=$(mem_total_kb)
+tot=$(hv_tot_kb)
+ktap_print_msg "after rmmod: status $status, MemTotal $mem kB, tot_pages $tot kB, $(nr_blocks) blocks"
+[ $status = 0 ] && ! ebb_loaded && [ "$mem" = "$mem_boot" ] &&
+    [ "$(nr_blocks)" = "$blocks_boot" ] && within_extent "$tot" "$tot_boot"
+report $? "rmmod while growing removes ebb's blocks: MemTotal, blocks and tot_pages as before insmod"
+echo "$online_policy" > $MEM/auto_online_blocks
+
+# 13. No kernel warning.
+! dmesg | grep -E "WARNING|BUG|Oops" >/dev/null
+report $? "no kernel warning while users offline and online ebb's blocks"
+ktap_finished
