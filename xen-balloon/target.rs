@@ -3,10 +3,11 @@
 //! Targets: what the user and the host may ask for, parsed strictly, and the limits
 //! that a requested target is clamped to.
 //!
-//! The C driver parses with `simple_strtoull`, which takes "12abc" as 12 and "-1" as a
-//! huge number. ebb accepts exactly what the C driver documents (a decimal number,
-//! `target` also with a K/M/G/T/P/E suffix as `memparse` reads it, an optional trailing
-//! newline) and rejects everything else with `EINVAL`.
+//! The C driver parses with `simple_strtoull` in base 0, which takes "12abc" as 12 and
+//! "-1" as a huge number. ebb accepts what the C driver accepts when the input is
+//! well formed (a number in base 0 as the kernel's `kstrtoull(s, 0)` reads it: decimal,
+//! `0x` hex or `0` octal; `target` also with a K/M/G/T/P/E suffix as `memparse`
+//! reads it; an optional trailing newline) and rejects everything else with `EINVAL`.
 
 use kernel::prelude::*;
 
@@ -20,24 +21,29 @@ fn trim_newline(input: &[u8]) -> &[u8] {
     input.strip_suffix(b"\n").unwrap_or(input)
 }
 
-fn parse_decimal(digits: &[u8]) -> Result<u64> {
+/// Parses an unsigned number in base 0: `0x`/`0X` hex, a leading `0` octal, else
+/// decimal; nothing else may follow the digits.
+fn parse_base0(text: &[u8]) -> Result<u64> {
+    let (digits, radix) = match text {
+        [b'0', b'x' | b'X', hex @ ..] => (hex, 16),
+        [b'0', octal @ ..] if !octal.is_empty() => (octal, 8),
+        _ => (text, 10),
+    };
     if digits.is_empty() {
         return Err(EINVAL);
     }
     digits.iter().try_fold(0u64, |value, &digit| {
-        if !digit.is_ascii_digit() {
-            return Err(EINVAL);
-        }
+        let digit = char::from(digit).to_digit(radix).ok_or(EINVAL)?;
         value
-            .checked_mul(10)
-            .and_then(|value| value.checked_add(u64::from(digit - b'0')))
+            .checked_mul(u64::from(radix))
+            .and_then(|value| value.checked_add(u64::from(digit)))
             .ok_or(EINVAL)
     })
 }
 
-/// Parses an unsigned decimal number (`target_kb`, `max_schedule_delay`, ...).
+/// Parses an unsigned number (`target_kb`, `max_schedule_delay`, ...).
 pub(crate) fn parse_number(input: &[u8]) -> Result<u64> {
-    parse_decimal(trim_newline(input))
+    parse_base0(trim_newline(input))
 }
 
 /// Parses an unsigned decimal number that fits in a `u32`.
@@ -64,7 +70,7 @@ pub(crate) fn parse_bytes(input: &[u8]) -> Result<u64> {
         }
         _ => (input, 0),
     };
-    let value = parse_decimal(digits)?;
+    let value = parse_base0(digits)?;
     value.checked_mul(1u64 << shift).ok_or(EINVAL)
 }
 

@@ -93,18 +93,25 @@ else
     ktap_test_fail "balloon up: back to the start, MemTotal restored"
 fi
 
-# 4. Invalid writes are refused and change nothing.
+# 4. Invalid writes are refused and change nothing; numbers in the C driver's other
+# bases (0x hex, 0 octal) are accepted as it accepts them.
 ok=1
-for v in abc -1 12abc 1.5 " 12" 99999999999999999999999 18446744073709551616; do
+for v in abc -1 12abc 1.5 " 12" 99999999999999999999999 18446744073709551616 0x 0xg 089; do
     write_refused target_kb "$v" || ok=0
 done
-for v in 12X 1KB -1M 99999999999999999999G; do write_refused target "$v" || ok=0; done
+for v in 12X 1KB -1M 99999999999999999999G 0x1Z; do write_refused target "$v" || ok=0; done
+printf '%#x\n' "$start_kb" > $SYS/target_kb && [ "$(cat $SYS/target_kb)" = "$start_kb" ] || {
+    ktap_print_msg "hex target_kb $(printf '%#x' "$start_kb") not read as $start_kb"; ok=0; }
+printf '%#o\n' "$start_kb" > $SYS/target_kb && [ "$(cat $SYS/target_kb)" = "$start_kb" ] || {
+    ktap_print_msg "octal target_kb $(printf '%#o' "$start_kb") not read as $start_kb"; ok=0; }
+printf '%#xK\n' "$start_kb" > $SYS/target && [ "$(cat $SYS/target_kb)" = "$start_kb" ] || {
+    ktap_print_msg "hex target $(printf '%#xK' "$start_kb") not read as $start_kb KiB"; ok=0; }
 for v in 0 -3 abc 4294967296; do write_refused max_schedule_delay "$v" || ok=0; done
 for v in -1 x 4294967296; do write_refused max_retry_count "$v" || ok=0; done
 for v in maybe 2; do write_refused scrub_pages "$v" || ok=0; done
 for v in 1 5; do write_refused schedule_delay "$v" || ok=0; done
-[ $ok = 1 ] && ktap_test_pass "invalid sysfs writes return an error and change nothing" ||
-    ktap_test_fail "invalid sysfs writes return an error and change nothing"
+[ $ok = 1 ] && ktap_test_pass "invalid sysfs writes return an error and change nothing; 0x and 0 prefixes work" ||
+    ktap_test_fail "invalid sysfs writes return an error and change nothing; 0x and 0 prefixes work"
 
 # 5. Below the floor and above the maximum: clamped, and the clamp is visible. Above
 # the boot size ebb adds memory blocks, which wait for a user (not_onlined) under the
