@@ -20,7 +20,7 @@ have_xenstore || skip_all "xenstore does not answer"
 host_request ping || skip_all "no host agent answers (run under scripts/run-guest.sh)"
 [ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
 [ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
-ktap_set_plan 8
+ktap_set_plan 9
 
 ebb_loaded && rmmod ebb
 online_policy=$(cat $MEM/auto_online_blocks)
@@ -94,7 +94,51 @@ else
     ktap_test_fail "mem-set back to the boot size removes both blocks: MemTotal and tot_pages return"
 fi
 
-# 5. With auto_online_blocks offline a new block waits for a user; onlining it grows.
+# 5. To the maximum and back, three times: blocks onlined movable, onlined by the
+# kernel's `online` under the auto-movable zone policy, and left offline for a user
+# to online. Every step: all of the region's blocks (or none), MemTotal, current_kb
+# and tot_pages agree.
+zone_policy=$(cat $ONLINE_POLICY)
+echo auto-movable > $ONLINE_POLICY
+region_blocks=$(((max_kb - target0) / 131072))
+ok=1
+for policy in online_movable online offline; do
+    echo $policy > $MEM/auto_online_blocks
+    host_request mem-set $((max_kb / 1024))
+    state=$(wait_state "$max_kb")
+    while [ "$state" = not_onlined ]; do
+        for block in $(ebb_blocks); do
+            [ "$(cat $MEM/$block/state)" = offline ] && echo online_movable > $MEM/$block/state
+        done
+        state=$(wait_state)
+    done
+    cur=$(cat $SYS/info/current_kb)
+    mem=$(mem_total_kb)
+    tot=$(hv_tot_kb)
+    ktap_print_msg "$policy: up to $max_kb KiB: state $state, current $cur KiB, MemTotal $mem kB, tot_pages $tot kB, $(nr_blocks) blocks; $(hotplug_files)"
+    [ "$state" = reached ] && within_extent "$cur" "$max_kb" &&
+        [ "$(cat $SYS/ebb/hotplug_blocks)" = $region_blocks ] &&
+        [ "$(grep -c ' online ' $SYS/ebb/hotplug_block_list)" = $region_blocks ] &&
+        [ "$(nr_blocks)" = $((blocks_boot + region_blocks)) ] &&
+        within_extent $((mem - mem_boot)) $((max_kb - target0)) &&
+        within_extent $((tot - tot_before)) $((max_kb - target0)) || ok=0
+    host_request mem-set $((target0 / 1024))
+    state=$(wait_state "$target0")
+    mem=$(mem_total_kb)
+    tot=$(hv_tot_kb)
+    ktap_print_msg "$policy: back to $target0 KiB: state $state, MemTotal $mem kB, tot_pages $tot kB, $(nr_blocks) blocks"
+    [ "$state" = reached ] && [ "$(cat $SYS/ebb/hotplug_blocks)" = 0 ] &&
+        [ "$(nr_blocks)" = "$blocks_boot" ] && within_extent "$mem" "$mem_boot" &&
+        within_extent "$tot" "$tot_before" || ok=0
+done
+echo "$zone_policy" > $ONLINE_POLICY
+if [ $ok = 1 ]; then
+    ktap_test_pass "to the maximum and back with blocks onlined movable, by auto-movable and by a user"
+else
+    ktap_test_fail "to the maximum and back with blocks onlined movable, by auto-movable and by a user"
+fi
+
+# 6. With auto_online_blocks offline a new block waits for a user; onlining it grows.
 echo offline > $MEM/auto_online_blocks
 up_kb=$((target0 + 131072))
 host_request mem-set $((up_kb / 1024))
@@ -118,7 +162,7 @@ else
     ktap_test_fail "an added block nobody onlines is reported not_onlined; onlining it reaches the target"
 fi
 
-# 6. rmmod removes ebb's blocks and leaves the guest as it was.
+# 7. rmmod removes ebb's blocks and leaves the guest as it was.
 rmmod ebb
 mem=$(mem_total_kb)
 tot=$(hv_tot_kb)
@@ -129,7 +173,7 @@ if ! ebb_loaded && [ "$mem" = "$mem_boot" ] && [ "$(nr_blocks)" = "$blocks_boot"
 else
     ktap_test_fail "rmmod removes the hot-added blocks: MemTotal, blocks and tot_pages as before"
 fi
-# 7. rmmod with a block only half backed: ebb backs the rest, then removes it. The
+# 8. rmmod with a block only half backed: ebb backs the rest, then removes it. The
 # target is set before insmod, which reads it at load.
 echo online_movable > $MEM/auto_online_blocks
 up_kb=$((target0 + 65536))
@@ -151,7 +195,7 @@ fi
 host_request mem-set $((target0 / 1024))
 echo "$online_policy" > $MEM/auto_online_blocks
 
-# 8. No kernel warning.
+# 9. No kernel warning.
 if dmesg | grep -E "WARNING|BUG|Oops" >/dev/null; then
     ktap_test_fail "no kernel warning during hotplug"
 else
