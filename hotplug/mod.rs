@@ -6,11 +6,11 @@
 //! above any RAM already there, such as blocks an earlier load could not remove) to
 //! the domain's maximum reservation (rounded down), and ebb adds it one block at a
 //! time as driver-managed "System RAM (ebb)" in a dynamic memory group. Adding a block
-//! does not back it: the hypervisor backs a block's pages only when they are onlined,
-//! through the online-page callback, in 2 MiB extents and only as far as the growth
-//! budget (what the target still lacks) goes. Extents that are onlined but not backed
-//! stay PageOffline, outside the allocator, and are backed later when the target
-//! grows ([`Hotplug::grow`]).
+//! does not back it: the online-page callback keeps onlined pages PageOffline, outside
+//! the allocator, and the worker has the hypervisor back them in 2 MiB extents, up to
+//! 1 GiB per hypercall and only as far as the target lacks ([`Hotplug::grow`]). One
+//! growth step adds as many blocks (up to one hypercall's worth) as the target needs
+//! and the kernel onlines, then the next step backs them all at once.
 //!
 //! Each block is tracked as two bitmaps of its 2 MiB extents: `onlined` (the kernel
 //! onlined it and ebb kept it) and `backed` (the hypervisor backs it and it is in the
@@ -24,7 +24,7 @@
 //! them; on MEM_OFFLINE it gives the frames of the block's backed extents back to the
 //! hypervisor; on MEM_CANCEL_OFFLINE it takes the references back. A block going
 //! offline is left alone by the worker. A user who onlines the block again gets it
-//! backed through the online callback, as far as the target asks.
+//! backed by the worker, as far as the target asks.
 //!
 //! Lock order: `mem_hotplug_lock` → `Hotplug::blocks`; `blocks` is a leaf (the online
 //! callback and the memory notifier take it alone; the balloon never holds its own
@@ -48,6 +48,7 @@ use crate::memory_hotplug::OnliningPages;
 use crate::memory_notifier::PfnRange;
 use crate::xen_reservation;
 use crate::xen_reservation::ExtentOrder;
+use crate::xen_reservation::MAX_EXTENTS_PER_CALL;
 
 /// Pages per 2 MiB extent.
 const EXTENT_PAGES: usize = ExtentOrder::Superpage.pages();
@@ -109,10 +110,14 @@ impl Block {
 }
 
 /// Everything the hotplug lock protects.
+///
+/// # Invariants
+///
+/// `frames.len() == MAX_EXTENTS_PER_CALL`.
 struct Blocks {
     blocks: KVec<Block>,
-    /// Pages the callback may still back: what the target lacks, set by the worker.
-    budget: usize,
+    /// The frame list of a populate hypercall.
+    frames: KVec<usize>,
 }
 
 /// What one growth step did.
@@ -218,6 +223,7 @@ impl Hotplug {
         let start = (start_pfn * kernel::page::PAGE_SIZE) as u64;
         let group = MemoryGroup::register_dynamic(start, block_pages.get())?;
         let blocks = KVec::from_elem(Block::default(), nr_blocks, GFP_KERNEL)?;
+        let frames = KVec::from_elem(0, MAX_EXTENTS_PER_CALL, GFP_KERNEL)?;
         let hotplug = Arc::pin_init(
             try_pin_init!(Self {
                 start_pfn,
@@ -226,7 +232,8 @@ impl Hotplug {
                 block_pages,
                 extents_per_block,
                 group,
-                blocks <- new_mutex!(Blocks { blocks, budget: 0 }),
+                // INVARIANT: `frames` has its full length.
+                blocks <- new_mutex!(Blocks { blocks, frames }),
                 unfolded_pages: AtomicUsize::new(0),
                 unfolded_released: AtomicUsize::new(0),
                 unfolded_hypercalls: AtomicUsize::new(0),
@@ -277,9 +284,9 @@ impl Hotplug {
         Some((range.start_pfn - self.start_pfn) / self.block_pages)
     }
 
-    /// The online callback's work for `pages` of the region: keeps them, backs and
-    /// hands to the allocator the extents that were backed before (a re-onlining) and
-    /// as many others as the budget allows; the rest stay PageOffline.
+    /// The online callback's work for `pages` of the region: keeps them, and hands to
+    /// the allocator at once the extents that were backed before (a re-onlining); the
+    /// rest stay PageOffline until the worker backs them.
     pub(crate) fn online(&self, pages: OnliningPages) {
         // Chunks are at least 2 MiB: the region is block-aligned and ebb does not use
         // memmap-on-memory. A smaller one stays offline, never unbacked in the buddy.
@@ -291,12 +298,9 @@ impl Hotplug {
         let first = (offset % self.block_pages) / EXTENT_PAGES;
         let count = pages.nr_pages() / EXTENT_PAGES;
         let mut guard = self.blocks.lock();
-        let Blocks { blocks, budget } = &mut *guard;
-        let Some(block) = blocks.get_mut(index) else {
+        let Some(block) = guard.blocks.get_mut(index) else {
             return;
         };
-        let mut frames = [0usize; MAX_EXTENTS_PER_BLOCK];
-        let mut asked = 0;
         for extent in first..first + count {
             block.onlined |= 1 << extent;
             if block.backed & (1 << extent) != 0 {
@@ -308,108 +312,114 @@ impl Hotplug {
                         ExtentOrder::Superpage.order(),
                     )
                 };
-            } else if *budget >= EXTENT_PAGES * (asked + 1) {
+            }
+        }
+    }
+
+    /// Has the hypervisor back up to `budget` onlined, unbacked extents (of blocks not
+    /// going offline) in one hypercall and hands those it backed to the allocator.
+    /// Returns how many it asked for and how many it backed.
+    fn back_onlined(&self, guard: &mut Blocks, budget: usize) -> (usize, usize) {
+        let Blocks { blocks, frames } = guard;
+        let budget = budget.min(frames.len());
+        let mut asked = 0;
+        for (index, block) in blocks.iter().enumerate() {
+            if !block.added || block.going_offline {
+                continue;
+            }
+            let unbacked = block.unbacked();
+            for extent in (0..self.extents_per_block).filter(|e| unbacked & (1 << e) != 0) {
+                if asked == budget {
+                    break;
+                }
                 frames[asked] = self.extent_pfn(index, extent);
                 asked += 1;
             }
         }
-        let backed = self.populate_and_online(index, block, &mut frames[..asked]);
-        *budget -= backed * EXTENT_PAGES;
-    }
-
-    /// Populates the extents starting at `frames` (all onlined and kept, of block
-    /// `index`) and hands those the hypervisor backed to the allocator. Returns how
-    /// many it backed.
-    fn populate_and_online(&self, index: usize, block: &mut Block, frames: &mut [usize]) -> usize {
-        if frames.is_empty() {
-            return 0;
+        if asked == 0 {
+            return (0, 0);
         }
-        let pfns: [usize; MAX_EXTENTS_PER_BLOCK] =
-            core::array::from_fn(|i| frames.get(i).copied().unwrap_or(0));
         self.unfolded_hypercalls.fetch_add(1, Ordering::AcqRel);
         let backed =
-            xen_reservation::populate_physmap(frames, ExtentOrder::Superpage).unwrap_or_default();
-        for &pfn in &pfns[..backed] {
-            let extent = (pfn - self.block_start_pfn(index)) / EXTENT_PAGES;
-            block.backed |= 1 << extent;
+            xen_reservation::populate_physmap(&mut frames[..asked], ExtentOrder::Superpage)
+                .unwrap_or_default();
+        // The hypervisor handles extents in order and leaves a PVH guest's frame
+        // numbers as they were: the first `backed` are the pfns asked for.
+        for &pfn in &frames[..backed] {
+            let offset = pfn - self.start_pfn;
+            let block = &mut blocks[offset / self.block_pages];
+            block.backed |= 1 << ((offset % self.block_pages) / EXTENT_PAGES);
             // SAFETY: the extent was onlined and kept by the callback (its `onlined`
             // bit), the hypervisor backs it now, and it is 2 MiB aligned.
             unsafe { memory_hotplug::online_pages_to_buddy(pfn, ExtentOrder::Superpage.order()) };
         }
         self.unfolded_pages
             .fetch_add(backed * EXTENT_PAGES, Ordering::AcqRel);
-        backed
+        (asked, backed)
     }
 
     /// One step towards a target that lacks `lacking` pages (counting what
-    /// [`Hotplug::take_backed`] returned so far): back onlined extents, else wait for
-    /// an added block to be onlined, else add the next block when the guest has
-    /// `free_reserve` pages free beyond the block's memmap.
+    /// [`Hotplug::take_changes`] returned so far): back onlined extents, else wait for
+    /// an added block to be onlined, else add blocks, as many as the target needs and
+    /// one hypercall can back, each when the guest has `free_reserve` pages free
+    /// beyond the block's memmap and the one before it was onlined.
     pub(crate) fn grow(&self, lacking: usize, free_reserve: usize) -> Grow {
         let mut guard = self.blocks.lock();
-        // Onlining may have backed more since: those pages are counted under this lock.
         let lacking = lacking.saturating_sub(self.unfolded_pages.load(Ordering::Acquire));
-        guard.budget = lacking - lacking % EXTENT_PAGES;
-        if guard.budget == 0 {
+        let budget = lacking / EXTENT_PAGES;
+        if budget == 0 {
             return Grow::Nothing;
         }
-        let mut backed = 0;
-        let mut refused = false;
-        let Blocks { blocks, budget } = &mut *guard;
-        for (index, block) in blocks.iter_mut().enumerate() {
-            let unbacked = block.unbacked();
-            if !block.added || block.going_offline || unbacked == 0 || *budget < EXTENT_PAGES {
-                continue;
-            }
-            let mut frames = [0usize; MAX_EXTENTS_PER_BLOCK];
-            let mut asked = 0;
-            for extent in 0..self.extents_per_block {
-                if unbacked & (1 << extent) != 0 && *budget >= EXTENT_PAGES * (asked + 1) {
-                    frames[asked] = self.extent_pfn(index, extent);
-                    asked += 1;
-                }
-            }
-            let done = self.populate_and_online(index, block, &mut frames[..asked]);
-            *budget -= done * EXTENT_PAGES;
-            backed += done * EXTENT_PAGES;
-            refused |= done < asked;
-        }
-        if backed > 0 {
-            return Grow::Backed;
-        }
-        if refused {
-            return Grow::EnomemHypervisor;
+        match self.back_onlined(&mut guard, budget) {
+            (_, backed) if backed > 0 => return Grow::Backed,
+            (asked, _) if asked > 0 => return Grow::EnomemHypervisor,
+            _ => {}
         }
         // A block being onlined by a user counts as not onlined until its last chunk.
         let all = self.all_extents();
-        if blocks
+        if guard
+            .blocks
             .iter()
             .any(|block| block.added && block.onlined != all)
         {
             return Grow::NotOnlined;
         }
-        let Some(index) = blocks.iter().position(|block| !block.added) else {
-            return Grow::Nothing;
-        };
         let memmap_pages = self.block_pages.get() * MEMMAP_BYTES_PER_PAGE / kernel::page::PAGE_SIZE;
-        if memory::free_pages() < memmap_pages + free_reserve {
-            return Grow::EnomemGuest;
+        let max_blocks = (MAX_EXTENTS_PER_CALL / self.extents_per_block).max(1);
+        let mut added = 0;
+        while added < max_blocks && added * self.extents_per_block < budget {
+            let Some(index) = guard.blocks.iter().position(|block| !block.added) else {
+                break;
+            };
+            if memory::free_pages() < memmap_pages + free_reserve {
+                break;
+            }
+            drop(guard);
+            // Without the lock: onlining runs the callback inside the add.
+            let start = (self.block_start_pfn(index) * kernel::page::PAGE_SIZE) as u64;
+            let result = self
+                .group
+                .add_memory(start, self.granularity.block_bytes as u64);
+            guard = self.blocks.lock();
+            if let Err(err) = result {
+                pr_warn!("adding memory block at {:#x} failed: {:?}\n", start, err);
+                return if added > 0 {
+                    Grow::Added
+                } else {
+                    Grow::AddFailed
+                };
+            }
+            guard.blocks[index].added = true;
+            added += 1;
+            if guard.blocks[index].onlined != all {
+                break;
+            }
         }
-        drop(guard);
-
-        // Without the lock: onlining runs the callback inside the add.
-        let start = (self.block_start_pfn(index) * kernel::page::PAGE_SIZE) as u64;
-        if let Err(err) = self
-            .group
-            .add_memory(start, self.granularity.block_bytes as u64)
-        {
-            pr_warn!("adding memory block at {:#x} failed: {:?}\n", start, err);
-            return Grow::AddFailed;
+        match added {
+            0 if guard.blocks.iter().all(|block| block.added) => Grow::Nothing,
+            0 => Grow::EnomemGuest,
+            _ => Grow::Added,
         }
-        if let Some(block) = self.blocks.lock().blocks.get_mut(index) {
-            block.added = true;
-        }
-        Grow::Added
     }
 
     /// One step towards a target `excess` pages below what the domain holds: removes
@@ -638,8 +648,6 @@ impl Hotplug {
     /// removed so that they stay as ordinary memory. Returns how many blocks it
     /// removed.
     pub(crate) fn remove_all(&self) -> usize {
-        // A removal that fails half way re-onlines through the callback: back all of it.
-        self.blocks.lock().budget = usize::MAX;
         let mut removed = 0;
         for index in 0..self.nr_blocks {
             if !self.blocks.lock().blocks[index].added {
@@ -666,22 +674,22 @@ impl Hotplug {
     /// allows; extents it cannot back stay offline (PageOffline) and say so.
     fn back_all_onlined(&self) {
         let mut guard = self.blocks.lock();
-        let Blocks { blocks, .. } = &mut *guard;
-        for (index, block) in blocks.iter_mut().enumerate() {
-            let unbacked = block.unbacked();
-            let mut frames = [0usize; MAX_EXTENTS_PER_BLOCK];
-            let mut asked = 0;
-            for extent in (0..self.extents_per_block).filter(|e| unbacked & (1 << e) != 0) {
-                frames[asked] = self.extent_pfn(index, extent);
-                asked += 1;
+        loop {
+            let (asked, backed) = self.back_onlined(&mut guard, usize::MAX);
+            if asked == 0 {
+                return;
             }
-            let backed = self.populate_and_online(index, block, &mut frames[..asked]);
             if backed < asked {
+                let left: u32 = guard
+                    .blocks
+                    .iter()
+                    .map(|block| block.unbacked().count_ones())
+                    .sum();
                 pr_warn!(
-                    "unload: memory block {} keeps {} KiB offline that the hypervisor cannot back\n",
-                    self.memory_block_id(index),
-                    (asked - backed) * EXTENT_PAGES * (kernel::page::PAGE_SIZE / 1024)
+                    "unload: {} KiB of ebb's blocks stay offline: the hypervisor cannot back them\n",
+                    left as usize * EXTENT_PAGES * (kernel::page::PAGE_SIZE / 1024)
                 );
+                return;
             }
         }
     }
