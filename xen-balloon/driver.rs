@@ -55,7 +55,11 @@ impl kernel::Module for Ebb {
             managed
         });
         let maximum = xen_reservation::maximum_reservation().ok();
-        let superpages = domain.superpage_extents();
+        let pv_mode = crate::module_parameters::pv_mode.value();
+        let superpages = domain.superpage_extents() && !pv_mode;
+        if pv_mode && domain != DomainType::Pv {
+            pr_info!("pv_mode: 4 KiB extents and no hotplug, as on a PV guest\n");
+        }
         // Hotplug backs ebb's blocks in 2 MiB extents by guest frame: not on PV, whose
         // p2m is per 4 KiB page and kept by the guest.
         let hotplug = match maximum {

@@ -44,4 +44,11 @@ module! {
     authors: ["The ebb developers"],
     description: "Elastic memory for Xen guests: ballooning and memory hotplug",
     license: "GPL",
+    params: {
+        pv_mode: bool {
+            default: false,
+            description: "Drive the hypervisor as on a PV guest (4 KiB extents, no memory hotplug) \
+                          on a PVH or HVM guest too; for testing the PV path",
+        },
+    },
 }
