@@ -23,7 +23,7 @@
 //! balloon-out batch under it, without `state`). `state`
 //! holds everything else; it is taken by the worker (once per batch, never across a
 //! sleep), sysfs, the xenstore watch and the rmmod drain; the OOM notifier only
-//! try-locks it, because the worker may allocate (its balloon-list growth) while
+//! try-locks it (for a bounded time), because the worker may allocate (its balloon-list growth) while
 //! holding it. Nothing else is taken while holding either, except the allocator's and
 //! the hypervisor's locks.
 
@@ -59,6 +59,8 @@ use crate::xenstore;
 const BATCHES_PER_RUN: usize = 64;
 /// Pages the OOM notifier gives back per call: one 2 MiB extent.
 const OOM_DEFLATE_PAGES: usize = 512;
+/// How long the OOM notifier waits for the worker to release the balloon's lock.
+const OOM_LOCK_WAIT_MS: u32 = 100;
 /// Attempts of the rmmod drain, with 1, 2, 4, 8, 16 s between them.
 const DRAIN_ATTEMPTS: u32 = 5;
 
@@ -445,9 +447,21 @@ impl Balloon {
     /// Gives up to one 2 MiB extent back to the guest when it is out of memory. The
     /// target stays a request: the worker comes back to it after
     /// `max_schedule_delay`, and then only takes free memory above the reserve.
-    /// Skips (returns 0) when the worker holds the lock.
+    /// Skips (returns 0) when the worker holds the lock for longer than
+    /// [`OOM_LOCK_WAIT_MS`].
     pub(crate) fn deflate_on_oom(&self) -> usize {
-        let Some(mut state) = self.state.try_lock() else {
+        // Never a blocking lock: the holder may be allocating, and so waiting for the
+        // OOM lock held by this caller. A bounded wait still catches the worker
+        // between two batches.
+        let mut state = None;
+        for _ in 0..OOM_LOCK_WAIT_MS {
+            state = self.state.try_lock();
+            if state.is_some() {
+                break;
+            }
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+        }
+        let Some(mut state) = state else {
             return 0;
         };
         let batch = state.reservation.balloon_in(OOM_DEFLATE_PAGES, false);

@@ -33,7 +33,7 @@ blocks_boot=$(nr_blocks)
 insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
 start_kb=$(cat $SYS/info/current_kb)
 [ "$(cat $SYS/ebb/max_kb)" -ge $((start_kb + 262144)) ] || skip_all "no room for 256 MiB of hotplug"
-free_kb=$(awk '/^MemFree:/ { print $2 }' /proc/meminfo)
+free_kb=$(free_kb)
 fill_mib=$((free_kb * 4 / 10 / 1024))
 ktap_print_msg "free $free_kb kB: memcheck fills $fill_mib MiB; $ROUNDS rounds of +256 MiB, offline/online, back to $start_kb KiB"
 

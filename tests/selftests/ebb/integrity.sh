@@ -27,7 +27,7 @@ insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
 
 start_kb=$(cat $SYS/info/current_kb)
 floor_kb=$(cat $SYS/ebb/floor_kb)
-free_kb=$(awk '/^MemFree:/ { print $2 }' /proc/meminfo)
+free_kb=$(free_kb)
 # memcheck takes 60% of the free memory; the balloon takes most of the rest, but
 # never below the floor.
 fill_mib=$((free_kb * 6 / 10 / 1024))

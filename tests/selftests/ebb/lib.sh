@@ -20,6 +20,13 @@ within_extent() {
     [ ${d#-} -le $EXTENT_KB ]
 }
 
+# Free memory in kB: MemFree plus the pages waiting in per-CPU free lists, which
+# MemFree leaves out (after many single pages are freed they can hold tens of MiB).
+free_kb() {
+    pcp=$(awk '$1 == "count:" { n += $2 } END { print n + 0 }' /proc/zoneinfo)
+    echo $(($(awk '/^MemFree:/ { print $2 }' /proc/meminfo) + pcp * 4))
+}
+
 mem_total_kb() {
     awk '/^MemTotal:/ { print $2 }' /proc/meminfo
 }

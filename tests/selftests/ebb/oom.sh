@@ -28,7 +28,7 @@ floor_kb=$(cat $SYS/ebb/floor_kb)
 echo "$floor_kb" > $SYS/target_kb
 i=0
 while [ $i -lt 300 ] && [ "$(cat $SYS/ebb/state)" != reached ]; do sleep 0.1; i=$((i + 1)); done
-free_kb=$(awk '/^MemFree:/ { print $2 }' /proc/meminfo)
+free_kb=$(free_kb)
 need_mib=$((free_kb / 1024 + 24))
 ktap_print_msg "balloon at $(cat $SYS/info/current_kb) KiB, $free_kb kB free; memcheck needs $need_mib MiB"
 dmesg -c >/dev/null

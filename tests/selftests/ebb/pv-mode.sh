@@ -67,7 +67,7 @@ echo "# round \$1: down: \$(wait_state $((start_kb - 131072 + 4))) at \$(cat $SY
 echo $start_kb > $SYS/target_kb
 echo "# round \$1: up: \$(wait_state $start_kb) at \$(cat $SYS/info/current_kb) KiB"
 ROUND
-free_kb=$(awk '/^MemFree:/ { print $2 }' /proc/meminfo)
+free_kb=$(free_kb)
 out=$(memcheck $((free_kb * 5 / 10 / 1024)) 2 "sh /tmp/ebb-pv-round.sh \$1" 2>&1)
 status=$?
 echo "$out" | sed 's/^/# /'

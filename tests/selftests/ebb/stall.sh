@@ -29,7 +29,7 @@ echo 2 > $SYS/max_schedule_delay
 
 floor_kb=$(cat $SYS/ebb/floor_kb)
 start_kb=$(cat $SYS/info/current_kb)
-free_kb=$(awk '/^MemFree:/ { print $2 }' /proc/meminfo)
+free_kb=$(free_kb)
 # Hold all but 40 MiB of the memory above the floor, so the floor cannot be reached.
 hold_mib=$(( (free_kb - (start_kb - floor_kb) + 40960) / 1024 ))
 [ $hold_mib -lt 16 ] && hold_mib=16
