@@ -61,8 +61,9 @@ const BATCHES_PER_RUN: usize = 64;
 const OOM_DEFLATE_PAGES: usize = 512;
 /// How long the OOM notifier waits for the worker to release the balloon's lock.
 const OOM_LOCK_WAIT_MS: u32 = 100;
-/// Attempts of the rmmod drain, with 1, 2, 4, 8, 16 s between them.
-const DRAIN_ATTEMPTS: u32 = 5;
+/// Retries of the rmmod drain after its first attempt, with 1, 2, 4, 8, 16 s before
+/// them.
+const DRAIN_RETRIES: u32 = 5;
 
 /// Where the balloon stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -416,7 +417,15 @@ impl Balloon {
     /// pages are still ballooned after the last attempt.
     pub(crate) fn return_all(&self) -> usize {
         let mut delay_s = 1u32;
-        for attempt in 1..=DRAIN_ATTEMPTS {
+        let mut retry = 0;
+        loop {
+            // An attempt that failed fell back to 4 KiB extents; the next one starts
+            // with 2 MiB again, as each worker run does, or it repopulates a GiB 4 KiB
+            // at a time.
+            self.state
+                .lock()
+                .reservation
+                .retry_superpages(self.superpages);
             loop {
                 let mut state = self.state.lock();
                 let ballooned = state.reservation.ballooned_pages();
@@ -429,11 +438,17 @@ impl Balloon {
                 }
             }
             let remaining = self.state.lock().reservation.ballooned_pages();
+            // The wait announced last is followed by an attempt, too: the host may
+            // raise the maximum during it.
+            if retry == DRAIN_RETRIES {
+                return remaining;
+            }
+            retry += 1;
             pr_warn!(
                 "unload: the hypervisor backs none of the {} ballooned pages left; retry {}/{} in {} s\n",
                 remaining,
-                attempt,
-                DRAIN_ATTEMPTS,
+                retry,
+                DRAIN_RETRIES,
                 delay_s
             );
             kernel::time::delay::fsleep(kernel::time::Delta::from_millis(
@@ -441,7 +456,6 @@ impl Balloon {
             ));
             delay_s *= 2;
         }
-        self.state.lock().reservation.ballooned_pages()
     }
 
     /// Gives up to one 2 MiB extent back to the guest when it is out of memory. The

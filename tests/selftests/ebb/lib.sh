@@ -49,10 +49,16 @@ host_request() {
     HOST_REQUEST_SEQ=$((HOST_REQUEST_SEQ + 1))
     HOST_REQUEST_ID="$$x$HOST_REQUEST_SEQ"
     echo "EBB-HOST-REQUEST $HOST_REQUEST_ID $*" > /dev/console
-    xenstore wait "data/ebb-host/$HOST_REQUEST_ID" 0 60 >/dev/null 2>&1 && return 0
-    local status
-    status=$(xenstore read "data/ebb-host/$HOST_REQUEST_ID" 2>/dev/null) || return 125
-    return "$status"
+    # Polls for the status itself: `xenstore wait` waits for one value, so a request
+    # that fails would cost the whole minute.
+    local status tenths=0
+    while [ $tenths -lt 600 ]; do
+        status=$(xenstore read "data/ebb-host/$HOST_REQUEST_ID" 2>/dev/null) &&
+            return "$status"
+        sleep 0.1
+        tenths=$((tenths + 1))
+    done
+    return 125
 }
 
 host_output() {
