@@ -24,6 +24,8 @@ mod memory;
 mod memory_hotplug;
 #[path = "../rust/memory_notifier.rs"]
 mod memory_notifier;
+#[path = "../rust/notifier.rs"]
+mod notifier;
 #[path = "../rust/oom.rs"]
 mod oom;
 #[path = "../rust/page_run.rs"]

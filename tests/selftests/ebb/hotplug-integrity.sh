@@ -12,16 +12,12 @@ cd "$(dirname "$0")" || exit 1
 
 ROUNDS=4
 
+what="memory integrity across hotplug"
 ktap_print_header
-skip_all() {
-    ktap_set_plan 1
-    ktap_test_skip "memory integrity across hotplug ($1)"
-    ktap_finished
-}
-on_xen || skip_all "not on Xen"
-[ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
-command -v memcheck >/dev/null || skip_all "memcheck not installed"
-[ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
+on_xen || skip_test "$what" "not on Xen"
+[ -f "$EBB_KO" ] || skip_test "$what" "ebb.ko not installed"
+command -v memcheck >/dev/null || skip_test "$what" "memcheck not installed"
+[ -w $MEM/auto_online_blocks ] || skip_test "$what" "no memory hotplug in this kernel"
 ktap_set_plan 3
 
 ebb_loaded && rmmod ebb
@@ -32,7 +28,7 @@ mem_boot=$(mem_total_kb)
 blocks_boot=$(nr_blocks)
 insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
 start_kb=$(cat $SYS/info/current_kb)
-[ "$(cat $SYS/ebb/max_kb)" -ge $((start_kb + 262144)) ] || skip_all "no room for 256 MiB of hotplug"
+[ "$(cat $SYS/ebb/max_kb)" -ge $((start_kb + 262144)) ] || skip_test "$what" "no room for 256 MiB of hotplug"
 free_kb=$(free_kb)
 fill_mib=$((free_kb * 4 / 10 / 1024))
 ktap_print_msg "free $free_kb kB: memcheck fills $fill_mib MiB; $ROUNDS rounds of +256 MiB, offline/online, back to $start_kb KiB"

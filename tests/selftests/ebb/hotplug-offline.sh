@@ -12,16 +12,7 @@ cd "$(dirname "$0")" || exit 1
 INJECT=/sys/kernel/debug/notifier-error-inject/memory/actions
 
 ktap_print_header
-skip_all() {
-    ktap_set_plan 1
-    ktap_test_skip "user offline of ebb's blocks ($1)"
-    ktap_finished
-}
-on_xen || skip_all "not on Xen"
-have_xenstore || skip_all "xenstore does not answer"
-host_request ping || skip_all "no host agent answers (run under scripts/run-guest.sh)"
-[ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
-[ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
+require_ebbhv "user offline of ebb's blocks" hotplug
 ktap_set_plan 13
 
 ebb_loaded && rmmod ebb

@@ -10,16 +10,7 @@ cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
 ktap_print_header
-skip_all() {
-    ktap_set_plan 1
-    ktap_test_skip "memory hotplug ($1)"
-    ktap_finished
-}
-on_xen || skip_all "not on Xen"
-have_xenstore || skip_all "xenstore does not answer"
-host_request ping || skip_all "no host agent answers (run under scripts/run-guest.sh)"
-[ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
-[ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
+require_ebbhv "memory hotplug" hotplug
 ktap_set_plan 9
 
 ebb_loaded && rmmod ebb

@@ -120,3 +120,21 @@ ebb_blocks() {
 ebb_block_state() {
     awk -v b="$1" '$1 == b { print $2 }' $SYS/ebb/hotplug_block_list
 }
+
+# Ends the test with a single SKIP line, "$1 ($2)".
+skip_test() {
+    ktap_set_plan 1
+    ktap_test_skip "$1 ($2)"
+    ktap_finished
+}
+
+# Skips test "$1" unless ebb.ko can run here under ebbhv with the host's agent
+# answering, and, with "$2" = hotplug, unless the kernel can hotplug memory.
+require_ebbhv() {
+    on_xen || skip_test "$1" "not on Xen"
+    [ -f "$EBB_KO" ] || skip_test "$1" "ebb.ko not installed"
+    have_xenstore || skip_test "$1" "xenstore does not answer"
+    host_request ping || skip_test "$1" "no host agent answers (run under scripts/run-guest.sh)"
+    [ "${2:-}" != hotplug ] || [ -w $MEM/auto_online_blocks ] ||
+        skip_test "$1" "no memory hotplug in this kernel"
+}

@@ -10,15 +10,7 @@ cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
 ktap_print_header
-skip_all() {
-    ktap_set_plan 1
-    ktap_test_skip "the PV engine path ($1)"
-    ktap_finished
-}
-on_xen || skip_all "not on Xen"
-[ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
-have_xenstore || skip_all "xenstore does not answer"
-host_request ping || skip_all "no host agent answers (run under scripts/run-guest.sh)"
+require_ebbhv "the PV engine path"
 ktap_set_plan 6
 
 report() {

@@ -25,15 +25,7 @@ DRAIN_WARN="unload: the hypervisor backs none"
 DRAIN_LEFT="still ballooned"
 
 ktap_print_header
-skip_all() {
-    ktap_set_plan 1
-    ktap_test_skip "balloon against the hypervisor's maximum ($1)"
-    ktap_finished
-}
-on_xen || skip_all "not on Xen"
-[ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
-have_xenstore || skip_all "xenstore does not answer"
-host_request ping || skip_all "no host agent answers (run under scripts/run-guest.sh)"
+require_ebbhv "balloon against the hypervisor's maximum"
 ktap_set_plan 15
 
 # `ebbctl info` as one field per line in HV_INFO; hv NAME prints one field, 0 when
