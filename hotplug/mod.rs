@@ -524,11 +524,19 @@ impl Hotplug {
             if !block.added {
                 continue;
             }
+            let zone = if block.onlined == 0 {
+                None
+            } else {
+                // SAFETY: an onlined block is not removed while `blocks` is held: its
+                // MEM_OFFLINE, which comes before removal, takes the lock.
+                unsafe { memory_hotplug::zone_name(self.block_start_pfn(index)) }
+            };
             writeln!(
                 out,
-                "memory{} {} backed_pages={} ballooned_pages={} unremovable={}",
+                "memory{} {} zone={} backed_pages={} ballooned_pages={} unremovable={}",
                 self.memory_block_id(index),
                 block.state_name(all),
+                zone.unwrap_or("none"),
                 block.backed.count_ones() as usize * EXTENT_PAGES,
                 block.unbacked().count_ones() as usize * EXTENT_PAGES,
                 u8::from(block.unremovable)

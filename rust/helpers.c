@@ -151,6 +151,14 @@ bool ebb_helper_ram_present(u64 start, u64 size)
 	       REGION_DISJOINT;
 }
 
+/* The name of the zone of an online page, or NULL when the page is not online. */
+const char *ebb_helper_zone_name(unsigned long pfn)
+{
+	struct page *page = pfn_to_online_page(pfn);
+
+	return page ? page_zone(page)->name : NULL;
+}
+
 void ebb_helper_init_delayed_work(struct delayed_work *dwork, work_func_t fn)
 {
 	INIT_DELAYED_WORK(dwork, fn);

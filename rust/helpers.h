@@ -45,6 +45,7 @@ unsigned long ebb_helper_free_pages(void);
 /* Memory hotplug: the node of a guest-physical address (0 without NUMA). */
 int ebb_helper_phys_to_nid(u64 phys);
 bool ebb_helper_ram_present(u64 start, u64 size);
+const char *ebb_helper_zone_name(unsigned long pfn);
 
 /* Delayed work on the freezable system workqueue. */
 void ebb_helper_init_delayed_work(struct delayed_work *dwork, work_func_t fn);

@@ -107,6 +107,22 @@ impl OnliningPages {
     }
 }
 
+/// The name of the zone (`DMA32`, `Normal`, `Movable`, ...) that the online page
+/// `pfn` belongs to, or `None` when it is not online.
+///
+/// # Safety
+///
+/// The memory block holding `pfn` is not removed during the call (its memmap stays).
+pub(crate) unsafe fn zone_name(pfn: usize) -> Option<&'static str> {
+    // SAFETY: the block's memmap stays during the call (the caller's guarantee).
+    let name = unsafe { bindings::ebb_helper_zone_name(pfn) };
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: a zone's name is a static NUL-terminated string.
+    unsafe { CStr::from_char_ptr(name) }.to_str().ok()
+}
+
 /// Hands 2^`order` pages from `pfn` to the buddy allocator as newly onlined memory
 /// (they join the managed pages).
 ///

@@ -47,8 +47,9 @@ up_kb=$((target0 + 196608))
 host_request mem-set $((up_kb / 1024))
 wait_state $up_kb >/dev/null
 holds_above_boot 196608 && [ "$(cat $SYS/ebb/hotplug_blocks)" = 2 ] &&
-    [ "$(cat $SYS/ebb/hotplug_ballooned_pages)" = 16384 ]
-report $? "grow by 192 MiB: 2 blocks, the second one half backed"
+    [ "$(cat $SYS/ebb/hotplug_ballooned_pages)" = 16384 ] &&
+    [ "$(grep -c ' online zone=Movable ' $SYS/ebb/hotplug_block_list)" = 2 ]
+report $? "grow by 192 MiB: 2 blocks in ZONE_MOVABLE, the second one half backed"
 set -- $(ebb_blocks)
 first=$1
 second=$2
@@ -58,10 +59,8 @@ ktap_print_msg "ebb's blocks: $(tr '\n' ';' < $SYS/ebb/hotplug_block_list)"
 # backs ballooned extents of its other blocks to make up for them, and waits for the
 # block (not_onlined); onlining it again backs what the target asks for.
 for block in "$second" "$first"; do
-    backed_kb=$(awk -v b="$block" '$1 == b { sub("backed_pages=", "", $3); print $3 * 4 }' \
-        $SYS/ebb/hotplug_block_list)
-    others_kb=$(awk -v b="$block" '$1 != b { sub("ballooned_pages=", "", $4); kb += $4 * 4 }
-        END { print kb + 0 }' $SYS/ebb/hotplug_block_list)
+    backed_kb=$(($(ebb_block_pages "$block" backed_pages) * 4))
+    others_kb=$(($(ebb_block_pages "!$block" ballooned_pages) * 4))
     made_up_kb=$((others_kb < backed_kb ? others_kb : backed_kb))
     echo offline > $MEM/$block/state
     status=$?
@@ -72,6 +71,7 @@ for block in "$second" "$first"; do
         "block $(ebb_block_state "$block"), tot_pages $tot kB, MemTotal $mem kB"
     [ $status = 0 ] && [ "$(cat $MEM/$block/state)" = offline ] &&
         [ "$(ebb_block_state "$block")" = offline ] && [ "$state" = not_onlined ] &&
+        grep -q "^$block offline zone=none backed_pages=0 ballooned_pages=0 " $SYS/ebb/hotplug_block_list &&
         within_extent $((tot_boot + 196608 - tot)) $((backed_kb - made_up_kb)) &&
         within_extent $((mem_boot + 196608 - mem)) $((backed_kb - made_up_kb))
     report $? "user offline of $block gives its $backed_kb KiB back to the hypervisor ($made_up_kb KiB made up elsewhere); ebb says not_onlined"

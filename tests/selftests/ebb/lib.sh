@@ -121,6 +121,17 @@ ebb_block_state() {
     awk -v b="$1" '$1 == b { print $2 }' $SYS/ebb/hotplug_block_list
 }
 
+# The sum of the pages in field $2 (backed_pages, ballooned_pages) of the blocks that
+# $1 selects: a memoryN name, or !memoryN for every other block.
+ebb_block_pages() {
+    awk -v sel="$1" -v key="$2=" '
+        (sel ~ /^!/ ? $1 != substr(sel, 2) : $1 == sel) {
+            for (i = 2; i <= NF; i++)
+                if (index($i, key) == 1) sum += substr($i, length(key) + 1)
+        }
+        END { print sum + 0 }' $SYS/ebb/hotplug_block_list
+}
+
 # Ends the test with a single SKIP line, "$1 ($2)".
 skip_test() {
     ktap_set_plan 1
