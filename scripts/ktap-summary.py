@@ -49,8 +49,9 @@ def parse(lines):
                 inner.append((outcome(m[1], m[4]), m[3], m[5] or ""))
             continue
         m = PLAN.match(line)
-        if m and plan is None:
-            plan = int(m[1])
+        if m:
+            # One plan per run of the kselftest runner; the guest may run it twice.
+            plan = (plan or 0) + int(m[1])
             continue
         m = RESULT.match(line)
         if not m:
