@@ -198,7 +198,7 @@ def table(runs):
 
 def svg(runs, path):
     """current_kb (solid) and MemTotal (dashed) over time for both guests."""
-    w, h, left, right, top, bottom = 900, 420, 70, 20, 40, 80
+    w, h, left, right, top, bottom = 900, 420, 70, 20, 40, 70
     colours = {"ebb": "#1f77b4", "c": "#d62728"}
     series = {}
     for d, run in runs.items():
@@ -207,7 +207,8 @@ def svg(runs, path):
         series[d] = [((t - t0) / 1000, cur / 1024, tot / 1024) for t, cur, tot in run["samples"] if t >= t0]
     tmax = max(s[-1][0] for s in series.values() if s) or 1
     vmax = max(max(p[1], p[2]) for s in series.values() for p in s)
-    vmax = (int(vmax / 256) + 1) * 256
+    # At least a quarter step of room above the highest point.
+    vmax = int(vmax / 256 + 1.25) * 256
 
     def x(t):
         return left + (w - left - right) * t / tmax
@@ -246,14 +247,19 @@ def svg(runs, path):
         out.append(f'<polyline fill="none" stroke="{colours[d]}" stroke-width="1.5" points="{" ".join(cur)}"/>')
         out.append(f'<polyline fill="none" stroke="{colours[d]}" stroke-dasharray="4 3" points="{" ".join(tot)}"/>')
         t0 = next(t for t, ph in runs[d]["marks"] if ph == "out")
-        ly = h - bottom + 48 + 16 * n
-        out.append(f'<text x="{left}" y="{ly}" fill="{colours[d]}">{label}:</text>')
+        lx = left + 10 + 200 * n
+        out.append(f'<line x1="{lx}" x2="{lx + 24}" y1="{h - 22}" y2="{h - 22}" stroke="{colours[d]}" stroke-width="2"/>')
+        out.append(f'<text x="{lx + 30}" y="{h - 18}">{label}</text>')
+        # Phase names run up the start lines: ebb.ko's from the top, the C driver's
+        # from the bottom, so that neighbours do not overlap.
         for t, ph in runs[d]["marks"]:
             if t >= t0 and ph != "null":
                 tx = x((t - t0) / 1000)
                 out.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{top}" y2="{h - bottom}" '
-                           f'stroke="{colours[d]}" stroke-opacity="0.25"/>')
-                out.append(f'<text x="{tx + 2:.1f}" y="{ly}" fill="{colours[d]}" font-size="10">{ph}</text>')
+                           f'stroke="{colours[d]}" stroke-opacity="0.3"/>')
+                ty, anchor = (top + 4, "end") if n == 0 else (h - bottom - 4, "start")
+                out.append(f'<text x="{tx - 3:.1f}" y="{ty}" fill="{colours[d]}" font-size="10" '
+                           f'text-anchor="{anchor}" transform="rotate(-90 {tx - 3:.1f} {ty})">{ph}</text>')
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
