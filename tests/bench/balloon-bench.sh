@@ -9,16 +9,17 @@
 #   in        balloon back in to the boot size
 #   grow      grow 512 MiB past the boot size (hot-add, online, populate)
 #   shrink    back to the boot size (ebb hot-removes; the C driver only balloons)
-#   idle      nothing to do for ebb.bench_hold= seconds (30), 256 MiB ballooned: the baseline
+#   prep      balloon out 256 MiB, to have something to ask back in the next two
+#   idle      nothing to do for ebb.bench_hold= seconds (30): the baseline
 #   stuck     a target the hypervisor refuses (mem-max at the domain's size) held
 #             as long; mem-max goes back afterwards
 #   null      two measurements with nothing between: their own cost (done 3 times)
 #
 # Each phase reports wall time (target written until current_kb equals it for the
-# C driver, or is within 2 MiB of it and ebb.ko says `reached`), the hypervisor's hypercall and VM exit
-# counters (ebbctl info through the host agent, before and after), and the guest's
-# busy CPU time from /proc/stat. A sampler records current_kb and MemTotal every
-# 100 ms. The results are console lines:
+# C driver, or is within 2 MiB of it and ebb.ko says `reached`), the hypervisor's
+# hypercall and VM exit counters (ebbctl info through the host agent, before and
+# after), and the guest's busy CPU time from /proc/stat. A sampler records
+# current_kb and MemTotal every 100 ms. The results are console lines:
 #   EBB-BENCH-INFO key=value ...          the driver and the guest's sizes
 #   EBB-BENCH phase=NAME key=value ...    one per phase
 #   EBB-BENCH-MARK t_ms=T phase=NAME      when a phase started (for the plot)
@@ -37,7 +38,8 @@ MIB=1024
 DELTA_KB=$((512 * MIB))
 PHASE_TIMEOUT_S=600
 HOLD_S=30
-for arg in $(cat /proc/cmdline); do
+read -ra cmdline </proc/cmdline
+for arg in "${cmdline[@]}"; do
     case $arg in ebb.bench_hold=*) HOLD_S=${arg#*=} ;; esac
 done
 SAMPLES=/tmp/bench-samples
@@ -69,8 +71,8 @@ mem_total() {
 
 # Busy time of the (single) CPU in ms: everything but idle and iowait (USER_HZ=100).
 cpu_busy() {
-    local cpu user nice system idle iowait irq softirq steal rest
-    read -r cpu user nice system idle iowait irq softirq steal rest </proc/stat
+    local user nice system irq softirq steal
+    read -r _ user nice system _ _ irq softirq steal _ </proc/stat
     CPU_BUSY_MS=$(((user + nice + system + irq + softirq + steal) * 10))
 }
 
@@ -176,7 +178,7 @@ ebb_why() {
 hold() {
     phase_begin "$1"
     nap "$HOLD_S"
-    phase_end "${@:2}"
+    phase_end
 }
 
 sampler() {
@@ -260,21 +262,18 @@ LEFT_BLOCKS=$((ONLINE_BLOCKS - BLOCKS_BOOT))
 mem_total
 # struct page is 64 bytes for every 4 KiB page of a block that stays online.
 echo "EBB-BENCH phase=leftover driver=$DRIVER blocks_added=$GROWN_BLOCKS blocks_left=$LEFT_BLOCKS" \
-    "memmap_kb=$((LEFT_BLOCKS * BLOCK_KB / 4 * 64 / 1024)) memtotal_before_kb=$MEMTOTAL_BOOT" \
+    "memmap_kb=$((LEFT_BLOCKS * BLOCK_KB * 64 / 4 / 1024)) memtotal_before_kb=$MEMTOTAL_BOOT" \
     "memtotal_after_kb=$MEMTOTAL_KB"
 
 echo "EBB-BENCH-PROGRESS $DRIVER: unreachable target for $HOLD_S s (and an idle baseline)"
 move prep $((BOOT_KB - DELTA_KB / 2))
 hold idle
-current
 host_request mem-max "$((H1[tot_pages] * 4))k" >/dev/null 2>&1 || fail "ebbctl mem-max failed"
 phase_begin stuck
 echo "$BOOT_KB" >"$SYS/target_kb"
 nap "$HOLD_S"
-current
-STUCK_KB=$CURRENT_KB
 phase_end target_kb="$BOOT_KB" state="$([ "$DRIVER" = ebb ] && cat $SYS/ebb/state || echo -)"
-[ $((BOOT_KB - STUCK_KB)) -gt 2048 ] || fail "stuck: the target was reached although mem-max forbids it"
+[ $((BOOT_KB - CURRENT_KB)) -gt 2048 ] || fail "stuck: the target was reached although mem-max forbids it"
 host_request mem-max "${STATIC_MAX_KB}k" >/dev/null 2>&1 || fail "ebbctl mem-max ${STATIC_MAX_KB}k failed"
 
 kill "$SAMPLER_PID"
