@@ -117,6 +117,9 @@ def derive(run):
     # Over a held target the interesting part is what the driver adds to an idle guest.
     stuck["hypercalls_over_idle"] = max(round(stuck["hypercalls_net"] - idle_hc_rate * stuck["wall_ms"]), 0)
     stuck["exits_over_idle"] = max(round(stuck["exits_net"] - idle_exit_rate * stuck["wall_ms"]), 0)
+    # The scale that the figures above idle are noise against.
+    stuck["idle_hypercalls"] = idle["hypercalls_net"]
+    stuck["idle_cpu_ms"] = idle["cpu_ms"]
     run["measurement_cost"] = null
 
 
@@ -155,6 +158,8 @@ def table(runs):
         ("hypercalls above idle", lambda p: p["hypercalls_over_idle"], 0),
         ("VM exits above idle", lambda p: p["exits_over_idle"], 0),
         ("guest CPU above idle (ms)", lambda p: p["cpu_net_ms"], 0),
+        ("idle baseline: all hypercalls", lambda p: p["idle_hypercalls"], 0),
+        ("idle baseline: guest CPU (ms)", lambda p: p["idle_cpu_ms"], 0),
     ]
     left_metrics = [
         ("memory blocks added", lambda p: p["blocks_added"], 0),
