@@ -51,8 +51,11 @@ ebbctl: setup
 hv-run: hv initramfs
 	@scripts/run-hv.sh --timeout 3600
 
-bench: setup
+# The hypervisor core's microbenchmarks, then ebb.ko against the C balloon driver
+# under ebbhv (scripts/bench-balloon.sh; builds the c-balloon guest kernel once).
+bench: initramfs hv ebbctl
 	@scripts/bench-core.sh
+	@scripts/bench-balloon.sh
 
 test: setup
 	@scripts/test-all.sh

@@ -2,7 +2,8 @@
 # Builds the test guest's initramfs: busybox and bash (static), ebb's guest-side
 # programs (tests/guest/*.c, static), the kernel's modules
 # and ebb.ko with modules.dep, the kselftest runner from the kernel tree, the upstream
-# memory-hotplug selftest and ebb's own kselftests. The archive is reproducible: same
+# memory-hotplug selftest, ebb's own kselftests and the balloon benchmark's guest side
+# (tests/bench/, in /bench). The archive is reproducible: same
 # inputs, same bytes.
 #
 # Usage: build-initramfs.sh [flavour]   (default: guest; reads build/<flavour>/kbuild)
@@ -19,7 +20,7 @@ out=$EBB_BUILD/$flavour/initramfs.cpio.gz
 root=$EBB_BUILD/$flavour/initramfs-root
 
 rm -rf "$root"
-mkdir -p "$root"/{bin,dev,proc,sys,tmp,root,etc,kselftest}
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,root,etc,kselftest,bench}
 ln -s bin "$root/sbin"
 mkdir -p "$root/usr"
 ln -s ../bin "$root/usr/bin"
@@ -32,6 +33,7 @@ done
 cp /bin/bash-static "$root/bin/bash"
 install -m 0755 "$EBB_ROOT/tests/guest/timeout" "$root/bin/timeout"
 install -m 0755 "$EBB_ROOT/tests/guest/init" "$root/init"
+install -m 0755 "$EBB_ROOT"/tests/bench/*.sh "$root/bench/"
 # Guest-side helper programs: every tests/guest/*.c becomes /bin/<name>.
 for prog in "$EBB_ROOT"/tests/guest/*.c; do
     gcc -static -O2 -Wall -Wextra -Werror -o "$root/bin/$(basename "$prog" .c)" "$prog" \
@@ -40,8 +42,15 @@ done
 echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 
 make -s -C "$kbuild" INSTALL_MOD_PATH="$root" DEPMOD=/bin/true modules_install >/dev/null
-make -s -C "$kbuild" M="$EBB_ROOT" "${KERNEL_MAKE_FLAGS[@]}" INSTALL_MOD_PATH="$root" \
-    INSTALL_MOD_DIR=updates DEPMOD=/bin/true modules_install >/dev/null
+# A kernel with the C balloon driver built in (the bench's c-balloon flavour) gets no
+# ebb.ko: the two cannot both hold the online-page callback, and building the module
+# against a second kernel would overwrite the objects of the guest kernel's build.
+if grep -q '^CONFIG_XEN_BALLOON=y' "$kbuild/.config"; then
+    log "$flavour kernel has the C balloon driver built in: no ebb.ko"
+else
+    make -s -C "$kbuild" M="$EBB_ROOT" "${KERNEL_MAKE_FLAGS[@]}" INSTALL_MOD_PATH="$root" \
+        INSTALL_MOD_DIR=updates DEPMOD=/bin/true modules_install >/dev/null
+fi
 rm -f "$root/lib/modules/$kver/build" "$root/lib/modules/$kver/source"
 depmod -b "$root" "$kver"
 

@@ -67,19 +67,24 @@ kmake -s olddefconfig >/dev/null
 
 # merge_config.sh only warns when Kconfig drops a requested option (a missing
 # dependency); a guest kernel without one of them would fail much later and obscurely.
+# A later fragment may override an earlier one (c-balloon turns XEN_BALLOON back on), so
+# only the last request for each option counts, as in merge_config.sh.
 mismatch=0
+declare -A checked=()
 while IFS= read -r line; do
     case "$line" in
         CONFIG_*=*) opt=${line%%=*}; want=$line ;;
         "# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *}; want=$line ;;
         *) continue ;;
     esac
+    [ -z "${checked[$opt]:-}" ] || continue
+    checked[$opt]=1
     got=$(grep -E "^($opt=|# $opt is not set)" "$out/.config" || echo "# $opt is not set")
     if [ "$got" != "$want" ]; then
         printf '[kernel] config: asked for "%s", got "%s"\n' "$want" "$got" >&2
         mismatch=1
     fi
-done < <(cat "${fragments[@]}")
+done < <(cat "${fragments[@]}" | tac)
 [ "$mismatch" = 0 ] || die "the config fragments cannot be satisfied (see above)"
 
 kmake -s rustavailable >/dev/null || die "Rust is not available to the kernel build (run scripts/setup-deps.sh)"

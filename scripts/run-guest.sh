@@ -7,13 +7,17 @@
 #        run-guest.sh test [C:T ...]   run the kselftests (all, or the named
 #                                      collection:test entries), log to results/,
 #                                      summarise; exit status 0 only if all passed
+#        run-guest.sh bench            run the guest side of the balloon benchmark
+#                                      (ebbhv only; see scripts/bench-balloon.sh),
+#                                      log to results/; exit status of the run
 # Environment:
 #   EBB_PLATFORM  ebbhv (default) or qemu
 #   EBB_FLAVOUR   guest kernel flavour (guest)
 #   EBB_MEM_MIB   guest memory at boot (1024); EBB_MAXMEM_MIB its maximum (1536, ebbhv)
-#   EBB_TIMEOUT   seconds before a test run is killed (900)
-#   EBB_RESULTS   where a test run's logs go (results/<time>-<flavour>)
+#   EBB_TIMEOUT   seconds before a test run is killed (900; bench: 1800)
+#   EBB_RESULTS   where a test or bench run's logs go (results/<time>-[bench-]<flavour>)
 #   EBB_QEMU_EXTRA  more QEMU arguments
+#   EBB_BENCH_HOLD_S  bench: seconds the idle and unreachable phases last (30)
 # Under ebbhv, QEMU's second serial line is ebbhv's control channel (a Unix socket:
 # <results>/ctl.sock in test mode, build/hv/ctl.sock in shell mode) for ebbctl, and
 # the kselftests may ask the host to run ebbctl verbs (scripts/host-agent.py).
@@ -86,7 +90,16 @@ test)
     python3 "$EBB_ROOT/scripts/ktap-summary.py" --name "guest ($platform)" \
         --json "$results/summary.json" "$results/console.log"
     ;;
+bench)
+    [ "$platform" = ebbhv ] || die "the balloon benchmark needs ebbhv (its counters and mem-max)"
+    results=${EBB_RESULTS:-$EBB_ROOT/results/$(date +%Y%m%d-%H%M%S)-bench-$flavour}
+    mkdir -p "$results"
+    log "balloon benchmark ($flavour kernel); console log: $results/console.log"
+    run_ebbhv "$results/ctl.sock" "${EBB_TIMEOUT:-1800}" "$append ebb.mode=bench ebb.bench_hold=${EBB_BENCH_HOLD_S:-30}" </dev/null 2>&1 \
+        | python3 "$EBB_ROOT/scripts/host-agent.py" --log "$results/console.log" \
+            --ebbctl "$ebbctl" --socket "$results/ctl.sock"
+    ;;
 *)
-    die "unknown mode '$mode' (shell or test)"
+    die "unknown mode '$mode' (shell, test or bench)"
     ;;
 esac
