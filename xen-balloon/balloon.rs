@@ -14,18 +14,21 @@
 //!
 //! When the target lies above what the domain holds plus the balloon, the worker grows
 //! the guest with memory hotplug (`hotplug/`), one step per run and without holding
-//! either lock; the online-page callback backs pages of ebb's blocks as they come
-//! online and re-arms the worker. When the target falls by a whole hot-added block,
-//! the worker removes the block (offline and remove) before ballooning anything out.
+//! either lock: adding blocks, or backing the extents of onlined ones. The online-page
+//! callback and the memory notifier re-arm the worker whenever one of ebb's blocks is
+//! onlined or offlined. When the target falls by a whole hot-added block, the worker
+//! removes the block (offline and remove) before ballooning anything out.
 //!
-//! Lock order: `Balloon::staging` → `Balloon::state`; `Hotplug::blocks` is never
-//! taken under either. `staging` is the worker's own (it allocates and scrubs a
-//! balloon-out batch under it, without `state`). `state`
-//! holds everything else; it is taken by the worker (once per batch, never across a
-//! sleep), sysfs, the xenstore watch and the rmmod drain; the OOM notifier only
-//! try-locks it (for a bounded time), because the worker may allocate (its balloon-list growth) while
-//! holding it. Nothing else is taken while holding either, except the allocator's and
-//! the hypervisor's locks.
+//! Lock order: `Balloon::staging` → `Balloon::state`, and `mem_hotplug_lock` →
+//! `Balloon::state` (the online callback and the memory notifier take `state`; nothing
+//! that holds `state` adds, removes, onlines or offlines memory). `Hotplug::blocks` is
+//! never taken under `staging` or `state`. `staging` is the worker's own (it allocates
+//! and scrubs a balloon-out batch under it, without `state`). `state` holds everything
+//! else; it is taken by the worker (once per batch, never across a sleep), sysfs, the
+//! xenstore watch, the hotplug callbacks and the rmmod drain; the OOM notifier only
+//! try-locks it (for a bounded time), because the worker may allocate (its balloon-list
+//! growth) while holding it. Nothing else is taken while holding either, except the
+//! allocator's and the hypervisor's locks.
 
 use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering;
@@ -224,6 +227,14 @@ impl Balloon {
             hotplug.retry_removal();
         }
         self.schedule_run(0);
+    }
+
+    /// A block of ebb's was onlined or offlined: the domain's size or what the worker
+    /// can do changed. The state says `working` until the worker has looked, so that
+    /// nobody reads a stale `reached` or `not_onlined` in between.
+    fn wake_for_hotplug(&self) {
+        self.state.lock().progress = Progress::Working;
+        self.kick();
     }
 
     /// Re-arms the worker at once (a tunable changed).
@@ -535,7 +546,7 @@ impl OnlinePages for Balloon {
         match &self.hotplug {
             Some(hotplug) if hotplug.contains(pages.pfn()) => {
                 hotplug.online(pages);
-                self.kick();
+                self.wake_for_hotplug();
                 None
             }
             _ => Some(pages),
@@ -560,7 +571,7 @@ impl MemoryEvents for Balloon {
         // A user's offline changes what the domain holds: the worker accounts for it.
         if let Some(hotplug) = &self.hotplug {
             if hotplug.offline(range) {
-                self.kick();
+                self.wake_for_hotplug();
             }
         }
     }

@@ -47,7 +47,10 @@ ebb_loaded() {
 HOST_REQUEST_SEQ=0
 host_request() {
     HOST_REQUEST_SEQ=$((HOST_REQUEST_SEQ + 1))
-    HOST_REQUEST_ID="$$x$HOST_REQUEST_SEQ"
+    # The uptime keeps ids unique across subshells (`$(hv_tot_kb)`), whose counter
+    # increments are lost: a reused id would find the previous request's answer.
+    read -r uptime _ < /proc/uptime
+    HOST_REQUEST_ID="$$x${HOST_REQUEST_SEQ}x${uptime%.*}${uptime#*.}"
     echo "EBB-HOST-REQUEST $HOST_REQUEST_ID $*" > /dev/console
     # Polls for the status itself: `xenstore wait` waits for one value, so a request
     # that fails would cost the whole minute.
