@@ -480,12 +480,10 @@ impl Hotplug {
     /// Forgets removed block `index`. Frames the hypervisor would not take back when
     /// it went offline stay the domain's; say so.
     fn forget_removed(&self, index: usize) {
-        let kept = {
-            let mut guard = self.blocks.lock();
-            let kept = guard.blocks[index].backed.count_ones();
-            guard.blocks[index] = Block::default();
-            kept
-        };
+        let mut guard = self.blocks.lock();
+        // Frames the hypervisor would not take when the block went offline: once more.
+        let (_, kept) = self.release_backed(&mut guard, index);
+        guard.blocks[index] = Block::default();
         if kept > 0 {
             pr_warn!(
                 "memory block {} is removed but the hypervisor still backs {} of its 2 MiB extents\n",
@@ -493,6 +491,34 @@ impl Hotplug {
                 kept
             );
         }
+    }
+
+    /// Gives the frames of the backed extents of offline block `index` back to the
+    /// hypervisor in one hypercall. Returns how many extents it asked for and how many
+    /// stay backed.
+    fn release_backed(&self, guard: &mut Blocks, index: usize) -> (usize, usize) {
+        let Blocks { blocks, frames } = guard;
+        let block = &mut blocks[index];
+        let backed = block.backed;
+        let mut asked = 0;
+        for extent in (0..self.extents_per_block).filter(|e| backed & (1 << e) != 0) {
+            frames[asked] = self.extent_pfn(index, extent);
+            asked += 1;
+        }
+        if asked == 0 {
+            return (0, 0);
+        }
+        self.unfolded_hypercalls.fetch_add(1, Ordering::AcqRel);
+        let released =
+            xen_reservation::decrease_reservation(&mut frames[..asked], ExtentOrder::Superpage)
+                .unwrap_or_default();
+        // The hypervisor handles extents in order: the first `released` went.
+        for &pfn in &frames[..released] {
+            block.backed &= !(1 << ((pfn - self.block_start_pfn(index)) / EXTENT_PAGES));
+        }
+        self.unfolded_released
+            .fetch_add(released * EXTENT_PAGES, Ordering::AcqRel);
+        (asked, asked - released)
     }
 
     /// The kernel's number for memory block `index` of the region (its directory in
@@ -616,38 +642,19 @@ impl Hotplug {
             return false;
         };
         let mut guard = self.blocks.lock();
+        let (asked, kept) = self.release_backed(&mut guard, index);
+        if kept > 0 {
+            pr_warn!(
+                "memory block {} is offline; the hypervisor took back {} of its {} backed extents\n",
+                self.memory_block_id(index),
+                asked - kept,
+                asked
+            );
+        }
         let block = &mut guard.blocks[index];
-        let backed = block.backed;
-        let mut frames = [0usize; MAX_EXTENTS_PER_BLOCK];
-        let mut asked = 0;
-        for extent in (0..self.extents_per_block).filter(|e| backed & (1 << e) != 0) {
-            frames[asked] = self.extent_pfn(index, extent);
-            asked += 1;
-        }
-        let mut released = 0;
-        if asked > 0 {
-            self.unfolded_hypercalls.fetch_add(1, Ordering::AcqRel);
-            released =
-                xen_reservation::decrease_reservation(&mut frames[..asked], ExtentOrder::Superpage)
-                    .unwrap_or_default();
-            // The hypervisor handles extents in order: the first `released` went.
-            for &pfn in &frames[..released] {
-                block.backed &= !(1 << ((pfn - self.block_start_pfn(index)) / EXTENT_PAGES));
-            }
-            if released < asked {
-                pr_warn!(
-                    "memory block {} is offline; the hypervisor took back {} of its {} backed extents\n",
-                    self.memory_block_id(index),
-                    released,
-                    asked
-                );
-            }
-        }
         block.onlined = 0;
         block.refs_dropped = 0;
         block.going_offline = false;
-        self.unfolded_released
-            .fetch_add(released * EXTENT_PAGES, Ordering::AcqRel);
         true
     }
 
