@@ -22,6 +22,13 @@
 //! | `mem-max KIB` | `ok max_kib=KIB` (the domain's `max_pages` and `memory/static-max`) |
 //! | `shutdown poweroff\|reboot` | `ok` (writes `control/shutdown`; the guest acts on it) |
 //! | `destroy` | `ok` (the platform ends the domain at once) |
+//! | `fail-next populate\|decrease CALLS DONE` | `ok fail_OP=CALLS:DONE` (the domain's next CALLS calls of the op stop after DONE extents and return DONE) |
+//! | `fail-next populate\|decrease CALLS -ERRNO` | `ok fail_OP=CALLS:-ERRNO` (they return `-ERRNO`, e.g. `-EBUSY`, having done nothing) |
+//! | `fail-next off` | `ok` (drops both pending faults) |
+//!
+//! `info` lists a pending fault as `fail_populate=...` / `fail_decrease=...` after
+//! `max_pages`, with the calls it still affects. A new `fail-next` for an op replaces
+//! the one pending for it; see `hv/fault.rs` for which calls count.
 //!
 //! Relative xenstore paths are under the domain's home, `/local/domain/<id>`.
 

@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 use super::protocol::{self, encode, error_reply, ok_reply, Command};
 use crate::addr::DomId;
-use crate::hv::Hypervisor;
+use crate::hv::{FaultOp, Hypervisor};
 use crate::xenstore::Xenstore;
 
 /// KiB in a frame.
@@ -88,6 +88,17 @@ fn run(cmd: Command, cx: &mut Context<'_>) -> (String, Effect) {
             }
         }
         Command::Destroy => (ok_reply([]), Effect::Destroy),
+        Command::FailNext(op, fault) => match cx.hv.set_fault(dom, op, fault) {
+            Ok(()) => (
+                ok_reply([protocol::fault_token(op, fault).as_str()]),
+                Effect::None,
+            ),
+            Err(e) => (error_reply(e.name(), "cannot inject"), Effect::None),
+        },
+        Command::FailOff => match cx.hv.clear_faults(dom) {
+            Ok(()) => (ok_reply([]), Effect::None),
+            Err(_) => (error_reply("ESRCH", "no such domain"), Effect::None),
+        },
     }
 }
 
@@ -159,6 +170,11 @@ fn info(cx: &Context<'_>) -> String {
     if let Some(d) = cx.hv.domain(dom) {
         fields.push(format!("tot_pages={}", d.tot_pages()));
         fields.push(format!("max_pages={}", d.max_pages()));
+        for op in [FaultOp::Populate, FaultOp::Decrease] {
+            if let Some(fault) = d.faults().pending(op) {
+                fields.push(protocol::fault_token(op, fault));
+            }
+        }
     }
     for (key, name) in [
         ("memory/target", "target_kib"),
@@ -326,6 +342,49 @@ mod tests {
             .0
             .starts_with("error EINVAL"));
         assert_eq!(store.control_read(DOM, "memory/target").unwrap(), b"32768");
+    }
+
+    #[test]
+    fn fail_next_is_shown_by_info_and_cleared_by_off() {
+        let (mut hv, mut store) = setup();
+        let info = |hv: &mut Hypervisor, store: &mut Xenstore| exec(hv, store, "info").0;
+        assert!(!info(&mut hv, &mut store).contains("fail_"));
+        assert_eq!(
+            exec(&mut hv, &mut store, "fail-next populate 3 100"),
+            ("ok fail_populate=3:100\n".into(), Effect::None)
+        );
+        assert_eq!(
+            exec(&mut hv, &mut store, "fail-next decrease 1 -EBUSY").0,
+            "ok fail_decrease=1:-EBUSY\n"
+        );
+        assert!(info(&mut hv, &mut store).starts_with(
+            "ok domid=1 tot_pages=2048 max_pages=4096 fail_populate=3:100 fail_decrease=1:-EBUSY target_kib="
+        ));
+        // Bad arguments change nothing.
+        for line in [
+            "fail-next populate 0 1",
+            "fail-next populate 2 -ENOPE",
+            "fail-next decrease 1",
+        ] {
+            assert!(
+                exec(&mut hv, &mut store, line)
+                    .0
+                    .starts_with("error EINVAL "),
+                "{line}"
+            );
+        }
+        assert!(info(&mut hv, &mut store).contains(" fail_populate=3:100 fail_decrease=1:-EBUSY "));
+        // A new injection for an op replaces the pending one.
+        exec(&mut hv, &mut store, "fail-next populate 2 -EINVAL");
+        assert!(
+            info(&mut hv, &mut store).contains(" fail_populate=2:-EINVAL fail_decrease=1:-EBUSY ")
+        );
+        assert_eq!(exec(&mut hv, &mut store, "fail-next off").0, "ok\n");
+        assert!(!info(&mut hv, &mut store).contains("fail_"));
+        assert_eq!(
+            hv.domain(DOM).unwrap().faults().pending(FaultOp::Decrease),
+            None
+        );
     }
 
     #[test]
