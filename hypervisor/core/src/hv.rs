@@ -19,7 +19,7 @@ mod reservation;
 use alloc::collections::BTreeMap;
 
 pub(crate) use fault::Applied;
-pub use fault::{Fault, FaultEffect, FaultOp, Faults};
+pub use fault::{Fault, FaultEffect, FaultOp, Faults, MAX_PENDING};
 pub use log_dirty::{DirtyLog, WriteFault};
 pub use physmap::MapSpace;
 

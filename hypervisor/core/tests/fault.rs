@@ -13,11 +13,17 @@ use ebbhv_core::hv::{Config, Fault, FaultEffect, FaultOp};
 use ebbhv_core::hypercall::{Caller, Hypercall, Outcome};
 
 fn inject(bed: &mut Bed, op: FaultOp, calls: u64, effect: FaultEffect) {
-    bed.hv.set_fault(DOM, op, Fault { calls, effect }).unwrap();
+    bed.hv.add_fault(DOM, op, Fault { calls, effect }).unwrap();
 }
 
-fn pending(bed: &Bed, op: FaultOp) -> Option<Fault> {
-    bed.hv.domain(DOM).unwrap().faults().pending(op)
+fn pending(bed: &Bed, op: FaultOp) -> Vec<Fault> {
+    bed.hv
+        .domain(DOM)
+        .unwrap()
+        .faults()
+        .pending(op)
+        .copied()
+        .collect()
 }
 
 /// 2 MiB extents at gfn 0x400, 0x600, ...
@@ -47,7 +53,7 @@ fn a_cut_populate_does_exactly_its_first_extents() {
     assert!(bed.mfn_of(0xa00).is_none());
     bed.check();
     // Used up: the rest populates.
-    assert_eq!(pending(&bed, FaultOp::Populate), None);
+    assert_eq!(pending(&bed, FaultOp::Populate), []);
     assert_eq!(bed.populate(9, &gfns[3..]), 5);
     assert_eq!(bed.tot_pages(), 8 * 512);
     bed.check();
@@ -123,17 +129,17 @@ fn calls_count_down_per_op() {
         assert!(bed.mfn_of(gfn + 1).is_none());
         assert_eq!(
             pending(&bed, FaultOp::Populate),
-            Some(Fault {
+            [Fault {
                 calls: left,
                 effect: FaultEffect::Stop(1)
-            })
+            }]
         );
         assert_eq!(bed.decrease(0, &[gfn]), -11);
     }
-    assert_eq!(pending(&bed, FaultOp::Decrease), None);
+    assert_eq!(pending(&bed, FaultOp::Decrease), []);
     // The third populate is the last one cut; the fourth is whole again.
     assert_eq!(bed.populate(0, &[0x30, 0x31]), 1);
-    assert_eq!(pending(&bed, FaultOp::Populate), None);
+    assert_eq!(pending(&bed, FaultOp::Populate), []);
     assert_eq!(bed.populate(0, &[0x40, 0x41, 0x42]), 3);
     assert_eq!(bed.tot_pages(), 2 + 1 + 3);
     // Ops do not affect each other's count: an increase or a decrease is not a populate.
@@ -144,10 +150,45 @@ fn calls_count_down_per_op() {
         bed.memory_op(Caller::Guest(DOM), XENMEM_INCREASE_RESERVATION, ARG),
         1
     );
-    assert!(pending(&bed, FaultOp::Populate).is_some());
+    assert_eq!(pending(&bed, FaultOp::Populate).len(), 1);
     bed.hv.clear_faults(DOM).unwrap();
-    assert_eq!(pending(&bed, FaultOp::Populate), None);
+    assert_eq!(pending(&bed, FaultOp::Populate), []);
     assert_eq!(bed.populate(0, &[0x50]), 1);
+    bed.check();
+}
+
+#[test]
+fn queued_faults_apply_in_order() {
+    let mut bed = Bed::new();
+    let gfns = superpages(6);
+    assert_eq!(bed.populate(9, &gfns), 6);
+    inject(&mut bed, FaultOp::Decrease, 1, FaultEffect::Stop(2));
+    inject(&mut bed, FaultOp::Decrease, 2, FaultEffect::Stop(0));
+    inject(
+        &mut bed,
+        FaultOp::Decrease,
+        1,
+        FaultEffect::Fail(Errno::EBUSY),
+    );
+    assert_eq!(bed.decrease(9, &gfns), 2);
+    assert_eq!(bed.decrease(9, &gfns[2..]), 0);
+    assert_eq!(bed.decrease(9, &gfns[2..]), 0);
+    assert_eq!(bed.decrease(9, &gfns[2..]), -16);
+    assert_eq!(bed.tot_pages(), 4 * 512);
+    assert_eq!(bed.decrease(9, &gfns[2..]), 4);
+    assert_eq!(bed.tot_pages(), 0);
+    for _ in 0..ebbhv_core::hv::MAX_PENDING {
+        inject(&mut bed, FaultOp::Populate, 1, FaultEffect::Stop(0));
+    }
+    let fault = Fault {
+        calls: 1,
+        effect: FaultEffect::Stop(0),
+    };
+    assert_eq!(
+        bed.hv.add_fault(DOM, FaultOp::Populate, fault),
+        Err(Errno::ENOSPC)
+    );
+    assert_eq!(pending(&bed, FaultOp::Populate).len(), 8);
     bed.check();
 }
 
@@ -156,7 +197,7 @@ fn a_cut_larger_than_the_call_lets_it_finish() {
     let mut bed = Bed::new();
     inject(&mut bed, FaultOp::Populate, 1, FaultEffect::Stop(100));
     assert_eq!(bed.populate(0, &[0x10, 0x11]), 2);
-    assert_eq!(pending(&bed, FaultOp::Populate), None);
+    assert_eq!(pending(&bed, FaultOp::Populate), []);
     bed.check();
 }
 
@@ -176,7 +217,7 @@ fn the_control_plane_and_refused_requests_are_not_counted() {
     );
     // Malformed: order above the guest's maximum.
     assert_eq!(bed.populate(10, &[0x40000]), 0);
-    assert!(pending(&bed, FaultOp::Populate).is_some());
+    assert_eq!(pending(&bed, FaultOp::Populate).len(), 1);
     assert_eq!(bed.populate(0, &[0x61]), -16);
     bed.check();
 }
@@ -224,14 +265,14 @@ fn bad_injections_change_nothing() {
         effect: FaultEffect::Stop(1),
     };
     assert_eq!(
-        bed.hv.set_fault(DOM, FaultOp::Populate, fault),
+        bed.hv.add_fault(DOM, FaultOp::Populate, fault),
         Err(Errno::EINVAL)
     );
     let fault = Fault { calls: 1, ..fault };
     assert_eq!(
-        bed.hv.set_fault(DomId(9), FaultOp::Populate, fault),
+        bed.hv.add_fault(DomId(9), FaultOp::Populate, fault),
         Err(Errno::ESRCH)
     );
-    assert_eq!(pending(&bed, FaultOp::Populate), None);
+    assert_eq!(pending(&bed, FaultOp::Populate), []);
     assert_eq!(bed.populate(0, &[0x10, 0x11]), 2);
 }

@@ -179,7 +179,7 @@ fn apply(bed: &mut Bed, hypervisor_blocks: &mut Vec<(Mfn, Order)>, op: &Op) {
             Err(Error::Fatal(fatal)) => Err(Error::Fatal(fatal)),
             _ => Ok(()),
         },
-        Op::Inject(op, fault) => bed.hv.set_fault(DOM, op, fault).map_err(Error::from),
+        Op::Inject(op, fault) => bed.hv.add_fault(DOM, op, fault).map_err(Error::from),
         Op::Batch { op, order, gfn } => {
             // Five extents from an aligned gfn, for faults to cut into.
             let base = gfn >> order << order;

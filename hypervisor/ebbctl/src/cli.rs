@@ -114,9 +114,11 @@ const VERBS: &[Verb] = &[
                XENMEM_populate_physmap or XENMEM_decrease_reservation calls stop after DONE extents and return DONE\n\
                (a partial success: those extents are really done, the rest untouched),\n\
                or return -ERRNO (a Xen errno name such as -EBUSY or -EINVAL) having done\n\
-               nothing. A new fault for an op replaces the pending one; `off` drops both.\n\
-               `ebbctl info` shows what is pending as fail_populate / fail_decrease\n\
-               (CALLS left:DONE or -ERRNO). A continuation of a cut call is part of it.",
+               nothing. Faults for an op queue up after those pending (at most 8), so\n\
+               that one call can be cut and the next ones refused; `off` drops them all.\n\
+               `ebbctl info` lists what is pending as fail_populate / fail_decrease\n\
+               (CALLS left:DONE or -ERRNO, comma-separated, the next first). A\n\
+               continuation of a cut call is part of it.",
     },
     Verb {
         name: "ping",

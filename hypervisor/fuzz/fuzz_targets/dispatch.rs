@@ -72,8 +72,8 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 FaultEffect::Fail(Errno::ALL[(b % Errno::ALL.len() as u64) as usize])
             };
-            // Zero calls is refused and leaves nothing pending: also worth running.
-            let _ = hv.set_fault(GUEST, op, Fault { calls: (a >> 2) % 4, effect });
+            // Zero calls and a full queue are refused: also worth running.
+            let _ = hv.add_fault(GUEST, op, Fault { calls: (a >> 2) % 4, effect });
         } else if kind == 5 {
             match hv.write_fault(GUEST, Gfn(a % 0x400)) {
                 Ok(_) | Err(Fatal::UnhandledAccess { .. }) => {}

@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 
 use super::protocol::{self, encode, error_reply, ok_reply, Command};
 use crate::addr::DomId;
+use crate::error::Errno;
 use crate::hv::{FaultOp, Hypervisor};
 use crate::xenstore::Xenstore;
 
@@ -88,9 +89,14 @@ fn run(cmd: Command, cx: &mut Context<'_>) -> (String, Effect) {
             }
         }
         Command::Destroy => (ok_reply([]), Effect::Destroy),
-        Command::FailNext(op, fault) => match cx.hv.set_fault(dom, op, fault) {
-            Ok(()) => (
-                ok_reply([protocol::fault_token(op, fault).as_str()]),
+        Command::FailNext(op, fault) => match cx.hv.add_fault(dom, op, fault) {
+            Ok(()) => {
+                let pending = cx.hv.domain(dom).map(|d| d.faults().pending(op));
+                let token = protocol::fault_token(op, pending.into_iter().flatten());
+                (ok_reply([token.as_str()]), Effect::None)
+            }
+            Err(Errno::ENOSPC) => (
+                error_reply("ENOSPC", "too many faults pending for this op"),
                 Effect::None,
             ),
             Err(e) => (error_reply(e.name(), "cannot inject"), Effect::None),
@@ -171,8 +177,8 @@ fn info(cx: &Context<'_>) -> String {
         fields.push(format!("tot_pages={}", d.tot_pages()));
         fields.push(format!("max_pages={}", d.max_pages()));
         for op in [FaultOp::Populate, FaultOp::Decrease] {
-            if let Some(fault) = d.faults().pending(op) {
-                fields.push(protocol::fault_token(op, fault));
+            if d.faults().pending(op).next().is_some() {
+                fields.push(protocol::fault_token(op, d.faults().pending(op)));
             }
         }
     }
@@ -374,16 +380,36 @@ mod tests {
             );
         }
         assert!(info(&mut hv, &mut store).contains(" fail_populate=3:100 fail_decrease=1:-EBUSY "));
-        // A new injection for an op replaces the pending one.
-        exec(&mut hv, &mut store, "fail-next populate 2 -EINVAL");
-        assert!(
-            info(&mut hv, &mut store).contains(" fail_populate=2:-EINVAL fail_decrease=1:-EBUSY ")
+        // Faults for an op queue up, up to a limit.
+        assert_eq!(
+            exec(&mut hv, &mut store, "fail-next populate 2 -EINVAL").0,
+            "ok fail_populate=3:100,2:-EINVAL\n"
+        );
+        assert!(info(&mut hv, &mut store)
+            .contains(" fail_populate=3:100,2:-EINVAL fail_decrease=1:-EBUSY "));
+        for _ in 0..6 {
+            exec(&mut hv, &mut store, "fail-next populate 1 0");
+        }
+        assert!(exec(&mut hv, &mut store, "fail-next populate 1 0")
+            .0
+            .starts_with("error ENOSPC "));
+        assert_eq!(
+            hv.domain(DOM)
+                .unwrap()
+                .faults()
+                .pending(FaultOp::Populate)
+                .count(),
+            crate::hv::MAX_PENDING
         );
         assert_eq!(exec(&mut hv, &mut store, "fail-next off").0, "ok\n");
         assert!(!info(&mut hv, &mut store).contains("fail_"));
         assert_eq!(
-            hv.domain(DOM).unwrap().faults().pending(FaultOp::Decrease),
-            None
+            hv.domain(DOM)
+                .unwrap()
+                .faults()
+                .pending(FaultOp::Decrease)
+                .count(),
+            0
         );
     }
 

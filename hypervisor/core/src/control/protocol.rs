@@ -136,14 +136,19 @@ fn decimal(token: &[u8]) -> Option<u64> {
         .and_then(|s| s.parse::<u64>().ok())
 }
 
-/// How `info` and `fail-next` show a pending fault: `CALLS:DONE` or `CALLS:-ERRNO`.
-pub fn fault_token(op: FaultOp, fault: Fault) -> String {
-    match fault.effect {
-        FaultEffect::Stop(done) => alloc::format!("fail_{}={}:{done}", op.name(), fault.calls),
-        FaultEffect::Fail(errno) => {
-            alloc::format!("fail_{}={}:-{}", op.name(), fault.calls, errno.name())
-        }
+/// How `info` and `fail-next` show the faults pending for an op:
+/// `fail_OP=CALLS:DONE|CALLS:-ERRNO[,...]`, the next one first.
+pub fn fault_token<'a>(op: FaultOp, faults: impl IntoIterator<Item = &'a Fault>) -> String {
+    let mut out = alloc::format!("fail_{}=", op.name());
+    for (i, fault) in faults.into_iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        // Writing to a String cannot fail.
+        let _ = match fault.effect {
+            FaultEffect::Stop(done) => write!(out, "{sep}{}:{done}", fault.calls),
+            FaultEffect::Fail(errno) => write!(out, "{sep}{}:-{}", fault.calls, errno.name()),
+        };
     }
+    out
 }
 
 /// Decodes one token; `None` if it has a bad escape or a raw control byte.
@@ -288,15 +293,18 @@ mod tests {
             );
         }
         assert_eq!(
-            fault_token(FaultOp::Populate, fault(3, FaultEffect::Stop(100))),
+            fault_token(FaultOp::Populate, &[fault(3, FaultEffect::Stop(100))]),
             "fail_populate=3:100"
         );
         assert_eq!(
             fault_token(
                 FaultOp::Decrease,
-                fault(1, FaultEffect::Fail(Errno::EINVAL))
+                &[
+                    fault(1, FaultEffect::Fail(Errno::EINVAL)),
+                    fault(2, FaultEffect::Stop(0)),
+                ]
             ),
-            "fail_decrease=1:-EINVAL"
+            "fail_decrease=1:-EINVAL,2:0"
         );
     }
 

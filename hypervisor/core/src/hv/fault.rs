@@ -7,9 +7,13 @@
 //! and returns their count, touching nothing after them. A failed call returns the
 //! errno before doing anything, as Xen does when XSM denies a reservation.
 //!
-//! Only the domain's own calls count (the control plane's go through untouched), and
-//! only those that start at extent 0: a continuation belongs to the call it
-//! continues, which is cut at the same extent.
+//! Faults for an op queue up (at most [`MAX_PENDING`]): a test can cut one call and
+//! then fail the next ones, to see the guest's state between them. Only the domain's
+//! own calls count (the control plane's go through untouched), and only those that
+//! start at extent 0: a continuation belongs to the call it continues, which is cut at
+//! the same extent.
+
+use alloc::collections::VecDeque;
 
 use super::Hypervisor;
 use crate::addr::DomId;
@@ -34,6 +38,9 @@ impl FaultOp {
     }
 }
 
+/// Most faults queued per op.
+pub const MAX_PENDING: usize = 8;
+
 /// What an affected call does instead.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum FaultEffect {
@@ -52,25 +59,33 @@ pub struct Fault {
     pub effect: FaultEffect,
 }
 
-/// A domain's pending faults, one per op, and the cut of the call in progress.
-#[derive(Clone, Copy, Default, Debug)]
+/// A domain's pending faults, in order per op, and the cut of the call in progress.
+///
+/// # Invariants
+///
+/// Each queue holds at most [`MAX_PENDING`] faults, each with `calls >= 1`.
+#[derive(Clone, Default, Debug)]
 pub struct Faults {
-    populate: Option<Fault>,
-    decrease: Option<Fault>,
+    populate: VecDeque<Fault>,
+    decrease: VecDeque<Fault>,
     /// The op and extent count at which the call being continued stops.
     cutting: Option<(FaultOp, u64)>,
 }
 
 impl Faults {
-    /// The fault pending for `op`.
-    pub fn pending(&self, op: FaultOp) -> Option<Fault> {
+    /// The faults pending for `op`, the next one first.
+    pub fn pending(&self, op: FaultOp) -> impl Iterator<Item = &Fault> {
+        self.queue(op).iter()
+    }
+
+    fn queue(&self, op: FaultOp) -> &VecDeque<Fault> {
         match op {
-            FaultOp::Populate => self.populate,
-            FaultOp::Decrease => self.decrease,
+            FaultOp::Populate => &self.populate,
+            FaultOp::Decrease => &self.decrease,
         }
     }
 
-    fn slot(&mut self, op: FaultOp) -> &mut Option<Fault> {
+    fn queue_mut(&mut self, op: FaultOp) -> &mut VecDeque<Fault> {
         match op {
             FaultOp::Populate => &mut self.populate,
             FaultOp::Decrease => &mut self.decrease,
@@ -88,13 +103,19 @@ pub(crate) enum Applied {
 }
 
 impl Hypervisor {
-    /// Makes the domain's next `fault.calls` calls of `op` do `fault.effect`,
-    /// replacing what was pending for `op`. `EINVAL` for zero calls.
-    pub fn set_fault(&mut self, id: DomId, op: FaultOp, fault: Fault) -> Result<(), Errno> {
+    /// Makes the domain's next `fault.calls` calls of `op`, after those of the faults
+    /// already pending for it, do `fault.effect`. `EINVAL` for zero calls, `ENOSPC`
+    /// when [`MAX_PENDING`] faults are pending for `op`.
+    pub fn add_fault(&mut self, id: DomId, op: FaultOp, fault: Fault) -> Result<(), Errno> {
         if fault.calls == 0 {
             return Err(Errno::EINVAL);
         }
-        *self.domain_mut(id)?.faults.slot(op) = Some(fault);
+        let queue = self.domain_mut(id)?.faults.queue_mut(op);
+        if queue.len() == MAX_PENDING {
+            return Err(Errno::ENOSPC);
+        }
+        // INVARIANT: checked above.
+        queue.push_back(fault);
         Ok(())
     }
 
@@ -102,8 +123,8 @@ impl Hypervisor {
     /// it was cut).
     pub fn clear_faults(&mut self, id: DomId) -> Result<(), Errno> {
         let faults = &mut self.domain_mut(id)?.faults;
-        faults.populate = None;
-        faults.decrease = None;
+        faults.populate.clear();
+        faults.decrease.clear();
         Ok(())
     }
 
@@ -122,14 +143,14 @@ impl Hypervisor {
             };
         }
         faults.cutting = None;
-        let slot = faults.slot(op);
-        let Some(fault) = slot.as_mut() else {
+        let queue = faults.queue_mut(op);
+        let Some(fault) = queue.front_mut() else {
             return Applied::Upto(nr);
         };
         fault.calls -= 1;
         let effect = fault.effect;
         if fault.calls == 0 {
-            *slot = None;
+            queue.pop_front();
         }
         match effect {
             FaultEffect::Fail(errno) => Applied::Fail(errno),
