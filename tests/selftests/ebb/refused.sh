@@ -10,6 +10,7 @@
 # - a balloon-in whose populates fail with -EBUSY;
 # - a balloon-in whose first populate is cut after 100 extents and the next two fail;
 # - hotplug growth whose first populate is cut and the next two fail;
+# - rmmod while the populates fail: it retries and gives everything back;
 # - a user offlining one of ebb's blocks while the decrease fails: the frames stay
 #   the domain's, and removing the block later must account for them;
 # - rmmod gives everything back.
@@ -28,6 +29,7 @@ CUT=100
 CUT_KB=$((CUT * 2048))
 # Hotplug growth: two 128 MiB blocks.
 GROW_KB=262144
+DRAIN_WARN="unload: the hypervisor backs none"
 
 ktap_print_header
 skip_all() {
@@ -41,7 +43,7 @@ have_xenstore || skip_all "xenstore does not answer"
 host_request ping || skip_all "no host agent answers (run under scripts/run-guest.sh)"
 host_request fail-next off || skip_all "the hypervisor has no fail-next (not ebbhv)"
 [ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
-ktap_set_plan 8
+ktap_set_plan 9
 
 # `ebbctl info` as one field per line in HV_INFO; hv NAME prints one field, 0 when
 # absent (ebbhv lists a hypercall's counter only once it has been made, a fault only
@@ -261,9 +263,32 @@ ktap_print_msg "$(hotplug_files)"
     [ "$(pending_calls populate)" = 0 ]
 report $? "hotplug growth with a populate cut after 10 extents, then failing: exactly those backed while stalled; the target reached after"
 
-# --- 6. A user offlines one of ebb's blocks while the decrease fails: the block's
+# --- 6. rmmod with 512 MiB ballooned while the populates fail (-EBUSY) twice: it
+# warns, waits and retries, then gives every page back.
+down_kb=$((start_kb - STEP_KB))
+echo $down_kb > $SYS/target_kb
+wait_for 90 reached_kb $down_kb || ktap_exit_fail_msg "the balloon did not reach $down_kb kB"
+ktap_print_msg "down at $down_kb kB: $(hotplug_files)"
+inject populate 2 -EBUSY
+warns0=$(dmesg | grep -c "$DRAIN_WARN")
+rmmod ebb
+status=$?
+warns=$(($(dmesg | grep -c "$DRAIN_WARN") - warns0))
+mem=$(mem_total_kb)
+hv_info
+tot=$(($(hv tot_pages) * 4))
+ktap_print_msg "rmmod status $status after $warns warnings: MemTotal $mem kB (before insmod $mem_boot), tot_pages $tot kB (before $tot_boot); populate faults pending $(pending_calls populate)"
+[ $status = 0 ] && ! ebb_loaded && [ $warns = 2 ] && [ "$(pending_calls populate)" = 0 ] &&
+    [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot_boot" ]
+report $? "rmmod while populates fail with -EBUSY: it retries after backing off and gives every page back (MemTotal and tot_pages as before insmod)"
+
+# --- 7. A user offlines one of ebb's blocks while the decrease fails: the block's
 # frames stay the domain's, and the books say so; removing the block (the target back
 # at the boot size) must not lose them.
+insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+echo $MAX_DELAY_S > $SYS/max_schedule_delay
+echo $up_kb > $SYS/target_kb
+wait_for 90 reached_kb $up_kb || ktap_exit_fail_msg "the guest did not grow to $up_kb kB"
 set -- $(ebb_blocks)
 block=$2
 baseline
@@ -293,7 +318,7 @@ ktap_print_msg "$(hotplug_files); $(dmesg | grep "still backs" | tail -n 1)"
     [ $((MEMT - mem_boot)) = $((TOT - tot_boot)) ] && [ "$(cat $SYS/ebb/hotplug_blocks)" = 0 ]
 report $? "a failed decrease while a user offlines $block keeps its frames the domain's; removing it later keeps MemTotal and tot_pages in step"
 
-# --- 7. rmmod gives everything back.
+# --- 8. rmmod gives everything back.
 rmmod ebb
 status=$?
 mem=$(mem_total_kb)
@@ -302,7 +327,7 @@ ktap_print_msg "rmmod status $status: MemTotal $mem kB (before insmod $mem_boot)
 [ $status = 0 ] && ! ebb_loaded && [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot_boot" ]
 report $? "rmmod after refused calls: MemTotal and tot_pages as before insmod"
 
-# --- 8. No kernel warning, and no fault left pending.
+# --- 9. No kernel warning, and no fault left pending.
 restore
 hv_info
 ! dmesg | grep -E "WARNING|BUG|Oops" >/dev/null && [ "$(hv fail_populate)" = 0 ] &&
