@@ -44,10 +44,11 @@ ebb_loaded() {
 # (scripts/host-agent.py) reads it; the answer comes back through xenstore.
 # Off ebbhv (no agent) it fails after the wait.
 # host_output prints what the last request's ebbctl printed.
-HOST_REQUEST_SEQ=0
 host_request() {
-    HOST_REQUEST_SEQ=$((HOST_REQUEST_SEQ + 1))
-    HOST_REQUEST_ID="$$x$HOST_REQUEST_SEQ"
+    # A random id: a counter kept in a variable would repeat after a request made in
+    # a subshell (`tot=$(hv_tot_kb)`), and the next request would read that one's
+    # status at once, before the host has run it.
+    HOST_REQUEST_ID=$(tr -d - < /proc/sys/kernel/random/uuid | cut -c1-20)
     echo "EBB-HOST-REQUEST $HOST_REQUEST_ID $*" > /dev/console
     # Polls for the status itself: `xenstore wait` waits for one value, so a request
     # that fails would cost the whole minute.
