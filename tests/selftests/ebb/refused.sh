@@ -127,12 +127,21 @@ target0=$(xenstore read memory/target)
 dmesg -c >/dev/null
 ktap_print_msg "before insmod: MemTotal $mem_boot kB, tot_pages $tot_boot kB, memory/target $target0 kB"
 
+# Leaves no fault pending and ebb unloaded. Frames the domain keeps beyond what the
+# guest holds (a failure above) stay counted in memory/target, so that the next
+# test's balloon does not take them out of the guest's boot memory.
 RESTORED=
 restore() {
     [ -n "$RESTORED" ] && return
     RESTORED=1
     host_request fail-next off
+    ebb_loaded && rmmod ebb
     echo "$online_policy" > $MEM/auto_online_blocks
+    tot_end=$(hv_tot_kb)
+    if [ "$tot_end" != "$tot_boot" ]; then
+        ktap_print_msg "the domain holds $((tot_end - tot_boot)) kB more than before insmod: memory/target follows"
+        host_request mem-set "$((target0 + tot_end - tot_boot))k"
+    fi
 }
 trap restore EXIT
 
