@@ -298,12 +298,11 @@ insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
 echo $MAX_DELAY_S > $SYS/max_schedule_delay
 echo $up_kb > $SYS/target_kb
 wait_for 90 reached_kb $up_kb || ktap_exit_fail_msg "the guest did not grow to $up_kb kB"
-set -- $(ebb_blocks)
-block=$2
+block=$(ebb_blocks | sed -n 2p)
 baseline
 inject decrease 1 -EBUSY
-echo offline > $MEM/$block/state
-status=$?
+status=0
+echo offline > "$MEM/$block/state" || status=$?
 sleep 1
 snapshot
 show "after offlining $block"
