@@ -301,8 +301,7 @@ wait_for 90 reached_kb $up_kb || ktap_exit_fail_msg "the guest did not grow to $
 block=$(ebb_blocks | sed -n 2p)
 baseline
 inject decrease 1 -EBUSY
-status=0
-echo offline > "$MEM/$block/state" || status=$?
+if echo offline > "$MEM/$block/state"; then status=0; else status=1; fi
 sleep 1
 snapshot
 show "after offlining $block"
