@@ -73,6 +73,33 @@ hv_tot_kb() {
     echo $((pages * 4))
 }
 
+# `ebbctl info` as one field per line in HV_INFO; hv NAME prints one field, 0 when
+# absent (ebbhv lists a hypercall's counter only once it has been made, an injected
+# fault only while it is pending).
+hv_info() {
+    host_request info --raw >/dev/null 2>&1 || return 1
+    HV_INFO=$(host_output | tr ' ' '\n')
+}
+hv() {
+    v=$(echo "$HV_INFO" | sed -n "s/^$1=//p")
+    echo "${v:-0}"
+}
+
+# Runs "$@" until it succeeds, for at most $1 seconds.
+wait_for() {
+    n=$(($1 * 10))
+    shift
+    while [ $n -gt 0 ]; do
+        "$@" && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    "$@"
+}
+# state_is NAME: ebb/state reads NAME; reached_kb KIB: reached, holding KIB.
+state_is() { [ "$(cat $SYS/ebb/state)" = "$1" ]; }
+reached_kb() { state_is reached && [ "$(cat $SYS/info/current_kb)" = "$1" ]; }
+
 # The guest can talk to xenstore (on Xen, with a store that answers).
 have_xenstore() {
     [ -e /dev/xen/xenbus ] && timeout 10 xenstore read domid >/dev/null 2>&1

@@ -45,17 +45,6 @@ host_request fail-next off || skip_all "the hypervisor has no fail-next (not ebb
 [ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
 ktap_set_plan 9
 
-# `ebbctl info` as one field per line in HV_INFO; hv NAME prints one field, 0 when
-# absent (ebbhv lists a hypercall's counter only once it has been made, a fault only
-# while it is pending).
-hv_info() {
-    host_request info --raw >/dev/null 2>&1 || return 1
-    HV_INFO=$(host_output | tr ' ' '\n')
-}
-hv() {
-    v=$(echo "$HV_INFO" | sed -n "s/^$1=//p")
-    echo "${v:-0}"
-}
 # Calls the pending faults of op $1 still affect, from the last hv_info.
 pending_calls() {
     hv "fail_$1" | tr ',' '\n' | awk -F: '{ n += $1 } END { print n + 0 }'
@@ -64,19 +53,6 @@ inject() {
     host_request fail-next "$@" || ktap_exit_fail_msg "ebbctl fail-next $* failed: $(host_output)"
 }
 
-# Runs "$@" until it succeeds, for at most $1 seconds.
-wait_for() {
-    n=$(($1 * 10))
-    shift
-    while [ $n -gt 0 ]; do
-        "$@" && return 0
-        sleep 0.1
-        n=$((n - 1))
-    done
-    "$@"
-}
-state_is() { [ "$(cat $SYS/ebb/state)" = "$1" ]; }
-reached_kb() { state_is reached && [ "$(cat $SYS/info/current_kb)" = "$1" ]; }
 counter() { cat $SYS/ebb/"$1"; }
 report() {
     if [ "$1" = 0 ]; then ktap_test_pass "$2"; else ktap_test_fail "$2"; fi
