@@ -22,6 +22,14 @@
 //! | `mem-max KIB` | `ok max_kib=KIB` (the domain's `max_pages` and `memory/static-max`) |
 //! | `shutdown poweroff\|reboot` | `ok` (writes `control/shutdown`; the guest acts on it) |
 //! | `destroy` | `ok` (the platform ends the domain at once) |
+//! | `fail-next populate\|decrease CALLS DONE` | `ok fail_OP=...` (the domain's next CALLS calls of the op stop after DONE extents and return DONE) |
+//! | `fail-next populate\|decrease CALLS -ERRNO` | `ok fail_OP=...` (they return `-ERRNO`, e.g. `-EBUSY`, having done nothing) |
+//! | `fail-next off` | `ok` (drops every pending fault) |
+//!
+//! Faults for an op queue up after those pending (at most 8, else `ENOSPC`); the reply
+//! and `info` (after `max_pages`, only while any is pending) list them in order as
+//! `fail_populate=CALLS:DONE,CALLS:-ERRNO,...` with the calls each still affects. See
+//! `hv/fault.rs` for which calls count.
 //!
 //! Relative xenstore paths are under the domain's home, `/local/domain/<id>`.
 

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use crate::abi::memory::E820Entry;
 use crate::addr::{DomId, Gfn, Mfn};
-use crate::hv::DirtyLog;
+use crate::hv::{DirtyLog, Faults};
 use crate::p2m::P2m;
 
 /// How to create a domain.
@@ -46,6 +46,7 @@ pub struct Domain {
     pub(crate) special_pages: Vec<Mfn>,
     pub(crate) memory_map: Vec<E820Entry>,
     pub(crate) log_dirty: Option<DirtyLog>,
+    pub(crate) faults: Faults,
 }
 
 impl Domain {
@@ -61,6 +62,7 @@ impl Domain {
             special_pages: Vec::new(),
             memory_map: config.memory_map,
             log_dirty: None,
+            faults: Faults::default(),
         }
     }
 
@@ -103,6 +105,11 @@ impl Domain {
     /// The memory map it is given.
     pub fn memory_map(&self) -> &[E820Entry] {
         &self.memory_map
+    }
+
+    /// The faults the host injects into its reservation hypercalls.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// Its dirty log, while log-dirty mode is on.

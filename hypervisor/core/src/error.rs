@@ -17,12 +17,16 @@ pub enum Errno {
     ENOENT = 2,
     /// No such domain.
     ESRCH = 3,
+    /// Try again.
+    EAGAIN = 11,
     /// Out of memory.
     ENOMEM = 12,
     /// Interface version mismatch.
     EACCES = 13,
     /// Bad guest address.
     EFAULT = 14,
+    /// Resource busy.
+    EBUSY = 16,
     /// Already exists.
     EEXIST = 17,
     /// Invalid argument.
@@ -38,9 +42,52 @@ pub enum Errno {
 }
 
 impl Errno {
+    /// Every error number, for lookups by name.
+    pub const ALL: [Errno; 14] = [
+        Errno::EPERM,
+        Errno::ENOENT,
+        Errno::ESRCH,
+        Errno::EAGAIN,
+        Errno::ENOMEM,
+        Errno::EACCES,
+        Errno::EFAULT,
+        Errno::EBUSY,
+        Errno::EEXIST,
+        Errno::EINVAL,
+        Errno::ENOSPC,
+        Errno::ENOSYS,
+        Errno::ETIME,
+        Errno::EOPNOTSUPP,
+    ];
+
     /// The value a hypercall returns for this error.
     pub fn as_return(self) -> i64 {
         -(self as i64)
+    }
+
+    /// Its name, as in `errno.h`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Errno::EPERM => "EPERM",
+            Errno::ENOENT => "ENOENT",
+            Errno::ESRCH => "ESRCH",
+            Errno::EAGAIN => "EAGAIN",
+            Errno::ENOMEM => "ENOMEM",
+            Errno::EACCES => "EACCES",
+            Errno::EFAULT => "EFAULT",
+            Errno::EBUSY => "EBUSY",
+            Errno::EEXIST => "EEXIST",
+            Errno::EINVAL => "EINVAL",
+            Errno::ENOSPC => "ENOSPC",
+            Errno::ENOSYS => "ENOSYS",
+            Errno::ETIME => "ETIME",
+            Errno::EOPNOTSUPP => "EOPNOTSUPP",
+        }
+    }
+
+    /// The error named `name`.
+    pub fn from_name(name: &str) -> Option<Errno> {
+        Errno::ALL.into_iter().find(|e| e.name() == name)
     }
 }
 

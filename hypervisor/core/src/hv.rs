@@ -10,6 +10,7 @@
 mod check;
 mod domains;
 mod exchange;
+mod fault;
 mod log_dirty;
 mod offline;
 mod physmap;
@@ -17,6 +18,8 @@ mod reservation;
 
 use alloc::collections::BTreeMap;
 
+pub(crate) use fault::Applied;
+pub use fault::{Fault, FaultEffect, FaultOp, Faults, MAX_PENDING};
 pub use log_dirty::{DirtyLog, WriteFault};
 pub use physmap::MapSpace;
 

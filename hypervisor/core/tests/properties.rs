@@ -2,7 +2,8 @@
 //! checking every invariant after every step (`Hypervisor::check_invariants`: each
 //! frame in one state, tot_pages equals frames owned, p2m and ownership agree, free
 //! lists hold exactly the free frames, no frame mapped twice) and that the NPT mirror
-//! rebuilt from the change log equals the p2m.
+//! rebuilt from the change log equals the p2m. Injected reservation faults
+//! (`fail-next`) cut or fail some of the guest's populates and decreases.
 
 mod common;
 
@@ -10,8 +11,8 @@ use common::*;
 use ebbhv_core::abi::memory::*;
 use ebbhv_core::addr::{DomId, Gfn, GfnRange, Mfn, Order};
 use ebbhv_core::domain::DomainConfig;
-use ebbhv_core::error::Error;
-use ebbhv_core::hv::{Config, MapSpace};
+use ebbhv_core::error::{Errno, Error};
+use ebbhv_core::hv::{Config, Fault, FaultEffect, FaultOp, MapSpace};
 use ebbhv_core::hypercall::Caller;
 use proptest::prelude::*;
 
@@ -38,6 +39,8 @@ enum Op {
     SetMax { pages: u64 },
     Other { create: bool },
     BootMemory { gfn: u64, frames: u64 },
+    Inject(FaultOp, Fault),
+    Batch { op: FaultOp, order: u32, gfn: u64 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -60,8 +63,18 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::HypervisorFree),
         1 => (0..0x3000u64).prop_map(|pages| Op::SetMax { pages }),
         1 => any::<bool>().prop_map(|create| Op::Other { create }),
-        1 => (gfn, 0..1500u64).prop_map(|(gfn, frames)| Op::BootMemory { gfn, frames }),
+        1 => (gfn.clone(), 0..1500u64).prop_map(|(gfn, frames)| Op::BootMemory { gfn, frames }),
+        1 => (fault_op(), 1..4u64, prop_oneof![
+            (0..6u64).prop_map(FaultEffect::Stop),
+            Just(FaultEffect::Fail(Errno::EBUSY)),
+        ]).prop_map(|(op, calls, effect)| Op::Inject(op, Fault { calls, effect })),
+        2 => (fault_op(), prop_oneof![Just(0u32), Just(9u32)], gfn)
+            .prop_map(|(op, order, gfn)| Op::Batch { op, order, gfn }),
     ]
+}
+
+fn fault_op() -> impl Strategy<Value = FaultOp> {
+    prop_oneof![Just(FaultOp::Populate), Just(FaultOp::Decrease)]
 }
 
 /// Runs one operation; requests may fail, but nothing may be fatal.
@@ -166,6 +179,17 @@ fn apply(bed: &mut Bed, hypervisor_blocks: &mut Vec<(Mfn, Order)>, op: &Op) {
             Err(Error::Fatal(fatal)) => Err(Error::Fatal(fatal)),
             _ => Ok(()),
         },
+        Op::Inject(op, fault) => bed.hv.add_fault(DOM, op, fault).map_err(Error::from),
+        Op::Batch { op, order, gfn } => {
+            // Five extents from an aligned gfn, for faults to cut into.
+            let base = gfn >> order << order;
+            let gfns: Vec<u64> = (0..5).map(|i| base + (i << order)).collect();
+            match op {
+                FaultOp::Populate => bed.populate(order, &gfns),
+                FaultOp::Decrease => bed.decrease(order, &gfns),
+            };
+            Ok(())
+        }
         Op::BootMemory { gfn, frames: count } => {
             let range = GfnRange::new(Gfn(gfn), Gfn(gfn + count));
             bed.hv.populate_boot_memory(DOM, range, frames)

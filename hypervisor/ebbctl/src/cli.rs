@@ -107,6 +107,20 @@ const VERBS: &[Verb] = &[
                instead, without asking the guest.",
     },
     Verb {
+        name: "fail-next",
+        usage: "fail-next OP CALLS DONE|-ERRNO|off",
+        help: "Make the guest's next reservation hypercalls stop short or fail (OP: populate\n\
+               or decrease), to test how it copes: its next CALLS (from 1)\n\
+               XENMEM_populate_physmap or XENMEM_decrease_reservation calls stop after DONE extents and return DONE\n\
+               (a partial success: those extents are really done, the rest untouched),\n\
+               or return -ERRNO (a Xen errno name such as -EBUSY or -EINVAL) having done\n\
+               nothing. Faults for an op queue up after those pending (at most 8), so\n\
+               that one call can be cut and the next ones refused; `off` drops them all.\n\
+               `ebbctl info` lists what is pending as fail_populate / fail_decrease\n\
+               (CALLS left:DONE or -ERRNO, comma-separated, the next first). A\n\
+               continuation of a cut call is part of it.",
+    },
+    Verb {
         name: "ping",
         usage: "ping",
         help: "Check that the hypervisor answers on the control channel.",
@@ -219,6 +233,8 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), Error> {
         ("mem-set", [s]) => format!("mem-set {}", size(s)?),
         ("mem-max", [s]) => format!("mem-max {}", size(s)?),
         ("shutdown", _) => shutdown_line(args).ok_or_else(bad)?,
+        ("fail-next", [off]) if off == "off" => "fail-next off".to_string(),
+        ("fail-next", [op, calls, effect]) => fail_next_line(op, calls, effect)?,
         ("ping", []) => "ping".to_string(),
         ("raw", words) if !words.is_empty() => words.join(" "),
         _ => return Err(bad()),
@@ -247,13 +263,38 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), Error> {
             .iter()
             .map(|t| format!("{}\n", String::from_utf8_lossy(t)))
             .collect(),
-        "ping" | "mem-set" | "mem-max" => tokens
+        "ping" | "mem-set" | "mem-max" | "fail-next" => tokens
             .iter()
             .map(|t| format!("{}\n", String::from_utf8_lossy(t)))
             .collect(),
         _ => String::new(),
     };
     print(out, &text)
+}
+
+/// `fail-next OP CALLS EFFECT`, checked as far as ebbctl can: the hypervisor knows
+/// which errno names it takes.
+fn fail_next_line(op: &str, calls: &str, effect: &str) -> Result<String, Error> {
+    if op != "populate" && op != "decrease" {
+        return Err(Error::Usage(format!(
+            "fail-next takes populate, decrease or off, not {op:?}"
+        )));
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if !digits(calls) || calls.parse::<u64>().map_or(true, |n| n == 0) {
+        return Err(Error::Usage(format!(
+            "bad CALLS {calls:?} (a number of calls from 1)"
+        )));
+    }
+    let errno = effect
+        .strip_prefix("-E")
+        .is_some_and(|name| !name.is_empty() && name.bytes().all(|c| c.is_ascii_uppercase()));
+    if !errno && (!digits(effect) || effect.parse::<u64>().is_err()) {
+        return Err(Error::Usage(format!(
+            "bad effect {effect:?} (extents done, e.g. 100, or an errno, e.g. -EBUSY)"
+        )));
+    }
+    Ok(format!("fail-next {op} {calls} {effect}"))
 }
 
 fn shutdown_line(args: &[String]) -> Option<String> {

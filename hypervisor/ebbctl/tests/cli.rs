@@ -70,7 +70,12 @@ fn hv(line: &str) -> Option<String> {
         l if l.starts_with("xs-write ") || l.starts_with("xs-rm ") => "ok\n".into(),
         l if l.starts_with("mem-set ") => format!("ok target_kib={}\n", &l[8..]),
         l if l.starts_with("mem-max ") => format!("ok max_kib={}\n", &l[8..]),
-        "shutdown poweroff" | "shutdown reboot" | "destroy" => "ok\n".into(),
+        "shutdown poweroff" | "shutdown reboot" | "destroy" | "fail-next off" => "ok\n".into(),
+        "fail-next populate 3 100" => "ok fail_populate=3:100\n".into(),
+        "fail-next decrease 1 -EBUSY" => "ok fail_decrease=1:-EBUSY\n".into(),
+        "fail-next decrease 1 -ENOPE" => {
+            "error EINVAL unknown errno (e.g. -EBUSY, -EINVAL)\n".into()
+        }
         _ => "error ENOSYS unknown verb\n".into(),
     })
 }
@@ -143,6 +148,54 @@ fn verbs_send_the_protocol_lines_and_print_replies() {
 }
 
 #[test]
+fn fail_next_checks_its_arguments() {
+    let (sock, rx) = fake_server("fail-next", hv);
+    let o = ebbctl(&sock, &["fail-next", "populate", "3", "100"]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "fail_populate=3:100\n");
+    let o = ebbctl(&sock, &["fail-next", "decrease", "1", "-EBUSY"]);
+    assert_eq!(stdout(&o), "fail_decrease=1:-EBUSY\n");
+    assert!(ebbctl(&sock, &["fail-next", "off"]).status.success());
+    // A name only the hypervisor can judge.
+    let o = ebbctl(&sock, &["fail-next", "decrease", "1", "-ENOPE"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("EINVAL"));
+    let sent: Vec<String> = rx.try_iter().collect();
+    assert_eq!(
+        sent,
+        [
+            "fail-next populate 3 100",
+            "fail-next decrease 1 -EBUSY",
+            "fail-next off",
+            "fail-next decrease 1 -ENOPE"
+        ]
+    );
+    for args in [
+        &["fail-next"][..],
+        &["fail-next", "on"],
+        &["fail-next", "off", "now"],
+        &["fail-next", "increase", "1", "2"],
+        &["fail-next", "populate", "0", "2"],
+        &["fail-next", "populate", "-1", "2"],
+        &["fail-next", "populate", "1"],
+        &["fail-next", "populate", "1", "-2"],
+        &["fail-next", "populate", "1", "EBUSY"],
+        &["fail-next", "populate", "1", "-ebusy"],
+        &["fail-next", "populate", "1", "2m"],
+        &["fail-next", "populate", "1", "99999999999999999999"],
+    ] {
+        let o = ebbctl(&sock, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(!o.stderr.is_empty(), "{args:?}");
+    }
+    assert_eq!(
+        rx.try_iter().count(),
+        0,
+        "a refused command line sends nothing"
+    );
+}
+
+#[test]
 fn failures_have_distinct_statuses() {
     let (sock, _rx) = fake_server("errors", hv);
     let o = ebbctl(&sock, &["xenstore-read", "missing"]);
@@ -190,6 +243,7 @@ fn every_verb_has_help() {
         "mem-set",
         "mem-max",
         "shutdown",
+        "fail-next",
         "ping",
         "raw",
     ] {

@@ -1,6 +1,6 @@
 //! Feeds raw bytes to the hypercall dispatcher: the first byte says how many 16-byte
 //! steps of script follow (hypercalls and write faults from a guest and the control
-//! plane); the bytes after the script become the caller's memory, so argument
+//! plane, and faults injected into the guest's populates and decreases); the bytes after the script become the caller's memory, so argument
 //! structures, extent lists and handles are whatever the fuzzer makes them. Nothing may panic, no hypercall may be fatal, and every invariant
 //! must hold after every step.
 #![no_main]
@@ -8,9 +8,9 @@
 use ebbhv_core::abi::hypercall::{DOMCTL, MEMORY_OP, SYSCTL};
 use ebbhv_core::addr::{DomId, Gfn, GfnRange, Mfn, MfnRange};
 use ebbhv_core::domain::DomainConfig;
-use ebbhv_core::error::Fatal;
+use ebbhv_core::error::{Errno, Fatal};
 use ebbhv_core::heap::FrameHeap;
-use ebbhv_core::hv::{Config, Hypervisor};
+use ebbhv_core::hv::{Config, Fault, FaultEffect, FaultOp, Hypervisor};
 use ebbhv_core::hypercall::{Caller, Hypercall, Outcome};
 use ebbhv_core::testing::{FakeFrames, FakeGuestMemory};
 use libfuzzer_sys::fuzz_target;
@@ -64,8 +64,17 @@ fuzz_target!(|data: &[u8]| {
         };
         let a = word(step.get(2..6).unwrap_or(&[]));
         let b = word(step.get(6..10).unwrap_or(&[]));
-        let kind = (step[0] >> 1) % 6;
-        if kind == 5 {
+        let kind = (step[0] >> 1) % 7;
+        if kind == 6 {
+            let op = if a & 1 == 0 { FaultOp::Populate } else { FaultOp::Decrease };
+            let effect = if a & 2 == 0 {
+                FaultEffect::Stop(b % 8)
+            } else {
+                FaultEffect::Fail(Errno::ALL[(b % Errno::ALL.len() as u64) as usize])
+            };
+            // Zero calls and a full queue are refused: also worth running.
+            let _ = hv.add_fault(GUEST, op, Fault { calls: (a >> 2) % 4, effect });
+        } else if kind == 5 {
             match hv.write_fault(GUEST, Gfn(a % 0x400)) {
                 Ok(_) | Err(Fatal::UnhandledAccess { .. }) => {}
                 Err(fatal) => panic!("write fault was fatal: {fatal:?}"),

@@ -44,13 +44,11 @@ ebb_loaded() {
 # (scripts/host-agent.py) reads it; the answer comes back through xenstore.
 # Off ebbhv (no agent) it fails after the wait.
 # host_output prints what the last request's ebbctl printed.
-HOST_REQUEST_SEQ=0
 host_request() {
-    HOST_REQUEST_SEQ=$((HOST_REQUEST_SEQ + 1))
-    # The uptime keeps ids unique across subshells (`$(hv_tot_kb)`), whose counter
-    # increments are lost: a reused id would find the previous request's answer.
-    read -r uptime _ < /proc/uptime
-    HOST_REQUEST_ID="$$x${HOST_REQUEST_SEQ}x${uptime%.*}${uptime#*.}"
+    # A random id: a counter kept in a variable would repeat after a request made in
+    # a subshell (`tot=$(hv_tot_kb)`), and the next request would read that one's
+    # status at once, before the host has run it.
+    HOST_REQUEST_ID=$(tr -d - < /proc/sys/kernel/random/uuid | cut -c1-20)
     echo "EBB-HOST-REQUEST $HOST_REQUEST_ID $*" > /dev/console
     # Polls for the status itself: `xenstore wait` waits for one value, so a request
     # that fails would cost the whole minute.
@@ -74,6 +72,33 @@ hv_tot_kb() {
     pages=$(host_output | tr ' ' '\n' | sed -n 's/^tot_pages=//p')
     echo $((pages * 4))
 }
+
+# `ebbctl info` as one field per line in HV_INFO; hv NAME prints one field, 0 when
+# absent (ebbhv lists a hypercall's counter only once it has been made, an injected
+# fault only while it is pending).
+hv_info() {
+    host_request info --raw >/dev/null 2>&1 || return 1
+    HV_INFO=$(host_output | tr ' ' '\n')
+}
+hv() {
+    v=$(echo "$HV_INFO" | sed -n "s/^$1=//p")
+    echo "${v:-0}"
+}
+
+# Runs "$@" until it succeeds, for at most $1 seconds.
+wait_for() {
+    n=$(($1 * 10))
+    shift
+    while [ $n -gt 0 ]; do
+        "$@" && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    "$@"
+}
+# state_is NAME: ebb/state reads NAME; reached_kb KIB: reached, holding KIB.
+state_is() { [ "$(cat $SYS/ebb/state)" = "$1" ]; }
+reached_kb() { state_is reached && [ "$(cat $SYS/info/current_kb)" = "$1" ]; }
 
 # The guest can talk to xenstore (on Xen, with a store that answers).
 have_xenstore() {

@@ -28,30 +28,6 @@ ktap_print_header
 require_ebbhv "balloon against the hypervisor's maximum"
 ktap_set_plan 15
 
-# `ebbctl info` as one field per line in HV_INFO; hv NAME prints one field, 0 when
-# absent (ebbhv lists a hypercall's counter only once it has been made).
-hv_info() {
-    host_request info --raw >/dev/null 2>&1 || return 1
-    HV_INFO=$(host_output | tr ' ' '\n')
-}
-hv() {
-    v=$(echo "$HV_INFO" | sed -n "s/^$1=//p")
-    echo "${v:-0}"
-}
-
-# Runs "$@" until it succeeds, for at most $1 seconds.
-wait_for() {
-    n=$(($1 * 10))
-    shift
-    while [ $n -gt 0 ]; do
-        "$@" && return 0
-        sleep 0.1
-        n=$((n - 1))
-    done
-    "$@"
-}
-state_is() { [ "$(cat $SYS/ebb/state)" = "$1" ]; }
-reached_kb() { state_is reached && [ "$(cat $SYS/info/current_kb)" = "$1" ]; }
 dmesg_count() { dmesg | grep -c "$1"; }
 dmesg_more() { [ "$(dmesg_count "$1")" -gt "$2" ]; }
 running() { kill -0 "$1" 2>/dev/null; }

@@ -12,7 +12,8 @@ use alloc::vec::Vec;
 
 use super::protocol::{self, encode, error_reply, ok_reply, Command};
 use crate::addr::DomId;
-use crate::hv::Hypervisor;
+use crate::error::Errno;
+use crate::hv::{FaultOp, Hypervisor};
 use crate::xenstore::Xenstore;
 
 /// KiB in a frame.
@@ -88,6 +89,22 @@ fn run(cmd: Command, cx: &mut Context<'_>) -> (String, Effect) {
             }
         }
         Command::Destroy => (ok_reply([]), Effect::Destroy),
+        Command::FailNext(op, fault) => match cx.hv.add_fault(dom, op, fault) {
+            Ok(()) => {
+                let pending = cx.hv.domain(dom).map(|d| d.faults().pending(op));
+                let token = protocol::fault_token(op, pending.into_iter().flatten());
+                (ok_reply([token.as_str()]), Effect::None)
+            }
+            Err(Errno::ENOSPC) => (
+                error_reply("ENOSPC", "too many faults pending for this op"),
+                Effect::None,
+            ),
+            Err(e) => (error_reply(e.name(), "cannot inject"), Effect::None),
+        },
+        Command::FailOff => match cx.hv.clear_faults(dom) {
+            Ok(()) => (ok_reply([]), Effect::None),
+            Err(_) => (error_reply("ESRCH", "no such domain"), Effect::None),
+        },
     }
 }
 
@@ -159,6 +176,11 @@ fn info(cx: &Context<'_>) -> String {
     if let Some(d) = cx.hv.domain(dom) {
         fields.push(format!("tot_pages={}", d.tot_pages()));
         fields.push(format!("max_pages={}", d.max_pages()));
+        for op in [FaultOp::Populate, FaultOp::Decrease] {
+            if d.faults().pending(op).next().is_some() {
+                fields.push(protocol::fault_token(op, d.faults().pending(op)));
+            }
+        }
     }
     for (key, name) in [
         ("memory/target", "target_kib"),
@@ -326,6 +348,69 @@ mod tests {
             .0
             .starts_with("error EINVAL"));
         assert_eq!(store.control_read(DOM, "memory/target").unwrap(), b"32768");
+    }
+
+    #[test]
+    fn fail_next_is_shown_by_info_and_cleared_by_off() {
+        let (mut hv, mut store) = setup();
+        let info = |hv: &mut Hypervisor, store: &mut Xenstore| exec(hv, store, "info").0;
+        assert!(!info(&mut hv, &mut store).contains("fail_"));
+        assert_eq!(
+            exec(&mut hv, &mut store, "fail-next populate 3 100"),
+            ("ok fail_populate=3:100\n".into(), Effect::None)
+        );
+        assert_eq!(
+            exec(&mut hv, &mut store, "fail-next decrease 1 -EBUSY").0,
+            "ok fail_decrease=1:-EBUSY\n"
+        );
+        assert!(info(&mut hv, &mut store).starts_with(
+            "ok domid=1 tot_pages=2048 max_pages=4096 fail_populate=3:100 fail_decrease=1:-EBUSY target_kib="
+        ));
+        // Bad arguments change nothing.
+        for line in [
+            "fail-next populate 0 1",
+            "fail-next populate 2 -ENOPE",
+            "fail-next decrease 1",
+        ] {
+            assert!(
+                exec(&mut hv, &mut store, line)
+                    .0
+                    .starts_with("error EINVAL "),
+                "{line}"
+            );
+        }
+        assert!(info(&mut hv, &mut store).contains(" fail_populate=3:100 fail_decrease=1:-EBUSY "));
+        // Faults for an op queue up, up to a limit.
+        assert_eq!(
+            exec(&mut hv, &mut store, "fail-next populate 2 -EINVAL").0,
+            "ok fail_populate=3:100,2:-EINVAL\n"
+        );
+        assert!(info(&mut hv, &mut store)
+            .contains(" fail_populate=3:100,2:-EINVAL fail_decrease=1:-EBUSY "));
+        for _ in 0..6 {
+            exec(&mut hv, &mut store, "fail-next populate 1 0");
+        }
+        assert!(exec(&mut hv, &mut store, "fail-next populate 1 0")
+            .0
+            .starts_with("error ENOSPC "));
+        assert_eq!(
+            hv.domain(DOM)
+                .unwrap()
+                .faults()
+                .pending(FaultOp::Populate)
+                .count(),
+            crate::hv::MAX_PENDING
+        );
+        assert_eq!(exec(&mut hv, &mut store, "fail-next off").0, "ok\n");
+        assert!(!info(&mut hv, &mut store).contains("fail_"));
+        assert_eq!(
+            hv.domain(DOM)
+                .unwrap()
+                .faults()
+                .pending(FaultOp::Decrease)
+                .count(),
+            0
+        );
     }
 
     #[test]

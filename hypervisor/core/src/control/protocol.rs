@@ -5,6 +5,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
+use crate::error::Errno;
+use crate::hv::{Fault, FaultEffect, FaultOp};
+
 /// The longest request line, without its newline.
 pub const MAX_LINE: usize = 8192;
 
@@ -31,6 +34,10 @@ pub enum Command {
     Shutdown(&'static str),
     /// `destroy`.
     Destroy,
+    /// `fail-next populate|decrease CALLS DONE|-ERRNO`.
+    FailNext(FaultOp, Fault),
+    /// `fail-next off`.
+    FailOff,
 }
 
 /// Why a line is refused, as the reply's code and message.
@@ -65,13 +72,7 @@ pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
     let text = |b: &Vec<u8>| {
         String::from_utf8(b.clone()).map_err(|_| refuse("EINVAL", "path is not UTF-8"))
     };
-    let number = |b: &Vec<u8>| {
-        core::str::from_utf8(b)
-            .ok()
-            .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or(refuse("EINVAL", "expected a number of KiB"))
-    };
+    let number = |b: &Vec<u8>| decimal(b).ok_or(refuse("EINVAL", "expected a number of KiB"));
     let arity = refuse("EINVAL", "wrong number of arguments");
     match (verb.as_slice(), args) {
         (b"ping", []) => Ok(Command::Ping),
@@ -88,13 +89,66 @@ pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
             _ => Err(refuse("EINVAL", "shutdown takes poweroff or reboot")),
         },
         (b"destroy", []) => Ok(Command::Destroy),
+        (b"fail-next", [off]) if off.as_slice() == b"off" => Ok(Command::FailOff),
+        (b"fail-next", [op, calls, effect]) => {
+            let (op, fault) = parse_fault(op, calls, effect)?;
+            Ok(Command::FailNext(op, fault))
+        }
         (
             b"ping" | b"info" | b"xs-read" | b"xs-write" | b"xs-ls" | b"xs-rm" | b"mem-set"
-            | b"mem-max" | b"shutdown" | b"destroy",
+            | b"mem-max" | b"shutdown" | b"destroy" | b"fail-next",
             _,
         ) => Err(arity),
         _ => Err(refuse("ENOSYS", "unknown verb")),
     }
+}
+
+/// The arguments of `fail-next`: an op, a call count of at least 1, and either the
+/// extents to do or a negative errno name.
+fn parse_fault(op: &[u8], calls: &[u8], effect: &[u8]) -> Result<(FaultOp, Fault), Refusal> {
+    let op = match op {
+        b"populate" => FaultOp::Populate,
+        b"decrease" => FaultOp::Decrease,
+        _ => return Err(refuse("EINVAL", "fail-next takes populate or decrease")),
+    };
+    let calls = decimal(calls)
+        .filter(|&n| n > 0)
+        .ok_or(refuse("EINVAL", "CALLS must be a number of calls from 1"))?;
+    let effect = match effect.strip_prefix(b"-") {
+        Some(name) => core::str::from_utf8(name)
+            .ok()
+            .and_then(Errno::from_name)
+            .map(FaultEffect::Fail)
+            .ok_or(refuse("EINVAL", "unknown errno (e.g. -EBUSY, -EINVAL)"))?,
+        None => decimal(effect).map(FaultEffect::Stop).ok_or(refuse(
+            "EINVAL",
+            "expected extents done or a negative errno name",
+        ))?,
+    };
+    Ok((op, Fault { calls, effect }))
+}
+
+/// A plain decimal number that fits 64 bits.
+fn decimal(token: &[u8]) -> Option<u64> {
+    core::str::from_utf8(token)
+        .ok()
+        .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok())
+}
+
+/// How `info` and `fail-next` show the faults pending for an op:
+/// `fail_OP=CALLS:DONE|CALLS:-ERRNO[,...]`, the next one first.
+pub fn fault_token<'a>(op: FaultOp, faults: impl IntoIterator<Item = &'a Fault>) -> String {
+    let mut out = alloc::format!("fail_{}=", op.name());
+    for (i, fault) in faults.into_iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        // Writing to a String cannot fail.
+        let _ = match fault.effect {
+            FaultEffect::Stop(done) => write!(out, "{sep}{}:{done}", fault.calls),
+            FaultEffect::Fail(errno) => write!(out, "{sep}{}:-{}", fault.calls, errno.name()),
+        };
+    }
+    out
 }
 
 /// Decodes one token; `None` if it has a bad escape or a raw control byte.
@@ -187,6 +241,79 @@ mod tests {
         assert_eq!(parse(b"mem-max 1"), Ok(Command::MemMax(1)));
         assert_eq!(parse(b"shutdown reboot"), Ok(Command::Shutdown("reboot")));
         assert_eq!(parse(b"destroy"), Ok(Command::Destroy));
+    }
+
+    #[test]
+    fn fail_next_arguments() {
+        let fault = |calls, effect| Fault { calls, effect };
+        assert_eq!(
+            parse(b"fail-next populate 3 100"),
+            Ok(Command::FailNext(
+                FaultOp::Populate,
+                fault(3, FaultEffect::Stop(100))
+            ))
+        );
+        assert_eq!(
+            parse(b"fail-next decrease 1 0"),
+            Ok(Command::FailNext(
+                FaultOp::Decrease,
+                fault(1, FaultEffect::Stop(0))
+            ))
+        );
+        assert_eq!(
+            parse(b"fail-next decrease 2 -EBUSY"),
+            Ok(Command::FailNext(
+                FaultOp::Decrease,
+                fault(2, FaultEffect::Fail(Errno::EBUSY))
+            ))
+        );
+        assert_eq!(parse(b"fail-next off"), Ok(Command::FailOff));
+        for bad in [
+            &b"fail-next"[..],
+            b"fail-next on",
+            b"fail-next populate 1",
+            b"fail-next populate 1 2 3",
+            b"fail-next increase 1 2",
+            b"fail-next populate 0 2",
+            b"fail-next populate -1 2",
+            b"fail-next populate x 2",
+            b"fail-next populate 99999999999999999999 2",
+            b"fail-next populate 1 -2",
+            b"fail-next populate 1 EBUSY",
+            b"fail-next populate 1 -EWHAT",
+            b"fail-next populate 1 -ebusy",
+            b"fail-next populate 1 12k",
+            b"fail-next off now",
+        ] {
+            assert_eq!(
+                parse(bad).map_err(|r| r.code),
+                Err("EINVAL"),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            fault_token(FaultOp::Populate, &[fault(3, FaultEffect::Stop(100))]),
+            "fail_populate=3:100"
+        );
+        assert_eq!(
+            fault_token(
+                FaultOp::Decrease,
+                &[
+                    fault(1, FaultEffect::Fail(Errno::EINVAL)),
+                    fault(2, FaultEffect::Stop(0)),
+                ]
+            ),
+            "fail_decrease=1:-EINVAL,2:0"
+        );
+    }
+
+    #[test]
+    fn errno_names_round_trip() {
+        for errno in Errno::ALL {
+            assert_eq!(Errno::from_name(errno.name()), Some(errno));
+        }
+        assert_eq!(Errno::from_name("EWHAT"), None);
     }
 
     #[test]

@@ -5,12 +5,17 @@
 //! large order or a failing extent all return the count reached so far. Long requests
 //! continue as `op | next_extent << MEMOP_EXTENT_SHIFT`, so `nr_extents` is limited to
 //! what that encoding holds in 32 bits.
+//!
+//! The domain's own populate and decrease calls first go through the faults the host
+//! injected (`hv/fault.rs`), once the request is known to be well formed.
+
+use core::ops::Range;
 
 use crate::abi::memory::*;
-use crate::addr::{CallerAddr, Gfn, Order};
+use crate::addr::{CallerAddr, DomId, Gfn, Order};
 use crate::error::Error;
 use crate::guest::{read_record, GuestArray, GuestMemory};
-use crate::hv::Hypervisor;
+use crate::hv::{Applied, FaultOp, Hypervisor};
 use crate::hypercall::{Caller, Hypercall, Outcome};
 use crate::platform::FrameOps;
 
@@ -49,9 +54,53 @@ impl Hypervisor {
         if op == XENMEM_POPULATE_PHYSMAP && request.mem_flags & XENMEMF_POPULATE_ON_DEMAND != 0 {
             return done(start_extent);
         }
+        let fault_op = match (caller, op) {
+            (Caller::Guest(_), XENMEM_POPULATE_PHYSMAP) => Some(FaultOp::Populate),
+            (Caller::Guest(_), XENMEM_DECREASE_RESERVATION) => Some(FaultOp::Decrease),
+            _ => None,
+        };
+        let Some(fault_op) = fault_op else {
+            let extents = start_extent..request.nr_extents;
+            return self
+                .reservation_extents(domain, order, extents, &request, call, memory, frames);
+        };
+        let end = match self.apply_fault(domain, fault_op, start_extent, request.nr_extents) {
+            Applied::Upto(end) => end,
+            Applied::Fail(errno) => return Ok(Outcome::Return(errno.as_return())),
+        };
+        let outcome = self.reservation_extents(
+            domain,
+            order,
+            start_extent..end,
+            &request,
+            call,
+            memory,
+            frames,
+        );
+        if !matches!(outcome, Ok(Outcome::Continue(_))) {
+            self.fault_call_ended(domain);
+        }
+        outcome
+    }
+
+    /// Does `extents` of a checked request and returns the count done (from extent
+    /// 0), or a continuation.
+    #[allow(clippy::too_many_arguments)]
+    fn reservation_extents(
+        &mut self,
+        domain: DomId,
+        order: Order,
+        extents: Range<u64>,
+        request: &XenMemoryReservation,
+        call: Hypercall,
+        memory: &mut dyn GuestMemory,
+        frames: &mut dyn FrameOps,
+    ) -> Result<Outcome, Error> {
+        let op = call.args[0] & MEMOP_CMD_MASK;
+        let done = |count: u64| Ok(Outcome::Return(count as i64));
         let list = GuestArray::<u64>::new(request.extent_start);
         let mut work = 0u64;
-        for extent in start_extent..request.nr_extents {
+        for extent in extents.clone() {
             if work >= self.config.preempt_frames {
                 let mut again = call;
                 again.args[0] = op | extent << MEMOP_EXTENT_SHIFT;
@@ -74,6 +123,6 @@ impl Hypervisor {
                 Err(fatal) => return Err(fatal),
             }
         }
-        done(request.nr_extents)
+        done(extents.end)
     }
 }

@@ -1,0 +1,319 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# The balloon when the hypervisor handles only part of a reservation call, or fails
+# it with an errno (issue 6): the host injects the fault (`ebbctl fail-next`, ebbhv
+# only) and ebb must keep exactly what the hypervisor did, give the guest back what it
+# did not take, report hypervisor_refused (or enomem_hypervisor for hotplug), back off
+# instead of spinning, and reach the target once the faults are used up.
+# - a balloon-down whose first decrease is cut after 100 of its 256 extents and whose
+#   next three do nothing;
+# - a balloon-in whose populates fail with -EBUSY;
+# - a balloon-in whose first populate is cut after 100 extents and the next two fail;
+# - hotplug growth whose first populate is cut and the next two fail;
+# - rmmod while the populates fail: it retries and gives everything back;
+# - a user offlining one of ebb's blocks while the decrease fails: the frames stay
+#   the domain's, and removing the block later must account for them;
+# - rmmod gives everything back.
+# Each step checks the guest's books (info/current_kb, ebb/pages_out, ebb/pages_in,
+# MemTotal) against the hypervisor's tot_pages to the page, at the point where the
+# faults hold the balloon still.
+cd "$(dirname "$0")" || exit 1
+. ./lib.sh
+
+# The worker's longest backoff, so that the faults are used up quickly.
+MAX_DELAY_S=4
+# Balloon steps: 512 MiB, 256 extents of 2 MiB (one decrease or populate each).
+STEP_KB=524288
+# Extents the cut calls do.
+CUT=100
+CUT_KB=$((CUT * 2048))
+# Hotplug growth: two 128 MiB blocks.
+GROW_KB=262144
+DRAIN_WARN="unload: the hypervisor backs none"
+
+ktap_print_header
+skip_all() {
+    ktap_set_plan 1
+    ktap_test_skip "balloon against a hypervisor that refuses calls ($1)"
+    ktap_finished
+}
+on_xen || skip_all "not on Xen"
+[ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
+have_xenstore || skip_all "xenstore does not answer"
+host_request ping || skip_all "no host agent answers (run under scripts/run-guest.sh)"
+host_request fail-next off || skip_all "the hypervisor has no fail-next (not ebbhv)"
+[ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
+ktap_set_plan 9
+
+# Calls the pending faults of op $1 still affect, from the last hv_info.
+pending_calls() {
+    hv "fail_$1" | tr ',' '\n' | awk -F: '{ n += $1 } END { print n + 0 }'
+}
+inject() {
+    host_request fail-next "$@" || ktap_exit_fail_msg "ebbctl fail-next $* failed: $(host_output)"
+}
+
+counter() { cat $SYS/ebb/"$1"; }
+report() {
+    if [ "$1" = 0 ]; then ktap_test_pass "$2"; else ktap_test_fail "$2"; fi
+}
+
+# The guest's and the hypervisor's books at one moment, in KiB and pages:
+# CUR MEMT TOT OUT IN CALLS FAILS STATE REASON. Read twice around `ebbctl info`, and
+# only accepted when the guest's side did not move in between.
+snapshot() {
+    i=0
+    while [ $i -lt 20 ]; do
+        a="$(cat $SYS/info/current_kb) $(mem_total_kb) $(counter pages_out) $(counter pages_in) $(counter hypercalls)"
+        hv_info || return 1
+        b="$(cat $SYS/info/current_kb) $(mem_total_kb) $(counter pages_out) $(counter pages_in) $(counter hypercalls)"
+        if [ "$a" = "$b" ]; then
+            set -- $a
+            CUR=$1 MEMT=$2 OUT=$3 IN=$4 CALLS=$5
+            TOT=$(($(hv tot_pages) * 4))
+            FAILS=$(counter failures)
+            STATE=$(cat $SYS/ebb/state)
+            REASON=$(cat $SYS/ebb/reason)
+            return 0
+        fi
+        i=$((i + 1))
+    done
+    return 1
+}
+show() {
+    ktap_print_msg "$1: state $STATE, reason $REASON, current $CUR kB, MemTotal $MEMT kB, tot_pages $TOT kB, pages_out $OUT, pages_in $IN, hypercalls $CALLS, failures $FAILS; pending: decrease $(pending_calls decrease), populate $(pending_calls populate)"
+}
+# Keeps the last snapshot as the baseline B_*.
+baseline() {
+    snapshot || ktap_exit_fail_msg "no consistent snapshot"
+    B_CUR=$CUR B_MEMT=$MEMT B_TOT=$TOT B_OUT=$OUT B_IN=$IN B_CALLS=$CALLS B_FAILS=$FAILS
+    B_DEC=$(hv hc_memory_op_1) B_POP=$(hv hc_memory_op_6)
+}
+# The guest's books moved by exactly $1 KiB from the baseline, as the hypervisor's did.
+moved_exactly() {
+    [ $((CUR - B_CUR)) = "$1" ] && [ $((TOT - B_TOT)) = "$1" ] &&
+        [ $((MEMT - B_MEMT)) = "$1" ] && [ "$CUR" = "$TOT" ]
+}
+
+ebb_loaded && rmmod ebb
+online_policy=$(cat $MEM/auto_online_blocks)
+mem_boot=$(mem_total_kb)
+tot_boot=$(hv_tot_kb)
+target0=$(xenstore read memory/target)
+dmesg -c >/dev/null
+ktap_print_msg "before insmod: MemTotal $mem_boot kB, tot_pages $tot_boot kB, memory/target $target0 kB"
+
+# Leaves no fault pending and ebb unloaded. Frames the domain keeps beyond what the
+# guest holds (a failure above) stay counted in memory/target, so that the next
+# test's balloon does not take them out of the guest's boot memory.
+RESTORED=
+restore() {
+    [ -n "$RESTORED" ] && return
+    RESTORED=1
+    host_request fail-next off
+    ebb_loaded && rmmod ebb
+    echo "$online_policy" > $MEM/auto_online_blocks
+    tot_end=$(hv_tot_kb)
+    if [ "$tot_end" != "$tot_boot" ]; then
+        ktap_print_msg "the domain holds $((tot_end - tot_boot)) kB more than before insmod: memory/target follows"
+        host_request mem-set "$((target0 + tot_end - tot_boot))k"
+    fi
+}
+trap restore EXIT
+
+# --- 1. Bad fail-next arguments are refused and inject nothing: ebbctl's own
+# checks, and through `raw` the hypervisor's.
+bad=0
+for req in "2:fail-next populate 0 1" "2:fail-next populate 1 EBUSY" "2:fail-next grow 1 1" \
+    "1:raw fail-next populate 1 -ENOPE" "1:raw fail-next populate 1 1 1"; do
+    want=${req%%:*}
+    host_request ${req#*:}
+    status=$?
+    ktap_print_msg "ebbctl ${req#*:}: status $status: $(host_output)"
+    [ $status = "$want" ] || bad=1
+done
+hv_info
+[ $bad = 0 ] && [ "$(hv fail_populate)" = 0 ] && [ "$(hv fail_decrease)" = 0 ]
+report $? "malformed fail-next requests are refused and inject nothing"
+
+insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+echo $MAX_DELAY_S > $SYS/max_schedule_delay
+wait_for 30 state_is reached || ktap_exit_fail_msg "the balloon did not settle after insmod"
+start_kb=$(cat $SYS/info/current_kb)
+
+# --- 2. Balloon-down, the first decrease cut after $CUT of its 256 extents, the next
+# three doing nothing: while stalled, exactly the extents done are out and everything
+# else is the guest's again; once the faults are used up, the target is reached.
+baseline
+show "baseline"
+down_kb=$((start_kb - STEP_KB))
+inject decrease 1 $CUT
+inject decrease 3 0
+echo $down_kb > $SYS/target_kb
+wait_for 30 state_is stalled
+snapshot
+show "stalled after the cut"
+stalled_ok=1
+if [ "$STATE" = stalled ] && [ "$REASON" = hypervisor_refused ] &&
+    [ "$(pending_calls decrease)" -ge 1 ] && moved_exactly -$CUT_KB &&
+    [ $((OUT - B_OUT)) = $((CUT_KB / 4)) ]; then
+    stalled_ok=0
+fi
+wait_for 30 reached_kb $down_kb
+snapshot
+show "after the faults"
+decreases=$(($(hv hc_memory_op_1) - B_DEC))
+ktap_print_msg "decrease calls seen by ebbhv: $decreases, by ebb: $((CALLS - B_CALLS)); failures $((FAILS - B_FAILS))"
+[ $stalled_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly -$STEP_KB &&
+    [ $((OUT - B_OUT)) = $((STEP_KB / 4)) ] && [ "$(pending_calls decrease)" = 0 ] &&
+    [ $((CALLS - B_CALLS)) = "$decreases" ] && [ $((FAILS - B_FAILS)) -ge 4 ]
+report $? "a decrease cut after $CUT of 256 extents: exactly those are out, the rest back in the guest; hypervisor_refused while backing off; target reached after"
+
+# --- 3. Balloon-in with every populate failing (-EBUSY): stalled, hypervisor_refused,
+# one attempt per backoff delay, nothing moves; reached once the faults are used up.
+baseline
+inject populate 5 -EBUSY
+echo $start_kb > $SYS/target_kb
+wait_for 30 state_is stalled
+WATCH_S=8
+sleep $WATCH_S
+snapshot
+show "$WATCH_S s after the first failed populate"
+pops=$(($(hv hc_memory_op_6) - B_POP))
+used=$((5 - $(pending_calls populate)))
+ktap_print_msg "populates seen by ebbhv: $pops, faults used: $used, ebb failures: $((FAILS - B_FAILS)), schedule_delay $(cat $SYS/schedule_delay) s"
+# Delays of 1, 2, 4 s: at most 4 attempts in the window after the first, and each is
+# one populate that the hypervisor failed.
+refused_ok=1
+if [ "$STATE" = stalled ] && [ "$REASON" = hypervisor_refused ] && moved_exactly 0 &&
+    [ "$pops" = "$used" ] && [ "$used" -ge 2 ] && [ "$used" -le 5 ] &&
+    [ $((FAILS - B_FAILS)) = "$used" ]; then
+    refused_ok=0
+fi
+wait_for 30 reached_kb $start_kb
+snapshot
+show "after the faults"
+[ $refused_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly $STEP_KB &&
+    [ $((IN - B_IN)) = $((STEP_KB / 4)) ] && [ "$(pending_calls populate)" = 0 ]
+report $? "populates failing with -EBUSY: stalled, hypervisor_refused, backed off ($used attempts in $WATCH_S s), nothing moved; reached after"
+
+# --- 4. Balloon-in whose first populate is cut after $CUT extents and the next two
+# fail: exactly those extents are back, then everything is.
+echo $down_kb > $SYS/target_kb
+wait_for 60 reached_kb $down_kb || ktap_exit_fail_msg "the balloon did not reach $down_kb kB"
+baseline
+inject populate 1 $CUT
+inject populate 2 -EBUSY
+echo $start_kb > $SYS/target_kb
+wait_for 30 state_is stalled
+snapshot
+show "stalled after the cut"
+cut_ok=1
+if [ "$STATE" = stalled ] && [ "$REASON" = hypervisor_refused ] &&
+    [ "$(pending_calls populate)" -ge 1 ] && moved_exactly $CUT_KB &&
+    [ $((IN - B_IN)) = $((CUT_KB / 4)) ]; then
+    cut_ok=0
+fi
+wait_for 60 reached_kb $start_kb
+snapshot
+show "after the faults"
+[ $cut_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly $STEP_KB &&
+    [ $((IN - B_IN)) = $((STEP_KB / 4)) ] && [ "$(pending_calls populate)" = 0 ]
+report $? "a populate cut after $CUT extents during balloon-in: exactly those are back, then the rest"
+
+# --- 5. Hotplug growth: the first populate of the onlined blocks is cut after 10
+# extents, the next two fail: ebb holds exactly what was backed, says why it waits,
+# and grows to the target after.
+echo online_movable > $MEM/auto_online_blocks
+baseline
+inject populate 1 10
+inject populate 2 -EBUSY
+up_kb=$((start_kb + GROW_KB))
+echo $up_kb > $SYS/target_kb
+wait_for 60 state_is stalled
+snapshot
+show "stalled while growing"
+ktap_print_msg "$(hotplug_files)"
+grow_ok=1
+if [ "$STATE" = stalled ] && { [ "$REASON" = enomem_hypervisor ] || [ "$REASON" = hypervisor_refused ]; } &&
+    moved_exactly 20480 && [ "$(cat $SYS/ebb/hotplug_backed_pages)" = 5120 ]; then
+    grow_ok=0
+fi
+wait_for 60 reached_kb $up_kb
+snapshot
+show "after the faults"
+ktap_print_msg "$(hotplug_files)"
+[ $grow_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly $GROW_KB &&
+    [ "$(cat $SYS/ebb/hotplug_backed_pages)" = $((GROW_KB / 4)) ] &&
+    [ "$(pending_calls populate)" = 0 ]
+report $? "hotplug growth with a populate cut after 10 extents, then failing: exactly those backed while stalled; the target reached after"
+
+# --- 6. rmmod with 512 MiB ballooned while the populates fail (-EBUSY) twice: it
+# warns, waits and retries, then gives every page back.
+down_kb=$((start_kb - STEP_KB))
+echo $down_kb > $SYS/target_kb
+wait_for 90 reached_kb $down_kb || ktap_exit_fail_msg "the balloon did not reach $down_kb kB"
+ktap_print_msg "down at $down_kb kB: $(hotplug_files)"
+inject populate 2 -EBUSY
+warns0=$(dmesg | grep -c "$DRAIN_WARN")
+rmmod ebb
+status=$?
+warns=$(($(dmesg | grep -c "$DRAIN_WARN") - warns0))
+mem=$(mem_total_kb)
+hv_info
+tot=$(($(hv tot_pages) * 4))
+ktap_print_msg "rmmod status $status after $warns warnings: MemTotal $mem kB (before insmod $mem_boot), tot_pages $tot kB (before $tot_boot); populate faults pending $(pending_calls populate)"
+[ $status = 0 ] && ! ebb_loaded && [ $warns = 2 ] && [ "$(pending_calls populate)" = 0 ] &&
+    [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot_boot" ]
+report $? "rmmod while populates fail with -EBUSY: it retries after backing off and gives every page back (MemTotal and tot_pages as before insmod)"
+
+# --- 7. A user offlines one of ebb's blocks while the decrease fails: the block's
+# frames stay the domain's, and the books say so; removing the block (the target back
+# at the boot size) must not lose them.
+insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+echo $MAX_DELAY_S > $SYS/max_schedule_delay
+echo $up_kb > $SYS/target_kb
+wait_for 90 reached_kb $up_kb || ktap_exit_fail_msg "the guest did not grow to $up_kb kB"
+block=$(ebb_blocks | sed -n 2p)
+baseline
+inject decrease 1 -EBUSY
+if echo offline > "$MEM/$block/state"; then status=0; else status=1; fi
+sleep 1
+snapshot
+show "after offlining $block"
+warning=$(dmesg | grep "hypervisor took back 0 of" | tail -n 1)
+ktap_print_msg "offline status $status; ${warning:-no warning}; $(grep "^$block " $SYS/ebb/hotplug_block_list)"
+kept_ok=1
+if [ $status = 0 ] && [ -n "$warning" ] && [ "$CUR" = "$TOT" ] && [ "$TOT" = "$B_TOT" ] &&
+    [ $((B_MEMT - MEMT)) = 131072 ] &&
+    grep -q "^$block offline backed_pages=32768 " $SYS/ebb/hotplug_block_list; then
+    kept_ok=0
+fi
+echo $start_kb > $SYS/target_kb
+wait_for 60 reached_kb $start_kb
+sleep 1
+snapshot
+show "back at $start_kb kB"
+ktap_print_msg "$(hotplug_files); $(dmesg | grep "still backs" | tail -n 1)"
+# What the guest has (MemTotal) and what the hypervisor gives it (tot_pages) moved
+# together since insmod, whatever the hypervisor kept.
+[ $kept_ok = 0 ] && [ "$STATE" = reached ] && [ "$CUR" = "$TOT" ] &&
+    [ $((MEMT - mem_boot)) = $((TOT - tot_boot)) ] && [ "$(cat $SYS/ebb/hotplug_blocks)" = 0 ]
+report $? "a failed decrease while a user offlines $block keeps its frames the domain's; removing it later keeps MemTotal and tot_pages in step"
+
+# --- 8. rmmod gives everything back.
+rmmod ebb
+status=$?
+mem=$(mem_total_kb)
+tot=$(hv_tot_kb)
+ktap_print_msg "rmmod status $status: MemTotal $mem kB (before insmod $mem_boot), tot_pages $tot kB (before $tot_boot)"
+[ $status = 0 ] && ! ebb_loaded && [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot_boot" ]
+report $? "rmmod after refused calls: MemTotal and tot_pages as before insmod"
+
+# --- 9. No kernel warning, and no fault left pending.
+restore
+hv_info
+! dmesg | grep -E "WARNING|BUG|Oops" >/dev/null && [ "$(hv fail_populate)" = 0 ] &&
+    [ "$(hv fail_decrease)" = 0 ]
+report $? "no kernel warning; no fault left pending"
+ktap_finished
