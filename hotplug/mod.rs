@@ -88,7 +88,7 @@ struct Block {
     /// Extents the kernel onlined through ebb's callback.
     onlined: u64,
     /// Extents the hypervisor backs: onlined ones (in the buddy allocator), or ones of
-    /// an offline block whose frames the hypervisor would not take back.
+    /// an offline or removed block whose frames the hypervisor would not take back.
     backed: u64,
     /// Unbacked extents whose page references ebb dropped for an offline in progress.
     refs_dropped: u64,
@@ -430,7 +430,7 @@ impl Hotplug {
     /// otherwise).
     pub(crate) fn shrink(&self, excess: usize, free_reserve: usize) -> bool {
         let index = {
-            let guard = self.blocks.lock();
+            let mut guard = self.blocks.lock();
             let removable =
                 |block: &Block| block.added && !block.going_offline && !block.unremovable;
             let Some(index) = guard
@@ -441,6 +441,21 @@ impl Hotplug {
             else {
                 return false;
             };
+            if guard.blocks[index].onlined == 0 && guard.blocks[index].backed != 0 {
+                // The hypervisor kept frames of this block when it went offline; removed
+                // with them, the block could only be added back on the same frames.
+                let (_, kept) = self.release_backed(&mut guard, index);
+                if kept > 0 {
+                    pr_info!(
+                        "memory block {} is offline but the hypervisor keeps {} of its 2 MiB \
+                         extents; not removing it until the target changes\n",
+                        self.memory_block_id(index),
+                        kept
+                    );
+                    guard.blocks[index].unremovable = true;
+                    return false;
+                }
+            }
             let block = &guard.blocks[index];
             let pages = block.backed.count_ones() as usize * EXTENT_PAGES;
             // Within one extent of the target is close enough, as for ballooning.
@@ -477,16 +492,22 @@ impl Hotplug {
         }
     }
 
-    /// Forgets removed block `index`. Frames the hypervisor would not take back when
-    /// it went offline stay the domain's; say so.
+    /// Forgets removed block `index`, offering the hypervisor once more the frames it
+    /// would not take when the block went offline. Those it still keeps stay recorded
+    /// as backed: the domain holds them, and adding the block again onlines them as
+    /// they are.
     fn forget_removed(&self, index: usize) {
         let mut guard = self.blocks.lock();
-        // Frames the hypervisor would not take when the block went offline: once more.
         let (_, kept) = self.release_backed(&mut guard, index);
-        guard.blocks[index] = Block::default();
+        let backed = guard.blocks[index].backed;
+        guard.blocks[index] = Block {
+            backed,
+            ..Block::default()
+        };
         if kept > 0 {
             pr_warn!(
-                "memory block {} is removed but the hypervisor still backs {} of its 2 MiB extents\n",
+                "memory block {} is removed but the hypervisor still backs {} of its 2 MiB \
+                 extents; they stay the domain's until the block is added again\n",
                 self.memory_block_id(index),
                 kept
             );
@@ -682,6 +703,21 @@ impl Hotplug {
             }
         }
         self.back_all_onlined();
+        let mut guard = self.blocks.lock();
+        for index in 0..self.nr_blocks {
+            if guard.blocks[index].added || guard.blocks[index].backed == 0 {
+                continue;
+            }
+            let (_, kept) = self.release_backed(&mut guard, index);
+            if kept > 0 {
+                pr_warn!(
+                    "unload: the hypervisor keeps {} KiB of removed memory block {}: the domain \
+                     holds them, unused, until it is rebooted\n",
+                    kept * EXTENT_PAGES * (kernel::page::PAGE_SIZE / 1024),
+                    self.memory_block_id(index)
+                );
+            }
+        }
         removed
     }
 

@@ -286,7 +286,7 @@ ktap_print_msg "offline status $status; ${warning:-no warning}; $(grep "^$block 
 kept_ok=1
 if [ $status = 0 ] && [ -n "$warning" ] && [ "$CUR" = "$TOT" ] && [ "$TOT" = "$B_TOT" ] &&
     [ $((B_MEMT - MEMT)) = 131072 ] &&
-    grep -q "^$block offline backed_pages=32768 " $SYS/ebb/hotplug_block_list; then
+    grep -q "^$block offline zone=none backed_pages=32768 " $SYS/ebb/hotplug_block_list; then
     kept_ok=0
 fi
 echo $start_kb > $SYS/target_kb
