@@ -134,6 +134,8 @@ pub(crate) enum Grow {
     Nothing,
     /// The hypervisor backs no more pages.
     EnomemHypervisor,
+    /// The hypervisor failed the populate with an error.
+    HypervisorRefused,
     /// The guest lacks free memory for the block's memmap.
     EnomemGuest,
     /// The kernel refused to add the block.
@@ -318,8 +320,8 @@ impl Hotplug {
 
     /// Has the hypervisor back up to `budget` onlined, unbacked extents (of blocks not
     /// going offline) in one hypercall and hands those it backed to the allocator.
-    /// Returns how many it asked for and how many it backed.
-    fn back_onlined(&self, guard: &mut Blocks, budget: usize) -> (usize, usize) {
+    /// Returns how many it asked for and how many it backed, or the hypercall's error.
+    fn back_onlined(&self, guard: &mut Blocks, budget: usize) -> (usize, Result<usize>) {
         let Blocks { blocks, frames } = guard;
         let budget = budget.min(frames.len());
         let mut asked = 0;
@@ -337,12 +339,12 @@ impl Hotplug {
             }
         }
         if asked == 0 {
-            return (0, 0);
+            return (0, Ok(0));
         }
         self.unfolded_hypercalls.fetch_add(1, Ordering::AcqRel);
-        let backed =
-            xen_reservation::populate_physmap(&mut frames[..asked], ExtentOrder::Superpage)
-                .unwrap_or_default();
+        let result =
+            xen_reservation::populate_physmap(&mut frames[..asked], ExtentOrder::Superpage);
+        let backed = *result.as_ref().unwrap_or(&0);
         // The hypervisor handles extents in order and leaves a PVH guest's frame
         // numbers as they were: the first `backed` are the pfns asked for.
         for &pfn in &frames[..backed] {
@@ -355,7 +357,7 @@ impl Hotplug {
         }
         self.unfolded_pages
             .fetch_add(backed * EXTENT_PAGES, Ordering::AcqRel);
-        (asked, backed)
+        (asked, result)
     }
 
     /// One step towards a target that lacks `lacking` pages (counting what
@@ -371,8 +373,9 @@ impl Hotplug {
             return Grow::Nothing;
         }
         match self.back_onlined(&mut guard, budget) {
-            (_, backed) if backed > 0 => return Grow::Backed,
-            (asked, _) if asked > 0 => return Grow::EnomemHypervisor,
+            (_, Ok(backed)) if backed > 0 => return Grow::Backed,
+            (asked, Ok(_)) if asked > 0 => return Grow::EnomemHypervisor,
+            (_, Err(_)) => return Grow::HypervisorRefused,
             _ => {}
         }
         // A block being onlined by a user counts as not onlined until its last chunk.
@@ -726,7 +729,8 @@ impl Hotplug {
     fn back_all_onlined(&self) {
         let mut guard = self.blocks.lock();
         loop {
-            let (asked, backed) = self.back_onlined(&mut guard, usize::MAX);
+            let (asked, result) = self.back_onlined(&mut guard, usize::MAX);
+            let backed = result.unwrap_or(0);
             if asked == 0 {
                 return;
             }

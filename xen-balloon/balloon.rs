@@ -383,6 +383,7 @@ impl Balloon {
                 return;
             }
             Grow::EnomemHypervisor => Some(Stall::EnomemHypervisor),
+            Grow::HypervisorRefused => Some(Stall::HypervisorRefused),
             Grow::EnomemGuest => Some(Stall::EnomemGuest),
             Grow::AddFailed => Some(Stall::AddMemoryFailed),
         };

@@ -3,7 +3,7 @@
 # The balloon when the hypervisor handles only part of a reservation call, or fails
 # it with an errno (issue 6): the host injects the fault (`ebbctl fail-next`, ebbhv
 # only) and ebb must keep exactly what the hypervisor did, give the guest back what it
-# did not take, report hypervisor_refused (or enomem_hypervisor for hotplug), back off
+# did not take, report hypervisor_refused, back off
 # instead of spinning, and reach the target once the faults are used up.
 # - a balloon-down whose first decrease is cut after 100 of its 256 extents and whose
 #   next three do nothing;
@@ -235,7 +235,7 @@ snapshot
 show "stalled while growing"
 ktap_print_msg "$(hotplug_files)"
 grow_ok=1
-if [ "$STATE" = stalled ] && { [ "$REASON" = enomem_hypervisor ] || [ "$REASON" = hypervisor_refused ]; } &&
+if [ "$STATE" = stalled ] && [ "$REASON" = hypervisor_refused ] &&
     moved_exactly 20480 && [ "$(cat $SYS/ebb/hotplug_backed_pages)" = 5120 ]; then
     grow_ok=0
 fi
