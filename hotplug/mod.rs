@@ -176,8 +176,7 @@ pub(crate) struct Changes {
 pub(crate) struct Hotplug {
     start_pfn: usize,
     nr_blocks: usize,
-    granularity: Granularity,
-    /// Pages per block: `granularity`'s, known to be non-zero.
+    /// Pages per memory block.
     block_pages: NonZeroUsize,
     extents_per_block: usize,
     group: MemoryGroup,
@@ -230,7 +229,6 @@ impl Hotplug {
             try_pin_init!(Self {
                 start_pfn,
                 nr_blocks,
-                granularity,
                 block_pages,
                 extents_per_block,
                 group,
@@ -262,6 +260,16 @@ impl Hotplug {
 
     fn block_start_pfn(&self, index: usize) -> usize {
         self.start_pfn + index * self.block_pages.get()
+    }
+
+    /// The guest-physical address and size in bytes of block `index`, as memory
+    /// hotplug takes them.
+    fn block_range(&self, index: usize) -> (u64, u64) {
+        let bytes = |pages: usize| (pages * kernel::page::PAGE_SIZE) as u64;
+        (
+            bytes(self.block_start_pfn(index)),
+            bytes(self.block_pages.get()),
+        )
     }
 
     fn extent_pfn(&self, index: usize, extent: usize) -> usize {
@@ -307,7 +315,8 @@ impl Hotplug {
             block.onlined |= 1 << extent;
             if block.backed & (1 << extent) != 0 {
                 // SAFETY: onlined now, kept by this callback, backed since it was
-                // populated (the offline that preceded this onlining kept the frames).
+                // populated (the offline or removal that preceded this onlining kept
+                // the frames).
                 unsafe {
                     memory_hotplug::online_pages_to_buddy(
                         self.extent_pfn(index, extent),
@@ -360,14 +369,13 @@ impl Hotplug {
         (asked, result)
     }
 
-    /// One step towards a target that lacks `lacking` pages (counting what
-    /// [`Hotplug::take_changes`] returned so far): back onlined extents, else wait for
+    /// One step towards a target that lacks `lacking` pages: back onlined extents, else
+    /// wait for
     /// an added block to be onlined, else add blocks, as many as the target needs and
     /// one hypercall can back, each when the guest has `free_reserve` pages free
     /// beyond the block's memmap and the one before it was onlined.
     pub(crate) fn grow(&self, lacking: usize, free_reserve: usize) -> Grow {
         let mut guard = self.blocks.lock();
-        let lacking = lacking.saturating_sub(self.unfolded_pages.load(Ordering::Acquire));
         let budget = lacking / EXTENT_PAGES;
         if budget == 0 {
             return Grow::Nothing;
@@ -399,10 +407,8 @@ impl Hotplug {
             }
             drop(guard);
             // Without the lock: onlining runs the callback inside the add.
-            let start = (self.block_start_pfn(index) * kernel::page::PAGE_SIZE) as u64;
-            let result = self
-                .group
-                .add_memory(start, self.granularity.block_bytes as u64);
+            let (start, size) = self.block_range(index);
+            let result = self.group.add_memory(start, size);
             guard = self.blocks.lock();
             if let Err(err) = result {
                 pr_warn!("adding memory block at {:#x} failed: {:?}\n", start, err);
@@ -428,9 +434,9 @@ impl Hotplug {
     /// One step towards a target `excess` pages below what the domain holds: removes
     /// an added block not found unremovable since the target last changed, an offline
     /// one first, else the highest, if its backed pages are no more than `excess`
-    /// (within one extent) and the guest has room to migrate what it holds. The memory notifier gives the block's frames back to the
-    /// hypervisor. Returns whether a block was removed (ballooning does the rest
-    /// otherwise).
+    /// (within one extent) and the guest has room to migrate what it holds. The memory
+    /// notifier gives the block's frames back to the hypervisor. Returns whether a
+    /// block was removed (ballooning does the rest otherwise).
     pub(crate) fn shrink(&self, excess: usize, free_reserve: usize) -> bool {
         let index = {
             let mut guard = self.blocks.lock();
@@ -471,10 +477,8 @@ impl Hotplug {
             index
         };
         // Without the lock: the notifier takes it while the block goes offline.
-        let start = (self.block_start_pfn(index) * kernel::page::PAGE_SIZE) as u64;
-        if let Err(err) =
-            memory_hotplug::offline_and_remove(start, self.granularity.block_bytes as u64)
-        {
+        let (start, size) = self.block_range(index);
+        if let Err(err) = memory_hotplug::offline_and_remove(start, size) {
             pr_info!(
                 "memory block {} cannot be removed now ({:?}): it holds pages that cannot \
                  move; ballooning instead, and not retrying it until the target changes\n",
@@ -692,8 +696,8 @@ impl Hotplug {
             if !self.blocks.lock().blocks[index].added {
                 continue;
             }
-            let start = (self.block_start_pfn(index) * kernel::page::PAGE_SIZE) as u64;
-            match memory_hotplug::offline_and_remove(start, self.granularity.block_bytes as u64) {
+            let (start, size) = self.block_range(index);
+            match memory_hotplug::offline_and_remove(start, size) {
                 Ok(()) => {
                     self.forget_removed(index);
                     removed += 1;

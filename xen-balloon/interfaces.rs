@@ -69,6 +69,7 @@ impl SysfsHandler for Balloon {
             Attribute::HotplugBackedPages => writeln!(out, "{}", hotplug.backed_pages),
             Attribute::HotplugBalloonedPages => writeln!(out, "{}", hotplug.unbacked_pages),
             Attribute::HotplugUnremovable => writeln!(out, "{}", hotplug.unremovable),
+            // Written above, before `state` is taken.
             Attribute::HotplugBlockList => Ok(()),
         }
     }

@@ -32,8 +32,6 @@ set -euo pipefail
 cd /kselftest/ebb
 . ./lib.sh
 
-SYS=/sys/devices/system/xen_memory/xen_memory0
-MEM=/sys/devices/system/memory
 MIB=1024
 DELTA_KB=$((512 * MIB))
 PHASE_TIMEOUT_S=600

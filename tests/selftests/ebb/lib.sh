@@ -66,13 +66,6 @@ host_output() {
     xenstore read "data/ebb-host/$HOST_REQUEST_ID-output"
 }
 
-# The domain's tot_pages as the hypervisor counts them (`ebbctl info`), in KiB.
-hv_tot_kb() {
-    host_request info --raw >/dev/null 2>&1 || return 1
-    pages=$(host_output | tr ' ' '\n' | sed -n 's/^tot_pages=//p')
-    echo $((pages * 4))
-}
-
 # `ebbctl info` as one field per line in HV_INFO; hv NAME prints one field, 0 when
 # absent (ebbhv lists a hypercall's counter only once it has been made, an injected
 # fault only while it is pending).
@@ -83,6 +76,12 @@ hv_info() {
 hv() {
     v=$(echo "$HV_INFO" | sed -n "s/^$1=//p")
     echo "${v:-0}"
+}
+
+# The domain's tot_pages as the hypervisor counts them (`ebbctl info`), in KiB.
+hv_tot_kb() {
+    hv_info || return 1
+    echo $(($(hv tot_pages) * 4))
 }
 
 # Runs "$@" until it succeeds, for at most $1 seconds.
@@ -118,19 +117,18 @@ nr_blocks() {
 # Waits until target_kb reads $1 (when given), then until the balloon leaves
 # `working`; prints the state it settled in.
 wait_state() {
-    i=0
-    while [ -n "${1:-}" ] && [ $i -lt 300 ] && [ "$(cat $SYS/target_kb)" != "$1" ]; do
-        sleep 0.1; i=$((i + 1))
-    done
-    i=0
-    while [ $i -lt 600 ]; do
-        state=$(cat $SYS/ebb/state)
-        case "$state" in
-            reached|stalled|gave_up|not_onlined) echo "$state"; return 0 ;;
-        esac
-        sleep 0.1; i=$((i + 1))
-    done
-    echo "$state"
+    [ -z "${1:-}" ] || wait_for 30 target_is "$1"
+    wait_for 60 settled
+    echo "$SETTLED_STATE"
+}
+target_is() { [ "$(cat $SYS/target_kb)" = "$1" ]; }
+# True when ebb/state is one the balloon stays in; SETTLED_STATE is what it read.
+settled() {
+    SETTLED_STATE=$(cat $SYS/ebb/state)
+    case "$SETTLED_STATE" in
+        reached|stalled|gave_up|not_onlined) return 0 ;;
+    esac
+    return 1
 }
 
 hotplug_files() {
