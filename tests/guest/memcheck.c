@@ -7,8 +7,10 @@
  *   memcheck MIB ROUNDS COMMAND
  *
  * COMMAND runs through /bin/sh with the round number as $1. Prints one line per
- * round with the number of mismatching pages; exits 0 only if there were none, 2 on
- * a usage or allocation error.
+ * round with the number of mismatching pages (and one when the round's command
+ * failed); exits 0 only if every command succeeded and no page mismatched, 1
+ * otherwise, 2 on a usage or allocation error. A command that fails is a failed
+ * round: pages that stayed intact because the balloon never moved prove nothing.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -74,14 +76,19 @@ int main(int argc, char **argv)
 	printf("memcheck: filled %zu pages\n", pages);
 
 	size_t total_bad = 0;
+	int failed_rounds = 0;
 
 	for (int r = 1; r <= rounds; r++) {
 		char cmd[4096];
 
 		snprintf(cmd, sizeof(cmd), "set -- %d; %s", r, argv[3]);
 		fflush(stdout);
-		if (system(cmd) != 0)
-			printf("memcheck: round %d: command failed\n", r);
+		int status = system(cmd);
+
+		if (status != 0) {
+			printf("memcheck: round %d: command failed (status %#x)\n", r, status);
+			failed_rounds++;
+		}
 		size_t bad = 0;
 
 		for (size_t p = 0; p < pages; p++)
@@ -89,5 +96,7 @@ int main(int argc, char **argv)
 		printf("memcheck: round %d: %zu of %zu pages mismatch\n", r, bad, pages);
 		total_bad += bad;
 	}
-	return total_bad ? 1 : 0;
+	if (failed_rounds)
+		printf("memcheck: %d of %d rounds' commands failed\n", failed_rounds, rounds);
+	return total_bad || failed_rounds ? 1 : 0;
 }
