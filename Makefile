@@ -30,8 +30,17 @@ kernel: setup
 	@scripts/build-kernel.sh guest
 
 # CLIPPY=1: the module is always linted as it is built (clippy-driver also compiles).
+# `make module KDIR=/path/to/linux/build` builds ebb.ko against that kernel instead,
+# with the Rust toolchain its build used, after checking its configuration
+# (scripts/check-kdir.sh); the project's own kernel is not built then.
+ifeq ($(origin KDIR),command line)
+module:
+	@scripts/check-kdir.sh $(KDIR)
+	@$(MAKE) -s -C $(KDIR) M=$(CURDIR)
+else
 module: kernel
 	@$(MAKE) -s -C $(KDIR) M=$(CURDIR) $(KMAKE_FLAGS) CLIPPY=1
+endif
 
 initramfs: module
 	@scripts/build-initramfs.sh guest

@@ -33,6 +33,7 @@
 //! and the notifier synchronously.
 
 use core::num::NonZeroUsize;
+use core::sync::atomic::AtomicBool;
 use core::sync::atomic::AtomicUsize;
 use core::sync::atomic::Ordering;
 
@@ -188,6 +189,10 @@ pub(crate) struct Hotplug {
     unfolded_released: AtomicUsize,
     /// Reservation hypercalls made for them.
     unfolded_hypercalls: AtomicUsize,
+    /// The module is unloading and has tried to remove every block: a user's offline
+    /// of a block that stayed is refused from then on, or its frames would go back to
+    /// the hypervisor just before the notifier that backs them again on online goes.
+    unloading: AtomicBool,
 }
 
 impl Hotplug {
@@ -237,6 +242,7 @@ impl Hotplug {
                 unfolded_pages: AtomicUsize::new(0),
                 unfolded_released: AtomicUsize::new(0),
                 unfolded_hypercalls: AtomicUsize::new(0),
+                unloading: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )?;
@@ -606,6 +612,13 @@ impl Hotplug {
         let Some(index) = self.block_of(range) else {
             return Ok(());
         };
+        if self.unloading.load(Ordering::Acquire) {
+            pr_info!(
+                "memory block {}: ebb is unloading; offline it once ebb is gone\n",
+                self.memory_block_id(index)
+            );
+            return Err(EBUSY);
+        }
         if range.nr_pages != self.block_pages.get()
             || range.start_pfn != self.block_start_pfn(index)
         {
@@ -691,24 +704,21 @@ impl Hotplug {
     /// removed so that they stay as ordinary memory. Returns how many blocks it
     /// removed.
     pub(crate) fn remove_all(&self) -> usize {
-        let mut removed = 0;
-        for index in 0..self.nr_blocks {
-            if !self.blocks.lock().blocks[index].added {
-                continue;
-            }
-            let (start, size) = self.block_range(index);
-            match memory_hotplug::offline_and_remove(start, size) {
-                Ok(()) => {
-                    self.forget_removed(index);
-                    removed += 1;
-                }
-                Err(err) => pr_warn!(
-                    "unload: memory block {} cannot be removed ({:?}); it stays as memory\n",
-                    self.memory_block_id(index),
-                    err
-                ),
-            }
-        }
+        let mut removed = (0..self.nr_blocks)
+            .filter(|&index| self.blocks.lock().blocks[index].added && self.remove_at_unload(index))
+            .count();
+        // From here on no user offline can give frames back. One that happened while
+        // the blocks above were tried left its block offline and unbacked: remove it
+        // now (it is offline, so nothing can stop that), or an online after unload
+        // would hand the allocator pages without frames.
+        self.unloading.store(true, Ordering::Release);
+        removed += (0..self.nr_blocks)
+            .filter(|&index| {
+                let block = &self.blocks.lock().blocks[index];
+                block.added && block.onlined == 0
+            })
+            .filter(|&index| self.remove_at_unload(index))
+            .count();
         self.back_all_onlined();
         let mut guard = self.blocks.lock();
         for index in 0..self.nr_blocks {
@@ -726,6 +736,25 @@ impl Hotplug {
             }
         }
         removed
+    }
+
+    /// Offlines and removes block `index` at unload; says why when it cannot.
+    fn remove_at_unload(&self, index: usize) -> bool {
+        let (start, size) = self.block_range(index);
+        match memory_hotplug::offline_and_remove(start, size) {
+            Ok(()) => {
+                self.forget_removed(index);
+                true
+            }
+            Err(err) => {
+                pr_warn!(
+                    "unload: memory block {} cannot be removed ({:?}); it stays as memory\n",
+                    self.memory_block_id(index),
+                    err
+                );
+                false
+            }
+        }
     }
 
     /// Backs every onlined extent of every added block, as far as the hypervisor

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A delayed work item embedded in its owner that can be re-armed to any delay
-//! (`mod_delayed_work`) and cancelled synchronously: what a policy worker with backoff
+//! (`mod_delayed_work`) or armed unless pending (`queue_delayed_work`), and cancelled
+//! synchronously: what a policy worker with backoff
 //! needs and the kernel crate's `workqueue::DelayedWork` does not offer (it can neither
 //! shorten a pending delay nor cancel).
 //!
@@ -69,6 +70,13 @@ impl<T: DelayedWorkOwner> DelayedWork<T> {
     pub(crate) fn schedule(&self, delay: Jiffies) {
         // SAFETY: `raw` is an initialised delayed work (type invariant).
         unsafe { bindings::ebb_helper_mod_delayed_work(self.raw.get(), delay) };
+    }
+
+    /// Runs the work after `delay` jiffies unless a run is pending already, which
+    /// keeps its own (maybe earlier) time.
+    pub(crate) fn schedule_unless_pending(&self, delay: Jiffies) {
+        // SAFETY: `raw` is an initialised delayed work (type invariant).
+        unsafe { bindings::ebb_helper_queue_delayed_work(self.raw.get(), delay) };
     }
 
     /// Cancels a pending run and waits for a running one to finish. A run that

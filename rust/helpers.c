@@ -2,11 +2,13 @@
 /*
  * One-line wrappers for static inline and macro kernel APIs (see helpers.h).
  */
+#include <linux/err.h>
 #include <linux/gfp.h>
 #include <linux/highmem.h>
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
 #include <linux/page-flags.h>
+#include <linux/slab.h>
 #include <linux/vmstat.h>
 #include <linux/workqueue.h>
 #include <asm/xen/hypercall.h>
@@ -135,6 +137,11 @@ unsigned long ebb_helper_totalram_pages(void)
 	return totalram_pages();
 }
 
+unsigned long ebb_helper_present_pages(void)
+{
+	return get_num_physpages();
+}
+
 unsigned long ebb_helper_free_pages(void)
 {
 	return global_zone_page_state(NR_FREE_PAGES);
@@ -174,11 +181,30 @@ void ebb_helper_mod_delayed_work(struct delayed_work *dwork, unsigned long delay
 	mod_delayed_work(system_freezable_wq, dwork, delay);
 }
 
-int ebb_helper_xenbus_read_u64(const char *dir, const char *node, u64 *value)
+void ebb_helper_queue_delayed_work(struct delayed_work *dwork, unsigned long delay)
 {
-	int found = xenbus_scanf(XBT_NIL, dir, node, "%llu", value);
+	queue_delayed_work(system_freezable_wq, dwork, delay);
+}
 
-	return found == 1 ? 0 : (found < 0 ? found : -EINVAL);
+/*
+ * Copies the value of dir/node into buf (no NUL added); returns its length, or
+ * -E2BIG when it does not fit. The caller parses it: xenbus_scanf would take "12abc"
+ * as 12.
+ */
+int ebb_helper_xenbus_read(const char *dir, const char *node, char *buf, size_t size)
+{
+	unsigned int len;
+	char *value = xenbus_read(XBT_NIL, dir, node, &len);
+	int ret = len;
+
+	if (IS_ERR(value))
+		return PTR_ERR(value);
+	if (len > size)
+		ret = -E2BIG;
+	else
+		memcpy(buf, value, len);
+	kfree(value);
+	return ret;
 }
 
 int ebb_helper_xenbus_write(const char *dir, const char *node, const char *value)

@@ -40,6 +40,7 @@ void ebb_helper_clear_page_offline(struct page *page);
 bool ebb_helper_pages_put_offline_refs(unsigned long pfn, unsigned long nr_pages);
 void ebb_helper_pages_get_offline_refs(unsigned long pfn, unsigned long nr_pages);
 unsigned long ebb_helper_totalram_pages(void);
+unsigned long ebb_helper_present_pages(void);
 unsigned long ebb_helper_free_pages(void);
 
 /* Memory hotplug: the node of a guest-physical address (0 without NUMA). */
@@ -51,9 +52,10 @@ const char *ebb_helper_zone_name(unsigned long pfn);
 void ebb_helper_init_delayed_work(struct delayed_work *dwork, work_func_t fn);
 struct delayed_work *ebb_helper_to_delayed_work(struct work_struct *work);
 void ebb_helper_mod_delayed_work(struct delayed_work *dwork, unsigned long delay);
+void ebb_helper_queue_delayed_work(struct delayed_work *dwork, unsigned long delay);
 
 /* xenstore access without a transaction. */
-int ebb_helper_xenbus_read_u64(const char *dir, const char *node, u64 *value);
+int ebb_helper_xenbus_read(const char *dir, const char *node, char *buf, size_t size);
 int ebb_helper_xenbus_write(const char *dir, const char *node, const char *value);
 void ebb_helper_xenbus_watch_init(struct xenbus_watch *watch, const char *node,
 				  void (*callback)(struct xenbus_watch *, const char *,

@@ -26,6 +26,12 @@ pub(crate) fn ram_present(start: u64, size: u64) -> bool {
     unsafe { bindings::ebb_helper_ram_present(start, size) }
 }
 
+/// Pages of RAM the kernel has (present, managed or not): `get_num_physpages()`.
+pub(crate) fn present_pages() -> usize {
+    // SAFETY: `get_num_physpages` only sums the online nodes' present-page counters.
+    unsafe { bindings::ebb_helper_present_pages() as usize }
+}
+
 /// Pages the buddy allocator manages now (MemTotal in pages).
 pub(crate) fn total_ram_pages() -> usize {
     // SAFETY: `totalram_pages` only reads an atomic counter.

@@ -61,6 +61,9 @@ pub(crate) enum Attribute {
     Failures,
     /// `ebb/oom_deflated_pages` (ro): pages given back to the guest on OOM.
     OomDeflatedPages,
+    /// `ebb/rejected_targets` (ro): malformed `memory/target` values the host wrote,
+    /// refused (the target stayed as it was).
+    RejectedTargets,
     /// `ebb/hotplug_blocks` (ro): memory blocks ebb added.
     HotplugBlocks,
     /// `ebb/hotplug_onlined` (ro): added blocks that are onlined.
@@ -102,6 +105,7 @@ impl Attribute {
             raw_attr::EBB_SYSFS_PAGES_IN => Self::PagesIn,
             raw_attr::EBB_SYSFS_FAILURES => Self::Failures,
             raw_attr::EBB_SYSFS_OOM_DEFLATED_PAGES => Self::OomDeflatedPages,
+            raw_attr::EBB_SYSFS_REJECTED_TARGETS => Self::RejectedTargets,
             raw_attr::EBB_SYSFS_HOTPLUG_BLOCKS => Self::HotplugBlocks,
             raw_attr::EBB_SYSFS_HOTPLUG_ONLINED => Self::HotplugOnlined,
             raw_attr::EBB_SYSFS_HOTPLUG_BACKED_PAGES => Self::HotplugBackedPages,

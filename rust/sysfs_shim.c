@@ -4,6 +4,7 @@
  * names, modes and directory layout) plus ebb's status under ebb/. Every show and
  * store is forwarded to Rust with the attribute's id; no policy lives here.
  */
+#include <linux/capability.h>
 #include <linux/device.h>
 #include <linux/err.h>
 #include <linux/slab.h>
@@ -43,6 +44,9 @@ static ssize_t ebb_sysfs_store(struct device *dev, struct device_attribute *attr
 	struct ebb_sysfs *sysfs = container_of(dev, struct ebb_sysfs, dev);
 	struct ebb_sysfs_attribute *a = container_of(attr, struct ebb_sysfs_attribute, attr);
 
+	/* As the C driver: a target is the administrator's to set, not any root's. */
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
 	return sysfs->store(sysfs->ctx, a->id, buf, len);
 }
 
@@ -73,6 +77,7 @@ EBB_ATTR(pages_out, 0444, EBB_SYSFS_PAGES_OUT);
 EBB_ATTR(pages_in, 0444, EBB_SYSFS_PAGES_IN);
 EBB_ATTR(failures, 0444, EBB_SYSFS_FAILURES);
 EBB_ATTR(oom_deflated_pages, 0444, EBB_SYSFS_OOM_DEFLATED_PAGES);
+EBB_ATTR(rejected_targets, 0444, EBB_SYSFS_REJECTED_TARGETS);
 EBB_ATTR(hotplug_blocks, 0444, EBB_SYSFS_HOTPLUG_BLOCKS);
 EBB_ATTR(hotplug_onlined, 0444, EBB_SYSFS_HOTPLUG_ONLINED);
 EBB_ATTR(hotplug_backed_pages, 0444, EBB_SYSFS_HOTPLUG_BACKED_PAGES);
@@ -110,6 +115,7 @@ static struct attribute *ebb_sysfs_status_attrs[] = {
 	&ebb_attr_pages_in.attr.attr,
 	&ebb_attr_failures.attr.attr,
 	&ebb_attr_oom_deflated_pages.attr.attr,
+	&ebb_attr_rejected_targets.attr.attr,
 	&ebb_attr_hotplug_blocks.attr.attr,
 	&ebb_attr_hotplug_onlined.attr.attr,
 	&ebb_attr_hotplug_backed_pages.attr.attr,

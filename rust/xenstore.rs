@@ -17,14 +17,20 @@ use kernel::types::Opaque;
 
 use crate::bindings;
 
-/// Reads `dir/node` as an unsigned decimal number.
-pub(crate) fn read_u64(dir: &CStr, node: &CStr) -> Result<u64> {
-    let mut value = 0u64;
-    // SAFETY: both strings are NUL-terminated and `value` is writable for the call.
-    let err = unsafe {
-        bindings::ebb_helper_xenbus_read_u64(dir.as_char_ptr(), node.as_char_ptr(), &mut value)
+/// Reads `dir/node` into `buf`; returns the value (`E2BIG` when it does not fit).
+pub(crate) fn read<'a>(dir: &CStr, node: &CStr, buf: &'a mut [u8]) -> Result<&'a [u8]> {
+    // SAFETY: both strings are NUL-terminated and `buf` is writable for its length
+    // for the call.
+    let len = unsafe {
+        bindings::ebb_helper_xenbus_read(
+            dir.as_char_ptr(),
+            node.as_char_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
     };
-    kernel::error::to_result(err).map(|()| value)
+    let len = usize::try_from(len).map_err(|_| Error::from_errno(len))?;
+    buf.get(..len).ok_or(E2BIG)
 }
 
 /// Writes `value` to `dir/node`.
@@ -44,7 +50,7 @@ pub(crate) fn write(dir: &CStr, node: &CStr, value: &CStr) -> Result {
 pub(crate) trait WatchHandler: Send + Sync {
     /// The watched node changed (or the watch was just registered: xenstore fires
     /// every new watch once). Runs on the xenwatch thread with no ebb lock held.
-    fn node_changed(&self);
+    fn node_changed(&self, node: &'static CStr);
 }
 
 /// The state shared with the C callbacks.
@@ -52,6 +58,7 @@ struct WatchSlot<T: WatchHandler> {
     watch: Opaque<bindings::xenbus_watch>,
     xenstore_ready: Opaque<kernel::bindings::notifier_block>,
     registered: AtomicBool,
+    node: &'static CStr,
     owner: Arc<T>,
 }
 
@@ -84,6 +91,7 @@ impl<T: WatchHandler> Watch<T> {
                     ..Default::default()
                 }),
                 registered: AtomicBool::new(false),
+                node,
                 owner,
             },
             GFP_KERNEL,
@@ -152,5 +160,5 @@ unsafe extern "C" fn watch_fired<T: WatchHandler>(
     // SAFETY: `watch` lives at `offset` in a live slot (this function's contract; the
     // slot outlives the registration).
     let slot = unsafe { &*watch.cast::<u8>().sub(offset).cast::<WatchSlot<T>>() };
-    slot.owner.node_changed();
+    slot.owner.node_changed(slot.node);
 }

@@ -56,6 +56,7 @@ use crate::memory_notifier::MemoryEvents;
 use crate::memory_notifier::PfnRange;
 use crate::target::pages_to_kib;
 use crate::target::Limits;
+use crate::xen_reservation;
 use crate::xenstore;
 
 /// Batches per worker run before the worker yields the workqueue.
@@ -114,6 +115,11 @@ pub(crate) struct BalloonState {
     /// The OOM notifier took pages back since the target was last set.
     pub(crate) oom_deflated: bool,
     pub(crate) oom_deflated_pages: u64,
+    /// The highest maximum the hypervisor has given the domain since load (`None`: it
+    /// did not say).
+    pub(crate) maximum_pages: Option<usize>,
+    /// Malformed targets the host wrote to xenstore (each refused).
+    pub(crate) rejected_targets: u64,
     pub(crate) tunables: Tunables,
 }
 
@@ -178,6 +184,7 @@ impl Balloon {
     /// The balloon of a domain holding `reservation` pages; the target starts there.
     pub(crate) fn new(
         reservation: usize,
+        maximum_pages: Option<usize>,
         limits: Limits,
         hotplug: Option<Arc<Hotplug>>,
         superpages: bool,
@@ -189,6 +196,8 @@ impl Balloon {
             progress: Progress::Reached,
             oom_deflated: false,
             oom_deflated_pages: 0,
+            maximum_pages,
+            rejected_targets: 0,
             tunables: Tunables {
                 scrub_pages: true,
                 schedule_delay_s: 1,
@@ -212,9 +221,9 @@ impl Balloon {
 
     /// Sets a new target (in pages of the domain's reservation) and wakes the worker.
     pub(crate) fn set_target(&self, requested_pages: usize) {
-        let (target, _) = self.limits.clamp(requested_pages);
         {
             let mut state = self.state.lock();
+            let (target, _) = self.limits.clamp(requested_pages, state.maximum_pages);
             state.requested_pages = requested_pages;
             state.target_pages = target;
             state.oom_deflated = false;
@@ -227,6 +236,43 @@ impl Balloon {
             hotplug.retry_removal();
         }
         self.schedule_run(0);
+    }
+
+    /// The host may have changed the domain's maximum (`xl mem-max` writes
+    /// `memory/static-max`): re-reads it and, when it rose, clamps the requested
+    /// target anew, so that a target clamped at the old maximum is reached now and
+    /// the domain can grow past its boot maximum. A lower maximum is no clamp: the
+    /// target says what to give back, and the hypervisor refuses what lies above its
+    /// maximum (`enomem_hypervisor`, retried until the maximum rises again).
+    pub(crate) fn maximum_may_have_changed(&self) {
+        let Ok(maximum) = xen_reservation::maximum_reservation() else {
+            return;
+        };
+        let requested = {
+            let mut state = self.state.lock();
+            if state.maximum_pages.is_some_and(|known| known >= maximum) {
+                return;
+            }
+            state.maximum_pages = Some(maximum);
+            state.requested_pages
+        };
+        pr_info!(
+            "the domain's maximum is now {} KiB (ebb can reach {} KiB)\n",
+            pages_to_kib(maximum),
+            pages_to_kib(self.limits.max_pages(Some(maximum)))
+        );
+        self.set_target(requested);
+    }
+
+    /// The host wrote a target that is not a number: refuses it, keeps the current
+    /// target and says so once per write.
+    pub(crate) fn reject_host_target(&self, text: &[u8]) {
+        self.state.lock().rejected_targets += 1;
+        pr_warn!(
+            "memory/target {:?} is not a decimal number of KiB: ignored, the target stays as it was\n",
+            kernel::str::BStr::from_bytes(text)
+        );
+        self.kick();
     }
 
     /// A block of ebb's was onlined or offlined: the domain's size or what the worker
@@ -249,11 +295,19 @@ impl Balloon {
         self.worker.cancel_sync();
     }
 
-    /// Schedules a run of the worker after `delay` jiffies unless it was stopped.
+    /// Schedules a run of the worker after `delay` jiffies unless it was stopped. A
+    /// run at once replaces any pending one; a delayed run (a backoff, the OOM
+    /// notifier's pause) never postpones one already pending: a new target set on
+    /// another CPU while the worker backs off is acted on at once.
     fn schedule_run(&self, delay: kernel::time::Jiffies) {
         let runnable = self.runnable.lock();
-        if *runnable {
-            self.worker.schedule(delay);
+        if !*runnable {
+            return;
+        }
+        if delay == 0 {
+            self.worker.schedule(0);
+        } else {
+            self.worker.schedule_unless_pending(delay);
         }
     }
 
@@ -296,6 +350,8 @@ impl Balloon {
                     self.limits.reserve_pages,
                 );
                 state = self.state.lock();
+                // A user's offline may have released hotplug frames meanwhile.
+                self.count_hotplugged(&mut state);
                 let still_wanted = state
                     .reservation
                     .current_pages()
@@ -509,9 +565,19 @@ impl Balloon {
         batch.pages
     }
 
-    /// Notes that xenstore is up (the watch fired), so status writes will not block.
+    /// Notes that xenstore is up (the watch fired), so status writes will not block,
+    /// and tells the toolstack, the first time, that the guest balloons.
     pub(crate) fn xenstore_is_up(&self) {
-        self.xenstore_up.store(true, Ordering::Release);
+        if !self.xenstore_up.swap(true, Ordering::AcqRel) {
+            announce_balloon(true);
+        }
+    }
+
+    /// Tells the toolstack the guest no longer balloons (unload).
+    pub(crate) fn withdraw(&self) {
+        if self.xenstore_up.load(Ordering::Acquire) {
+            announce_balloon(false);
+        }
     }
 
     /// The hotplug region's summary (all zero without hotplug).
@@ -521,7 +587,8 @@ impl Balloon {
             .map_or_else(Summary::default, |hotplug| hotplug.summary())
     }
 
-    /// Writes a one-line status to xenstore `memory/ebb-state` for the host.
+    /// Writes a one-line status to xenstore `data/ebb-state` for the host (`memory/`
+    /// is the toolstack's: a guest may not write there under libxl).
     fn publish_status(&self) {
         if !self.xenstore_up.load(Ordering::Acquire) {
             return;
@@ -534,9 +601,9 @@ impl Balloon {
         let Ok(line) = line else {
             return;
         };
-        if let Err(err) = xenstore::write(c"memory", c"ebb-state", &line) {
+        if let Err(err) = xenstore::write(c"data", c"ebb-state", &line) {
             if !self.status_write_failed.swap(true, Ordering::Relaxed) {
-                pr_warn!("cannot write memory/ebb-state: {:?}\n", err);
+                pr_warn!("cannot write data/ebb-state: {:?}\n", err);
             }
         }
     }
@@ -578,6 +645,15 @@ impl MemoryEvents for Balloon {
     }
 }
 
+/// Writes `control/feature-balloon`, the node by which Xen's toolstack knows that the
+/// guest runs a balloon driver (the C driver writes "1" too).
+fn announce_balloon(on: bool) {
+    let value = if on { c"1" } else { c"0" };
+    if let Err(err) = xenstore::write(c"control", c"feature-balloon", value) {
+        pr_warn!("cannot write control/feature-balloon: {:?}\n", err);
+    }
+}
+
 /// The status line: `key=value` pairs separated by spaces.
 struct StatusLine<'a>(&'a BalloonState, Summary);
 
@@ -589,7 +665,7 @@ impl kernel::fmt::Display for StatusLine<'_> {
             f,
             "state={} reason={} current_kb={} target_kb={} requested_kb={} ballooned_pages={} \
              hypercalls={} pages_out={} pages_in={} failures={} oom_deflated_pages={} \
-             hotplug_blocks={} hotplug_onlined={} hotplug_unremovable={} hotplug_backed_pages={} \
+             rejected_targets={} hotplug_blocks={} hotplug_onlined={} hotplug_unremovable={} hotplug_backed_pages={} \
              hotplug_ballooned_pages={}",
             state.progress_name(),
             state.reason(),
@@ -602,6 +678,7 @@ impl kernel::fmt::Display for StatusLine<'_> {
             counters.pages_in,
             counters.failures,
             state.oom_deflated_pages,
+            state.rejected_targets,
             self.1.added,
             self.1.onlined,
             self.1.unremovable,

@@ -16,17 +16,57 @@ use kernel::sync::Arc;
 use crate::balloon::Balloon;
 use crate::hotplug::Granularity;
 use crate::hotplug::Hotplug;
+use crate::interfaces::STATIC_MAX_NODE;
 use crate::interfaces::TARGET_NODE;
 use crate::memory;
 use crate::memory_hotplug::OnlineCallback;
 use crate::memory_notifier::MemoryNotifier;
 use crate::oom::OomNotifier;
 use crate::sysfs::SysfsDevice;
+use crate::target::kib_to_pages;
 use crate::target::pages_to_kib;
+use crate::target::parse_xenstore_number;
 use crate::target::Limits;
 use crate::xen::DomainType;
 use crate::xen_reservation;
+use crate::xenstore;
 use crate::xenstore::Watch;
+
+/// Where ebb's hotplug region ends at the least, in pages: growing past the boot
+/// maximum (`xl mem-max` at run time) needs room above it; x86 guests keep the
+/// addresses from 3 GiB to 4 GiB for devices.
+const GROWTH_REGION_END_PAGES: usize = (3 << 30) / kernel::page::PAGE_SIZE;
+
+/// The pages the domain holds as the guest sees them, given the hypervisor's
+/// `reservation`.
+///
+/// A PVH or HVM guest whose memory is less than its maximum runs in populate-on-demand
+/// mode: its memory map covers the maximum (`memory/static-max`), but the hypervisor
+/// has only `memory` pages to back it, and kills the domain when the guest touches more
+/// than that. Such a guest holds, in its own view, its whole memory map, and must
+/// balloon the difference to its target out before it uses it; the C driver counts
+/// the same way (its current pages are the guest's present pages, and its targets are
+/// lowered by what static-max holds beyond them). The hypervisor's count then follows
+/// the balloon down to the target.
+fn held_pages(domain: DomainType, reservation: usize) -> usize {
+    let present = memory::present_pages();
+    if domain == DomainType::Pv || present <= reservation {
+        return reservation;
+    }
+    let mut buf = [0u8; 24];
+    let static_max = xenstore::read(c"memory", c"static-max", &mut buf)
+        .and_then(parse_xenstore_number)
+        .map(kib_to_pages)
+        .unwrap_or(present);
+    let held = static_max.max(present);
+    pr_info!(
+        "populate-on-demand: the memory map holds {} KiB, the hypervisor backs {} KiB; \
+         the difference is ballooned out as the target says\n",
+        pages_to_kib(held),
+        pages_to_kib(reservation)
+    );
+    held
+}
 
 /// The loaded driver.
 pub(crate) struct Ebb {
@@ -36,6 +76,7 @@ pub(crate) struct Ebb {
     memory_notifier: Option<MemoryNotifier<Balloon>>,
     oom: Option<OomNotifier<Balloon>>,
     watch: Option<Watch<Balloon>>,
+    static_max_watch: Option<Watch<Balloon>>,
     sysfs: Option<SysfsDevice<Balloon>>,
 }
 
@@ -45,6 +86,11 @@ impl kernel::Module for Ebb {
             pr_err!("not running on Xen: nothing to balloon, refusing to load\n");
             return Err(ENODEV);
         };
+        if cfg!(CONFIG_XEN_BALLOON) {
+            // Its sysfs device and online-page callback would collide with ebb's.
+            pr_err!("the kernel's own Xen balloon driver (CONFIG_XEN_BALLOON) is built in: refusing to load\n");
+            return Err(EBUSY);
+        }
         let granularity = Granularity::of_running_kernel();
         let managed = memory::total_ram_pages();
         let reservation = xen_reservation::current_reservation().unwrap_or_else(|err| {
@@ -54,6 +100,7 @@ impl kernel::Module for Ebb {
             );
             managed
         });
+        let reservation = held_pages(domain, reservation);
         let maximum = xen_reservation::maximum_reservation().ok();
         let pv_mode = crate::module_parameters::pv_mode.value();
         let superpages = domain.superpage_extents() && !pv_mode;
@@ -63,15 +110,19 @@ impl kernel::Module for Ebb {
         // Hotplug backs ebb's blocks in 2 MiB extents by guest frame: not on PV, whose
         // p2m is per 4 KiB page and kept by the guest.
         let hotplug = match maximum {
-            Some(maximum) if superpages => Hotplug::new(granularity, reservation, maximum)?,
+            Some(maximum) if superpages => Hotplug::new(
+                granularity,
+                reservation,
+                maximum.max(GROWTH_REGION_END_PAGES),
+            )?,
             _ => None,
         };
         let reachable = hotplug
             .as_ref()
             .map_or(reservation, |hotplug| hotplug.end_pfn());
-        let limits = Limits::new(reservation, managed, maximum, reachable);
+        let limits = Limits::new(reservation, managed, reachable);
         let balloon = Arc::pin_init(
-            Balloon::new(reservation, limits, hotplug, superpages)?,
+            Balloon::new(reservation, maximum, limits, hotplug, superpages)?,
             GFP_KERNEL,
         )?;
 
@@ -82,6 +133,7 @@ impl kernel::Module for Ebb {
             memory_notifier: None,
             oom: None,
             watch: None,
+            static_max_watch: None,
             sysfs: None,
         };
         if ebb.balloon.hotplug.is_some() {
@@ -92,14 +144,15 @@ impl kernel::Module for Ebb {
         }
         ebb.sysfs = Some(SysfsDevice::register(ebb.balloon.clone())?);
         ebb.watch = Some(Watch::new(TARGET_NODE, ebb.balloon.clone())?);
+        ebb.static_max_watch = Some(Watch::new(STATIC_MAX_NODE, ebb.balloon.clone())?);
         ebb.oom = Some(OomNotifier::register(ebb.balloon.clone())?);
         pr_info!(
             "loaded on a Xen {} domain; memory blocks of {} MiB; holding {} KiB, targets {}..{} KiB\n",
             domain.name(),
             granularity.block_bytes >> 20,
             pages_to_kib(reservation),
-            pages_to_kib(limits.floor_pages),
-            pages_to_kib(limits.max_pages)
+            pages_to_kib(limits.floor_pages(maximum)),
+            pages_to_kib(limits.max_pages(maximum))
         );
         Ok(ebb)
     }
@@ -108,9 +161,11 @@ impl kernel::Module for Ebb {
 impl Drop for Ebb {
     fn drop(&mut self) {
         self.oom = None;
+        self.static_max_watch = None;
         self.watch = None;
         self.sysfs = None;
         self.balloon.stop();
+        self.balloon.withdraw();
         let left = self.balloon.return_all();
         if let Some(hotplug) = &self.balloon.hotplug {
             let blocks = hotplug.remove_all();

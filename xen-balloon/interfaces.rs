@@ -22,6 +22,10 @@ use crate::xenstore::WatchHandler;
 
 /// The xenstore node the host writes targets to (KiB), relative to the domain's home.
 pub(crate) const TARGET_NODE: &CStr = c"memory/target";
+/// The node the toolstack rewrites when it changes the domain's maximum (KiB).
+pub(crate) const STATIC_MAX_NODE: &CStr = c"memory/static-max";
+/// Longest value of a number node ebb reads: `u64::MAX` has 20 digits.
+const NUMBER_NODE_BYTES: usize = 24;
 
 impl SysfsHandler for Balloon {
     fn show(&self, attr: Attribute, out: &mut dyn fmt::Write) -> fmt::Result {
@@ -56,14 +60,23 @@ impl SysfsHandler for Balloon {
             Attribute::State => writeln!(out, "{}", state.progress_name()),
             Attribute::Reason => writeln!(out, "{}", state.reason()),
             Attribute::RequestedKb => writeln!(out, "{}", pages_to_kib(state.requested_pages)),
-            Attribute::FloorKb => writeln!(out, "{}", pages_to_kib(self.limits.floor_pages)),
-            Attribute::MaxKb => writeln!(out, "{}", pages_to_kib(self.limits.max_pages)),
+            Attribute::FloorKb => writeln!(
+                out,
+                "{}",
+                pages_to_kib(self.limits.floor_pages(state.maximum_pages))
+            ),
+            Attribute::MaxKb => writeln!(
+                out,
+                "{}",
+                pages_to_kib(self.limits.max_pages(state.maximum_pages))
+            ),
             Attribute::BalloonedPages => writeln!(out, "{}", reservation.ballooned_pages()),
             Attribute::Hypercalls => writeln!(out, "{}", counters.hypercalls),
             Attribute::PagesOut => writeln!(out, "{}", counters.pages_out),
             Attribute::PagesIn => writeln!(out, "{}", counters.pages_in),
             Attribute::Failures => writeln!(out, "{}", counters.failures),
             Attribute::OomDeflatedPages => writeln!(out, "{}", state.oom_deflated_pages),
+            Attribute::RejectedTargets => writeln!(out, "{}", state.rejected_targets),
             Attribute::HotplugBlocks => writeln!(out, "{}", hotplug.added),
             Attribute::HotplugOnlined => writeln!(out, "{}", hotplug.onlined),
             Attribute::HotplugBackedPages => writeln!(out, "{}", hotplug.backed_pages),
@@ -108,10 +121,19 @@ impl SysfsHandler for Balloon {
 }
 
 impl WatchHandler for Balloon {
-    fn node_changed(&self) {
+    fn node_changed(&self, node: &'static CStr) {
         self.xenstore_is_up();
-        match xenstore::read_u64(c"memory", c"target") {
-            Ok(kib) => self.set_target(target::kib_to_pages(kib)),
+        if node == STATIC_MAX_NODE {
+            self.maximum_may_have_changed();
+            return;
+        }
+        let mut buf = [0u8; NUMBER_NODE_BYTES];
+        match xenstore::read(c"memory", c"target", &mut buf) {
+            Ok(text) => match target::parse_xenstore_number(text) {
+                Ok(kib) => self.set_target(target::kib_to_pages(kib)),
+                Err(_) => self.reject_host_target(text),
+            },
+            Err(err) if err == E2BIG => self.reject_host_target(b"(longer than a number)"),
             // No target written yet: keep the current one.
             Err(_) => self.kick(),
         }

@@ -41,6 +41,25 @@ fn parse_base0(text: &[u8]) -> Result<u64> {
     })
 }
 
+/// Parses a number the host wrote to xenstore (`memory/target`, `memory/static-max`):
+/// decimal digits only, as the toolstack writes them, that fit in a `u64`. Unlike the
+/// C driver's `xenbus_scanf("%llu")`, which reads "12abc" as 12, anything else is
+/// refused.
+pub(crate) fn parse_xenstore_number(text: &[u8]) -> Result<u64> {
+    if text.is_empty() {
+        return Err(EINVAL);
+    }
+    text.iter().try_fold(0u64, |value, &digit| {
+        if !digit.is_ascii_digit() {
+            return Err(EINVAL);
+        }
+        value
+            .checked_mul(10)
+            .and_then(|value| value.checked_add(u64::from(digit - b'0')))
+            .ok_or(EINVAL)
+    })
+}
+
 /// Parses an unsigned number (`target_kb`, `max_schedule_delay`, ...).
 pub(crate) fn parse_number(input: &[u8]) -> Result<u64> {
     parse_base0(trim_newline(input))
@@ -98,15 +117,15 @@ pub(crate) fn pages_to_kib(pages: usize) -> u64 {
 pub(crate) struct Limits {
     /// The lowest target: the pages the guest cannot give (kernel image, firmware,
     /// memmap: the reservation minus the managed pages) plus a working reserve of an
-    /// eighth of the managed pages, at least 64 MiB.
-    pub(crate) floor_pages: usize,
+    /// eighth of the managed pages, at least 64 MiB; never above the highest target.
+    floor_pages: usize,
     /// Free pages that ballooning out never takes, so that the guest keeps room to
     /// work and the OOM killer is never the balloon's doing: a 32nd of the managed
     /// pages, at least 16 MiB.
     pub(crate) reserve_pages: usize,
-    /// The highest target ebb can reach: the reservation at load, or the end of the
-    /// hotplug region when there is one, and never above the domain's maximum.
-    pub(crate) max_pages: usize,
+    /// The most ebb can hold whatever the hypervisor allows: the reservation at load,
+    /// or the end of the hotplug region when there is one.
+    reachable_pages: usize,
 }
 
 /// Working reserve kept below any target: 64 MiB.
@@ -116,28 +135,35 @@ const MIN_FREE_RESERVE_PAGES: usize = (16 << 20) / kernel::page::PAGE_SIZE;
 
 impl Limits {
     /// Limits for a domain that holds `reservation` pages of which the kernel manages
-    /// `managed`, may hold at most `maximum` (when the hypervisor says), and can grow
-    /// to `reachable` pages (by memory hotplug; the reservation without it).
-    pub(crate) fn new(
-        reservation: usize,
-        managed: usize,
-        maximum: Option<usize>,
-        reachable: usize,
-    ) -> Self {
+    /// `managed`, and can grow to `reachable` pages (by memory hotplug; the
+    /// reservation without it).
+    pub(crate) fn new(reservation: usize, managed: usize, reachable: usize) -> Self {
         let unmanaged = reservation.saturating_sub(managed);
         let reserve = (managed / 8).max(MIN_RESERVE_PAGES);
-        let reachable = reachable.max(reservation);
-        let max_pages = maximum.map_or(reservation, |maximum| reachable.min(maximum));
         Self {
-            floor_pages: unmanaged.saturating_add(reserve).min(max_pages),
+            floor_pages: unmanaged.saturating_add(reserve),
             reserve_pages: (managed / 32).max(MIN_FREE_RESERVE_PAGES),
-            max_pages,
+            reachable_pages: reachable.max(reservation),
         }
     }
 
-    /// The target ebb moves to for `requested` pages, and whether it differs.
-    pub(crate) fn clamp(&self, requested: usize) -> (usize, bool) {
-        let target = requested.clamp(self.floor_pages, self.max_pages);
+    /// The highest target while the hypervisor's maximum is `maximum` (`None`: it
+    /// did not say, and ebb stays within what it held at load).
+    pub(crate) fn max_pages(&self, maximum: Option<usize>) -> usize {
+        maximum.map_or(self.reachable_pages, |maximum| {
+            self.reachable_pages.min(maximum)
+        })
+    }
+
+    /// The lowest target while the hypervisor's maximum is `maximum`.
+    pub(crate) fn floor_pages(&self, maximum: Option<usize>) -> usize {
+        self.floor_pages.min(self.max_pages(maximum))
+    }
+
+    /// The target ebb moves to for `requested` pages while the hypervisor's maximum
+    /// is `maximum`, and whether it differs.
+    pub(crate) fn clamp(&self, requested: usize, maximum: Option<usize>) -> (usize, bool) {
+        let target = requested.clamp(self.floor_pages(maximum), self.max_pages(maximum));
         (target, target != requested)
     }
 }

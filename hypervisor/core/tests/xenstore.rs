@@ -40,7 +40,7 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     let word = prop::sample::select(vec![
         "memory/target",
-        "memory/ebb-state",
+        "data/ebb-state",
         "control/shutdown",
         "data",
         "data/a",

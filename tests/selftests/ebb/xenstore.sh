@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # ebb.ko and xenstore, from inside the guest: ebb publishes its status in
-# memory/ebb-state and keeps it current; a guest write to its own memory/target is
-# refused by the store and changes nothing.
+# data/ebb-state and keeps it current; a guest write to its own memory/target is
+# refused by the store and changes nothing; a malformed target from the host is
+# refused and reported; control/feature-balloon says whether ebb is loaded.
 cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
@@ -19,23 +20,24 @@ on_xen || skip_all "not on Xen: ebb.ko refuses to load"
 command -v xenstore >/dev/null || skip_all "no xenstore tool in the guest"
 [ -e /dev/xen/xenbus ] && timeout 10 xenstore read domid >/dev/null 2>&1 ||
     skip_all "xenstore does not answer (no /dev/xen/xenbus or no store)"
-ktap_set_plan 3
+ktap_set_plan 5
 
 ebb_loaded && rmmod ebb
 mem_boot=$(mem_total_kb)
+log_mark=$(kmsg_mark xenstore.sh)
 insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
 
-# Reads one key=value field of memory/ebb-state.
+# Reads one key=value field of data/ebb-state.
 state_field() {
-    xenstore read memory/ebb-state 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p"
+    xenstore read data/ebb-state 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p"
 }
 
-# Waits until memory/ebb-state has field $1 = $2 and, if given, field $3 = $4 in
+# Waits until data/ebb-state has field $1 = $2 and, if given, field $3 = $4 in
 # the same line (a status is written at the end of each worker run).
 wait_field() {
     i=0
     while [ $i -lt 100 ]; do
-        line=$(xenstore read memory/ebb-state 2>/dev/null | tr ' ' '\n')
+        line=$(xenstore read data/ebb-state 2>/dev/null | tr ' ' '\n')
         if echo "$line" | grep -qx "$1=$2" && { [ $# -lt 4 ] || echo "$line" | grep -qx "$3=$4"; }; then
             return 0
         fi
@@ -47,21 +49,21 @@ wait_field() {
 
 start_kb=$(cat $SYS/info/current_kb)
 if wait_field current_kb "$start_kb"; then
-    ktap_test_pass "memory/ebb-state is published once xenstore is up"
+    ktap_test_pass "data/ebb-state is published once xenstore is up"
 else
-    ktap_print_msg "memory/ebb-state: '$(xenstore read memory/ebb-state 2>&1)'"
-    ktap_test_fail "memory/ebb-state is published once xenstore is up"
+    ktap_print_msg "data/ebb-state: '$(xenstore read data/ebb-state 2>&1)'"
+    ktap_test_fail "data/ebb-state is published once xenstore is up"
 fi
 
 down_kb=$((start_kb - 32768))
 echo $down_kb > $SYS/target_kb
 wait_field target_kb "$down_kb" state reached
 cur=$(state_field current_kb)
-ktap_print_msg "memory/ebb-state: $(xenstore read memory/ebb-state 2>&1)"
-if [ "$(state_field target_kb)" = "$down_kb" ] && within_extent "$cur" "$down_kb"; then
-    ktap_test_pass "memory/ebb-state follows a balloon-down"
+ktap_print_msg "data/ebb-state: $(xenstore read data/ebb-state 2>&1)"
+if [ "$(state_field target_kb)" = "$down_kb" ] && [ "$cur" = "$down_kb" ]; then
+    ktap_test_pass "data/ebb-state follows a balloon-down"
 else
-    ktap_test_fail "memory/ebb-state follows a balloon-down"
+    ktap_test_fail "data/ebb-state follows a balloon-down"
 fi
 
 before=$(cat $SYS/target_kb)
@@ -77,6 +79,49 @@ else
     fi
 fi
 
+# A malformed memory/target from the host is refused, counted and reported, and the
+# target stays; the next well-formed one is taken. (xenbus_scanf("%llu"), as the C
+# driver reads it, takes "12abc" as 12 KiB: the guest would balloon to its floor.)
+target_before=$(cat $SYS/target_kb)
+rejected_before=$(cat $SYS/ebb/rejected_targets)
+ok=1
+n=0
+for v in 12abc -1 0x10000 +65536 65536k 99999999999999999999999 1.5; do
+    if ! host_request xenstore-write memory/target "$v"; then
+        ktap_print_msg "the host could not write '$v' to memory/target: $(host_output)"
+        ok=0
+        continue
+    fi
+    n=$((n + 1))
+    i=0
+    while [ "$(cat $SYS/ebb/rejected_targets)" != $((rejected_before + n)) ] && [ $i -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    got=$(cat $SYS/ebb/rejected_targets)
+    if [ "$got" != $((rejected_before + n)) ] || [ "$(cat $SYS/target_kb)" != "$target_before" ]; then
+        ktap_print_msg "memory/target '$v': rejected_targets $got (want $((rejected_before + n))), target_kb $(cat $SYS/target_kb) (was $target_before)"
+        ok=0
+    fi
+done
+dmesg_since "$log_mark" | grep -q 'memory/target "12abc" is not a decimal number' || {
+    ktap_print_msg "no kernel message names the rejected value 12abc"; ok=0; }
+host_request mem-set "${start_kb}k" || ok=0
+wait_field target_kb "$start_kb" state reached || ok=0
+if [ $ok = 1 ] && [ "$(cat $SYS/target_kb)" = "$start_kb" ] &&
+    [ "$(state_field rejected_targets)" = $((rejected_before + n)) ]; then
+    ktap_test_pass "malformed host targets are refused, counted and logged; the target stays; a good one is taken"
+else
+    ktap_test_fail "malformed host targets are refused, counted and logged; the target stays; a good one is taken"
+fi
+
+feature_loaded=$(xenstore read control/feature-balloon 2>&1)
 rmmod ebb
+feature_unloaded=$(xenstore read control/feature-balloon 2>&1)
+if [ "$feature_loaded" = 1 ] && [ "$feature_unloaded" = 0 ]; then
+    ktap_test_pass "control/feature-balloon is 1 while ebb is loaded and 0 after rmmod"
+else
+    ktap_test_fail "control/feature-balloon is 1 while ebb is loaded and 0 after rmmod (read '$feature_loaded', then '$feature_unloaded')"
+fi
 [ "$(mem_total_kb)" = "$mem_boot" ] || ktap_print_msg "MemTotal $(mem_total_kb) kB after rmmod, $mem_boot before"
 ktap_finished

@@ -297,7 +297,7 @@ mod tests {
         );
         assert_eq!(
             exec(&mut hv, &mut store, "xs-ls memory").0,
-            "ok ebb-state static-max target\n"
+            "ok static-max target\n"
         );
         assert_eq!(exec(&mut hv, &mut store, "xs-rm data/k").0, "ok\n");
         assert_eq!(

@@ -2,8 +2,9 @@
 //!
 //! `/local/domain/<id>` is owned by domain 0 and readable by the guest. The guest
 //! owns `device`, `control`, `data`, `drivers`, `feature`, `attr` and `error` (so it
-//! can create keys there) and `control/shutdown`, `control/sysrq` and
-//! `memory/ebb-state` (its balloon driver's status). `name`, `domid`, the
+//! can create keys there: its balloon driver's status goes to `data/ebb-state`,
+//! `control/feature-balloon` says it balloons) and `control/shutdown` and
+//! `control/sysrq`. `name`, `domid`, the
 //! `control/platform-feature-*` flags and `memory` with `target` and `static-max`
 //! (KiB) belong to domain 0: the guest reads them and a write gets `EACCES`.
 
@@ -57,7 +58,6 @@ pub(super) fn write_keys(
     let guest_keys = GUEST_DIRS.iter().map(|d| (*d, &b""[..])).chain([
         ("control/shutdown", &b""[..]),
         ("control/sysrq", b""),
-        ("memory/ebb-state", b""),
     ]);
     let all = ro_keys
         .iter()

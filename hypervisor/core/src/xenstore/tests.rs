@@ -121,7 +121,7 @@ fn domain_keys_are_readable_by_the_guest() {
         err("EACCES")
     );
     let dir = reply(&mut s, &mut r, msg::DIRECTORY, 0, b"memory\0").unwrap();
-    assert_eq!(dir, b"ebb-state\0static-max\0target\0");
+    assert_eq!(dir, b"static-max\0target\0");
     assert_eq!(
         reply(&mut s, &mut r, msg::DIRECTORY, 0, b"device\0"),
         Ok(Vec::new())
@@ -157,8 +157,17 @@ fn the_guest_writes_only_what_it_owns() {
         err("EACCES")
     );
     assert_eq!(s.control_read(GUEST, "memory/target").unwrap(), b"262144");
+    // As under libxl: `memory/` is the toolstack's; a balloon's status goes to `data/`.
     assert_eq!(
         reply(&mut s, &mut r, msg::WRITE, 0, b"memory/ebb-state\0ok"),
+        err("EACCES")
+    );
+    assert_eq!(
+        reply(&mut s, &mut r, msg::WRITE, 0, b"data/ebb-state\0ok"),
+        ok()
+    );
+    assert_eq!(
+        reply(&mut s, &mut r, msg::WRITE, 0, b"control/feature-balloon\x001"),
         ok()
     );
     assert_eq!(
@@ -609,7 +618,7 @@ fn control_plane_and_domain_lifecycle() {
     );
     assert_eq!(
         s.control_list(GUEST, "memory").unwrap(),
-        ["ebb-state", "static-max", "target"]
+        ["static-max", "target"]
     );
     assert_eq!(s.control_read(GUEST, "bad//path"), Err(XsError::EINVAL));
     assert_eq!(s.control_rm(GUEST, "data"), Ok(()));

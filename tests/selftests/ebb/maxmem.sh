@@ -1,0 +1,71 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# The domain's maximum at run time (`ebbctl mem-max`, as `xl mem-max` does: the host
+# raises the hypervisor's limit and rewrites memory/static-max): ebb re-reads it, so
+# a target above the boot maximum is reached by hotplug once the maximum allows it,
+# and shrinking back removes the block it added. A lower maximum is no clamp: ebb
+# keeps its highest known maximum and the hypervisor refuses what lies above.
+cd "$(dirname "$0")" || exit 1
+. ./lib.sh
+
+ktap_print_header
+require_ebbhv "the domain maximum at run time" hotplug
+ktap_set_plan 3
+
+ebb_loaded && rmmod ebb
+online_policy=$(cat $MEM/auto_online_blocks)
+target0=$(xenstore read memory/target)
+static_max0=$(xenstore read memory/static-max)
+tot_before=$(hv_tot_kb)
+log_mark=$(kmsg_mark maxmem.sh)
+insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+echo online_movable > $MEM/auto_online_blocks
+
+# 1. Raise the maximum by one 128 MiB block past the boot maximum: ebb's highest
+# target follows, exactly.
+max0=$(cat $SYS/ebb/max_kb)
+new_max=$((static_max0 + 131072))
+host_request mem-max "${new_max}k" || ktap_exit_fail_msg "ebbctl mem-max ${new_max}k failed: $(host_output)"
+if wait_for 10 eval '[ "$(cat $SYS/ebb/max_kb)" = "$new_max" ]' &&
+    dmesg_since "$log_mark" | grep -q "the domain's maximum is now $new_max KiB"; then
+    ktap_test_pass "ebb/max_kb follows a raised maximum ($max0 -> $new_max KiB) and the log says so"
+else
+    ktap_print_msg "max_kb $(cat $SYS/ebb/max_kb), want $new_max"
+    ktap_test_fail "ebb/max_kb follows a raised maximum ($max0 -> $new_max KiB) and the log says so"
+fi
+
+# 2. Grow to the new maximum: past the boot maximum by hotplug, exactly.
+host_request mem-set "${new_max}k" || ktap_print_msg "ebbctl mem-set ${new_max}k failed: $(host_output)"
+state=$(wait_state "$new_max")
+cur=$(cat $SYS/info/current_kb)
+tot=$(hv_tot_kb)
+ktap_print_msg "to $new_max KiB: state $state, current $cur KiB, tot_pages $tot kB; $(hotplug_files)"
+# The guest boots a few KiB short of its target (ebbhv's special pages), which is
+# within one 2 MiB extent and so reached: growth adds exactly the difference of the
+# targets, in whole blocks.
+if [ "$state" = reached ] && [ "$cur" = $((tot_before + new_max - target0)) ] &&
+    [ "$tot" = "$cur" ] && [ "$(cat $SYS/ebb/hotplug_blocks)" = $(((new_max - target0) / 131072)) ] &&
+    [ "$(cat $SYS/ebb/reason)" = none ]; then
+    ktap_test_pass "a target past the boot maximum is reached by hotplug once the maximum allows it"
+else
+    ktap_test_fail "a target past the boot maximum is reached by hotplug once the maximum allows it"
+fi
+
+# 3. Back to the boot size and maximum: every block is removed, and a lowered
+# maximum leaves ebb's highest target where it was.
+host_request mem-set "${target0}k" || ktap_print_msg "ebbctl mem-set ${target0}k failed: $(host_output)"
+state=$(wait_state "$target0")
+host_request mem-max "${static_max0}k" || ktap_print_msg "ebbctl mem-max ${static_max0}k failed: $(host_output)"
+sleep 1
+tot=$(hv_tot_kb)
+ktap_print_msg "back: state $state, tot_pages $tot kB (boot $tot_before), max_kb $(cat $SYS/ebb/max_kb); $(hotplug_files)"
+if [ "$state" = reached ] && [ "$tot" = "$tot_before" ] &&
+    [ "$(cat $SYS/ebb/hotplug_blocks)" = 0 ] && [ "$(cat $SYS/ebb/max_kb)" = "$new_max" ]; then
+    ktap_test_pass "shrinking back removes every added block; a lowered maximum is no clamp"
+else
+    ktap_test_fail "shrinking back removes every added block; a lowered maximum is no clamp"
+fi
+
+rmmod ebb
+echo "$online_policy" > $MEM/auto_online_blocks
+ktap_finished
