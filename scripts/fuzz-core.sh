@@ -11,6 +11,11 @@
 # Installs cargo-fuzz into the project's tools directory if it is missing. cargo-fuzz
 # needs nightly flags (sanitizers); RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
 # them. Crashes are kept under hypervisor/fuzz/artifacts/<target>/.
+#
+# The corpus lives in the cache, $EBB_CACHE/fuzz-corpus/<target> (like the kernel
+# build), so that each run starts from what the runs before it found. The last line
+# says how many inputs this run executed and how the corpus grew:
+#   [fuzz-core] fuzz <target>: N executions in S s, corpus M inputs (K from earlier runs)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 EBB_LOG_TAG=fuzz-core
@@ -24,8 +29,23 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 
 cd "$EBB_ROOT/hypervisor/fuzz"
-mkdir -p "corpus/$target"
-log "fuzzing $target for $seconds s"
-RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" -- \
-    -max_total_time="$seconds" -max_len=8192 -print_final_stats=1
+corpus=$EBB_CACHE/fuzz-corpus/$target
+mkdir -p "$corpus"
+# New inputs go to the first directory; a corpus left in the tree by older versions
+# of this script is read as seeds.
+seeds=()
+[ -d "corpus/$target" ] && seeds=("corpus/$target")
+before=$(find "$corpus" -type f | wc -l)
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+log "fuzzing $target for $seconds s, from $before inputs in $corpus"
+set +e
+RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" "${seeds[@]}" -- \
+    -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -n 1)
+log "fuzz $target: ${execs:-unknown number of} executions in $seconds s, corpus $(find "$corpus" -type f | wc -l) inputs ($before from earlier runs)"
+[ "$status" = 0 ] || die "cargo fuzz run $target failed (status $status)"
+[ -n "$execs" ] || die "libFuzzer printed no final stats (stat::number_of_executed_units)"
 log "no crash in $seconds s"

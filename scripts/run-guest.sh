@@ -6,7 +6,9 @@
 # Usage: run-guest.sh shell            an interactive shell on this terminal
 #        run-guest.sh test [C:T ...]   run the kselftests (all, or the named
 #                                      collection:test entries), log to results/,
-#                                      summarise; exit status 0 only if all passed
+#                                      summarise (skips allowed only as listed in
+#                                      tests/selftests/ebb/expected-skips.<platform>);
+#                                      exit status 0 only if all passed
 #        run-guest.sh bench            run the guest side of the balloon benchmark
 #                                      (ebbhv only; see scripts/bench-balloon.sh),
 #                                      log to results/; exit status of the run
@@ -17,6 +19,8 @@
 #   EBB_TIMEOUT   seconds before a test run is killed (900; bench: 1800)
 #   EBB_RESULTS   where a test or bench run's logs go (results/<time>-[bench-]<flavour>)
 #   EBB_QEMU_EXTRA  more QEMU arguments
+#   EBB_LOG_BUF_LEN  the guest kernel's log buffer (log_buf_len, 2M): the whole run's
+#                 kernel log must fit, from the boot banner on
 #   EBB_BENCH_HOLD_S  bench: seconds the idle and unreachable phases last (30)
 # Under ebbhv, QEMU's second serial line is ebbhv's control channel (a Unix socket:
 # <results>/ctl.sock in test mode, build/hv/ctl.sock in shell mode) for ebbctl, and
@@ -31,6 +35,7 @@ platform=${EBB_PLATFORM:-ebbhv}
 flavour=${EBB_FLAVOUR:-guest}
 mem=${EBB_MEM_MIB:-1024}
 maxmem=${EBB_MAXMEM_MIB:-1536}
+EBB_LOG_BUF_LEN=${EBB_LOG_BUF_LEN:-2M}
 kernel=$EBB_BUILD/$flavour/bzImage
 vmlinux=$EBB_BUILD/$flavour/vmlinux
 initrd=$EBB_BUILD/$flavour/initramfs.cpio.gz
@@ -42,10 +47,11 @@ done
 extra=(${EBB_QEMU_EXTRA:-})
 
 # The guest's console: hvc0 through console_io under ebbhv, the 8250 UART on QEMU.
-# loglevel=2 keeps the console to emergencies; /init prints the whole log at the end.
+# loglevel=2 keeps the console to emergencies; /init prints the whole log at the end,
+# which log_buf_len makes room for (the host fails a run whose log lost its start).
 case "$platform" in
-ebbhv) append="console=hvc0 xen_console_io=1 panic=-1 loglevel=2" ;;
-qemu) append="console=ttyS0 panic=-1 loglevel=2" ;;
+ebbhv) append="console=hvc0 xen_console_io=1 panic=-1 loglevel=2 log_buf_len=$EBB_LOG_BUF_LEN" ;;
+qemu) append="console=ttyS0 panic=-1 loglevel=2 log_buf_len=$EBB_LOG_BUF_LEN" ;;
 *) die "unknown EBB_PLATFORM '$platform' (ebbhv or qemu)" ;;
 esac
 
@@ -76,18 +82,43 @@ test)
     tests=$(IFS=,; echo "$*")
     cmdline="$append ebb.mode=test ebb.tests=$tests"
     log "kselftests on $platform ($flavour kernel); console log: $results/console.log"
-    status=0
+    # The run's own status counts even when the guest printed its end marker: a
+    # hypervisor fault, a guest crash or reboot after the tests still fails it.
+    status=0 note=
     if [ "$platform" = ebbhv ]; then
+        set +e
         run_ebbhv "$results/ctl.sock" "${EBB_TIMEOUT:-900}" "$cmdline" </dev/null 2>&1 \
             | python3 "$EBB_ROOT/scripts/host-agent.py" --log "$results/console.log" \
-                --ebbctl "$ebbctl" --socket "$results/ctl.sock" || status=$?
+                --ebbctl "$ebbctl" --socket "$results/ctl.sock"
+        pipe=("${PIPESTATUS[@]}")
+        set -e
+        status=${pipe[0]}
+        case $status in
+            0) ;;
+            1) note="ebbhv stopped on a hypervisor fault (run-hv.sh status 1)" ;;
+            2) note="ebbhv stopped the guest: crash or fatal guest state (run-hv.sh status 2)" ;;
+            3) note="the guest rebooted (run-hv.sh status 3)" ;;
+            124) note="timed out after ${EBB_TIMEOUT:-900} s" ;;
+            *) note="run-hv.sh exited with status $status" ;;
+        esac
+        if [ "${pipe[1]}" != 0 ]; then
+            note="${note:+$note; }the host agent exited with status ${pipe[1]}"
+            [ "$status" != 0 ] || status=${pipe[1]}
+        fi
     else
         timeout --foreground "${EBB_TIMEOUT:-900}" "${qemu[@]}" "${extra[@]}" \
             -append "$cmdline" -display none -monitor none -serial stdio \
             </dev/null >"$results/console.log" 2>&1 || status=$?
+        case $status in
+            0) ;;
+            124) note="timed out after ${EBB_TIMEOUT:-900} s" ;;
+            *) note="qemu exited with status $status" ;;
+        esac
     fi
-    [ "$status" = 124 ] && log "the run timed out after ${EBB_TIMEOUT:-900} s"
+    [ -z "$note" ] || log "$note"
     python3 "$EBB_ROOT/scripts/ktap-summary.py" --name "guest ($platform)" \
+        --allowed-skips "$EBB_ROOT/tests/selftests/ebb/expected-skips.$platform" \
+        --run-status "$status" --run-note "$note" \
         --json "$results/summary.json" "$results/console.log"
     ;;
 bench)

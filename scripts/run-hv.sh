@@ -36,7 +36,7 @@ hv=$EBB_BUILD/hv/ebbhv.elf
 kernel=$EBB_BUILD/guest/vmlinux
 initramfs=$EBB_BUILD/guest/initramfs.cpio.gz
 use_initramfs=auto
-cmdline="console=hvc0 earlyprintk=xen xen_console_io=1 loglevel=8"
+cmdline="console=hvc0 earlyprintk=xen xen_console_io=1 loglevel=8 log_buf_len=2M"
 memory=256
 maxmem=
 host_mem=1024

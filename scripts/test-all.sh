@@ -6,8 +6,9 @@
 #   host checks   ebb.ko and the hypervisor workspace build without warnings and are
 #                 clippy- and rustfmt-clean
 #   host tests    cargo test of the hypervisor workspace, short fuzz runs of the
-#                 core's hypercall dispatcher and xenstore, ebbhv's SVM/NPT self-test
-#                 under QEMU
+#                 core's hypercall dispatcher and xenstore (their corpus kept in
+#                 $EBB_CACHE/fuzz-corpus), ebbhv's SVM/NPT self-test under QEMU, the
+#                 KTAP summariser against broken guest logs (scripts/tests/)
 #   guest tests   every kselftest in the guest, under ebbhv and on plain QEMU
 #                 (scripts/run-guest.sh)
 set -uo pipefail
@@ -85,6 +86,25 @@ check "host: fuzzing the core's hypercall dispatcher finds no crash (${EBB_FUZZ_
     fuzz-dispatch.log scripts/fuzz-core.sh "${EBB_FUZZ_SECONDS:-30}" dispatch
 check "host: fuzzing the core's xenstore ring handler finds no crash (${EBB_FUZZ_SECONDS:-30} s)" \
     fuzz-xenstore.log scripts/fuzz-core.sh "${EBB_FUZZ_SECONDS:-30}" xenstore
+# How much each fuzz run did, and the corpus it leaves in the cache for the next.
+for target in dispatch xenstore; do
+    sed -n 's/^\[fuzz-core\] fuzz \(.* executions .*\)$/host: fuzz \1/p' "$results/fuzz-$target.log"
+done
+
+# The KTAP summariser against deliberately broken guest logs: one line per case.
+python3 "$EBB_ROOT/scripts/tests/test_ktap_summary.py" --ebb-lines \
+    >"$results/ktap-summary-tests.log" 2>&1
+summary_tests_status=$?
+summary_tests_failed=0
+while read -r outcome name; do
+    record "$outcome" "$name"
+    [ "$outcome" = FAIL ] && summary_tests_failed=1
+done < <(grep -E '^(PASS|FAIL) ' "$results/ktap-summary-tests.log")
+if [ "$summary_tests_status" != 0 ]; then
+    grep -v -E '^(PASS|FAIL) ' "$results/ktap-summary-tests.log" | tail -n 40
+    [ "$summary_tests_failed" = 1 ] ||
+        record FAIL "host: ktap-summary tests run (log: $results/ktap-summary-tests.log)"
+fi
 
 log "cargo test (hypervisor workspace)"
 if cargo test --manifest-path "$EBB_ROOT/hypervisor/Cargo.toml" >"$results/cargo-test.log" 2>&1; then

@@ -21,7 +21,7 @@ target0=$(xenstore read memory/target)
 mem_boot=$(mem_total_kb)
 blocks_boot=$(nr_blocks)
 tot_boot=$(hv_tot_kb)
-dmesg -c >/dev/null
+log_mark=$(kmsg_mark hotplug-offline.sh)
 echo online_movable > $MEM/auto_online_blocks
 insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
 
@@ -118,7 +118,7 @@ if modprobe memory-notifier-error-inject 2>/dev/null && [ -d $INJECT ]; then
     host_request mem-set $((target0 / 1024))
     state=$(wait_state "$target0")
     sleep 5
-    reports=$(dmesg | grep -c "cannot be removed now")
+    reports=$(dmesg_since "$log_mark" | grep -c "cannot be removed now")
     unremovable=$(cat $SYS/ebb/hotplug_unremovable)
     cur=$(cat $SYS/info/current_kb)
     echo 0 > $INJECT/MEM_GOING_OFFLINE/error
@@ -200,6 +200,6 @@ report $? "rmmod while growing removes ebb's blocks: MemTotal, blocks and tot_pa
 echo "$online_policy" > $MEM/auto_online_blocks
 
 # 13. No kernel warning.
-! dmesg | grep -E "WARNING|BUG|Oops" >/dev/null
+! kernel_warned_since "$log_mark"
 report $? "no kernel warning while users offline and online ebb's blocks"
 ktap_finished

@@ -19,7 +19,7 @@ target0=$(xenstore read memory/target)
 mem_boot=$(mem_total_kb)
 blocks_boot=$(nr_blocks)
 tot_before=$(hv_tot_kb)
-dmesg -c >/dev/null
+log_mark=$(kmsg_mark hotplug.sh)
 insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
 
 # 1. The region above boot RAM is ebb's to grow into.
@@ -157,7 +157,7 @@ fi
 rmmod ebb
 mem=$(mem_total_kb)
 tot=$(hv_tot_kb)
-ktap_print_msg "after rmmod: MemTotal $mem kB, tot_pages $tot kB, $(nr_blocks) blocks; $(dmesg | grep 'ebb: unload' | tr '\n' ' ')"
+ktap_print_msg "after rmmod: MemTotal $mem kB, tot_pages $tot kB, $(nr_blocks) blocks; $(dmesg_since "$log_mark" | grep 'ebb: unload' | tr '\n' ' ')"
 if ! ebb_loaded && [ "$mem" = "$mem_boot" ] && [ "$(nr_blocks)" = "$blocks_boot" ] &&
     within_extent "$tot" "$tot_before" && ! grep -q "System RAM (ebb)" /proc/iomem; then
     ktap_test_pass "rmmod removes the hot-added blocks: MemTotal, blocks and tot_pages as before"
@@ -187,7 +187,7 @@ host_request mem-set $((target0 / 1024))
 echo "$online_policy" > $MEM/auto_online_blocks
 
 # 9. No kernel warning.
-if dmesg | grep -E "WARNING|BUG|Oops" >/dev/null; then
+if kernel_warned_since "$log_mark"; then
     ktap_test_fail "no kernel warning during hotplug"
 else
     ktap_test_pass "no kernel warning during hotplug"

@@ -68,20 +68,73 @@ host_output() {
 
 # `ebbctl info` as one field per line in HV_INFO; hv NAME prints one field, 0 when
 # absent (ebbhv lists a hypercall's counter only once it has been made, an injected
-# fault only while it is pending).
+# fault only while it is pending). When the last hv_info failed (or none was made),
+# hv says so on stderr and prints NO_HV_INFO, which is no number: a comparison with it
+# fails and arithmetic on it ends the test with a syntax error, where a 0 would have
+# passed for a count.
+NO_HV_INFO='no-ebbctl-info!'
+HV_INFO=
 hv_info() {
-    host_request info --raw >/dev/null 2>&1 || return 1
+    local status
+    HV_INFO=
+    host_request info --raw >/dev/null 2>&1
+    status=$?
+    if [ $status != 0 ]; then
+        echo "hv_info: ebbctl info failed (status $status)" >&2
+        return 1
+    fi
     HV_INFO=$(host_output | tr ' ' '\n')
+    case "$HV_INFO" in
+        *tot_pages=*) ;;
+        *) echo "hv_info: ebbctl info printed no tot_pages: '$HV_INFO'" >&2
+           HV_INFO=
+           return 1 ;;
+    esac
 }
 hv() {
+    if [ -z "$HV_INFO" ]; then
+        echo "hv $1: no ebbctl info (the last hv_info failed)" >&2
+        echo "$NO_HV_INFO"
+        return 1
+    fi
     v=$(echo "$HV_INFO" | sed -n "s/^$1=//p")
     echo "${v:-0}"
 }
 
-# The domain's tot_pages as the hypervisor counts them (`ebbctl info`), in KiB.
+# The domain's tot_pages as the hypervisor counts them (`ebbctl info`), in KiB;
+# NO_HV_INFO when ebbctl info failed.
 hv_tot_kb() {
-    hv_info || return 1
+    if ! hv_info; then
+        echo "$NO_HV_INFO"
+        return 1
+    fi
     echo $(($(hv tot_pages) * 4))
+}
+
+# Writes a unique mark (and $1, if given) into the kernel log and prints the mark;
+# `dmesg_since MARK` prints the kernel log after it. Tests never clear the log
+# (`dmesg -c`): the host reads all of it after the run and charges every warning to
+# the test it happened in (tests/guest/init marks each test's start).
+kmsg_mark() {
+    local mark
+    mark="EBB-MARK-$(tr -d - < /proc/sys/kernel/random/uuid | cut -c1-16)"
+    echo "$mark ${1:-}" > /dev/kmsg
+    echo "$mark"
+}
+# Prints the kernel log after mark $1; fails, saying so on stderr, when the log does
+# not have the mark.
+dmesg_since() {
+    dmesg | awk -v m="$1" '
+        found { print }
+        !found && index($0, m) { found = 1 }
+        END { if (!found) { print "dmesg_since: no mark " m " in the kernel log" > "/dev/stderr"; exit 1 } }'
+}
+# True when the kernel logged a warning, BUG or oops after mark $1, or when the log
+# does not have the mark (then nobody can tell).
+kernel_warned_since() {
+    local log
+    log=$(dmesg_since "$1") || return 0
+    echo "$log" | grep -E "WARNING|BUG|Oops" >&2
 }
 
 # Runs "$@" until it succeeds, for at most $1 seconds.

@@ -24,8 +24,8 @@ mods_before=$(loaded_modules)
 
 if on_xen; then
     ktap_print_msg "running on Xen: ebb.ko must load"
-    dmesg -c >/dev/null
-    if insmod "$EBB_KO" && ebb_loaded && dmesg | grep -q "ebb: loaded on a Xen"; then
+    log_mark=$(kmsg_mark module.sh)
+    if insmod "$EBB_KO" && ebb_loaded && dmesg_since "$log_mark" | grep -q "ebb: loaded on a Xen"; then
         ktap_test_pass "insmod on Xen loads the module and reports the domain type"
     else
         ktap_test_fail "insmod on Xen loads the module and reports the domain type"
@@ -47,11 +47,11 @@ else
     ktap_print_msg "not on Xen: ebb.ko must refuse to load"
     ktap_test_skip "insmod on Xen loads the module (not on Xen)"
     ktap_test_skip "rmmod unloads the module (not on Xen)"
-    dmesg -c >/dev/null
+    log_mark=$(kmsg_mark module.sh)
     err=$(insmod "$EBB_KO" 2>&1)
     status=$?
     if [ $status -ne 0 ] && echo "$err" | grep -q "No such device" &&
-        ! ebb_loaded && dmesg | grep -q "ebb: not running on Xen"; then
+        ! ebb_loaded && dmesg_since "$log_mark" | grep -q "ebb: not running on Xen"; then
         ktap_test_pass "insmod off Xen fails with ENODEV and says why"
     else
         ktap_print_msg "insmod status $status: $err"

@@ -31,7 +31,7 @@ while [ $i -lt 300 ] && [ "$(cat $SYS/ebb/state)" != reached ]; do sleep 0.1; i=
 free_kb=$(free_kb)
 need_mib=$((free_kb / 1024 + 24))
 ktap_print_msg "balloon at $(cat $SYS/info/current_kb) KiB, $free_kb kB free; memcheck needs $need_mib MiB"
-dmesg -c >/dev/null
+log_mark=$(kmsg_mark oom.sh)
 
 # The heuristic overcommit check would refuse more than MemTotal before any page is
 # touched; the point is to run out of memory while touching them.
@@ -49,10 +49,10 @@ if [ $status -eq 0 ]; then
 else
     ktap_test_fail "a program needing more than the free memory completes with its pages intact"
 fi
-if [ "$deflated" -gt 0 ] && [ "$reason" = oom_deflate ] && ! dmesg | grep -q "Killed process"; then
+if [ "$deflated" -gt 0 ] && [ "$reason" = oom_deflate ] && ! dmesg_since "$log_mark" | grep -q "Killed process"; then
     ktap_test_pass "the OOM notifier deflated the balloon, recorded it, and nothing was killed"
 else
-    dmesg | grep -iE "oom|killed" | head -5 | sed 's/^/# /'
+    dmesg_since "$log_mark" | grep -iE "oom|killed" | head -5 | sed 's/^/# /'
     ktap_test_fail "the OOM notifier deflated the balloon, recorded it, and nothing was killed"
 fi
 

@@ -20,7 +20,7 @@ report() {
 ebb_loaded && rmmod ebb
 mem_boot=$(mem_total_kb)
 tot_boot=$(hv_tot_kb)
-dmesg -c >/dev/null
+log_mark=$(kmsg_mark pv-mode.sh)
 insmod "$EBB_KO" pv_mode=1 || ktap_exit_fail_msg "insmod pv_mode=1 failed"
 start_kb=$(cat $SYS/info/current_kb)
 
@@ -28,7 +28,7 @@ start_kb=$(cat $SYS/info/current_kb)
 echo $((start_kb + 262144)) > $SYS/target_kb
 state=$(wait_state)
 ktap_print_msg "target +256 MiB: target_kb $(cat $SYS/target_kb), max_kb $(cat $SYS/ebb/max_kb), reason $(cat $SYS/ebb/reason), $(hotplug_files)"
-dmesg | grep -q "pv_mode: 4 KiB extents and no hotplug" &&
+dmesg_since "$log_mark" | grep -q "pv_mode: 4 KiB extents and no hotplug" &&
     [ "$(cat $SYS/ebb/max_kb)" -le $((start_kb + 2048)) ] &&
     [ "$(cat $SYS/ebb/reason)" = clamped ] && [ "$(cat $SYS/ebb/hotplug_blocks)" = 0 ] &&
     [ "$state" = reached ]
@@ -78,6 +78,6 @@ ktap_print_msg "after rmmod: MemTotal $mem kB, tot_pages $tot kB"
 ! ebb_loaded && [ "$mem" = "$mem_boot" ] && within_extent "$tot" "$tot_boot"
 report $? "pv_mode: rmmod while ballooning restores MemTotal and tot_pages"
 
-! dmesg | grep -E "WARNING|BUG|Oops" >/dev/null
+! kernel_warned_since "$log_mark"
 report $? "no kernel warning in pv_mode"
 ktap_finished

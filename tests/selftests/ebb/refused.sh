@@ -100,7 +100,7 @@ online_policy=$(cat $MEM/auto_online_blocks)
 mem_boot=$(mem_total_kb)
 tot_boot=$(hv_tot_kb)
 target0=$(xenstore read memory/target)
-dmesg -c >/dev/null
+log_mark=$(kmsg_mark refused.sh)
 ktap_print_msg "before insmod: MemTotal $mem_boot kB, tot_pages $tot_boot kB, memory/target $target0 kB"
 
 # Leaves no fault pending and ebb unloaded. Frames the domain keeps beyond what the
@@ -255,10 +255,10 @@ echo $down_kb > $SYS/target_kb
 wait_for 90 reached_kb $down_kb || ktap_exit_fail_msg "the balloon did not reach $down_kb kB"
 ktap_print_msg "down at $down_kb kB: $(hotplug_files)"
 inject populate 2 -EBUSY
-warns0=$(dmesg | grep -c "$DRAIN_WARN")
+warns0=$(dmesg_since "$log_mark" | grep -c "$DRAIN_WARN")
 rmmod ebb
 status=$?
-warns=$(($(dmesg | grep -c "$DRAIN_WARN") - warns0))
+warns=$(($(dmesg_since "$log_mark" | grep -c "$DRAIN_WARN") - warns0))
 mem=$(mem_total_kb)
 hv_info
 tot=$(($(hv tot_pages) * 4))
@@ -281,7 +281,7 @@ if echo offline > "$MEM/$block/state"; then status=0; else status=1; fi
 sleep 1
 snapshot
 show "after offlining $block"
-warning=$(dmesg | grep "hypervisor took back 0 of" | tail -n 1)
+warning=$(dmesg_since "$log_mark" | grep "hypervisor took back 0 of" | tail -n 1)
 ktap_print_msg "offline status $status; ${warning:-no warning}; $(grep "^$block " $SYS/ebb/hotplug_block_list)"
 kept_ok=1
 if [ $status = 0 ] && [ -n "$warning" ] && [ "$CUR" = "$TOT" ] && [ "$TOT" = "$B_TOT" ] &&
@@ -294,7 +294,7 @@ wait_for 60 reached_kb $start_kb
 sleep 1
 snapshot
 show "back at $start_kb kB"
-ktap_print_msg "$(hotplug_files); $(dmesg | grep "still backs" | tail -n 1)"
+ktap_print_msg "$(hotplug_files); $(dmesg_since "$log_mark" | grep "still backs" | tail -n 1)"
 # What the guest has (MemTotal) and what the hypervisor gives it (tot_pages) moved
 # together since insmod, whatever the hypervisor kept.
 [ $kept_ok = 0 ] && [ "$STATE" = reached ] && [ "$CUR" = "$TOT" ] &&
@@ -313,7 +313,7 @@ report $? "rmmod after refused calls: MemTotal and tot_pages as before insmod"
 # --- 9. No kernel warning, and no fault left pending.
 restore
 hv_info
-! dmesg | grep -E "WARNING|BUG|Oops" >/dev/null && [ "$(hv fail_populate)" = 0 ] &&
+! kernel_warned_since "$log_mark" && [ "$(hv fail_populate)" = 0 ] &&
     [ "$(hv fail_decrease)" = 0 ]
 report $? "no kernel warning; no fault left pending"
 ktap_finished
