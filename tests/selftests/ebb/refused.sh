@@ -7,9 +7,11 @@
 # instead of spinning, and reach the target once the faults are used up.
 # - a balloon-down whose first decrease is cut after 100 of its 256 extents and whose
 #   next three do nothing;
-# - a balloon-in whose populates fail with -EBUSY;
-# - a balloon-in whose first populate is cut after 100 extents and the next two fail;
-# - hotplug growth whose first populate is cut and the next two fail;
+# - a balloon-in whose populates fail with -EBUSY: the attempts' times show the
+#   backoff doubling up to max_schedule_delay, and max_retry_count 0 never giving up;
+# - the same with max_retry_count 3: gave_up after exactly 3 attempts;
+# - a balloon-in whose first populate is cut after 100 extents and the next four fail;
+# - hotplug growth whose first populate is cut and the next four fail;
 # - rmmod while the populates fail: it retries and gives everything back;
 # - a user offlining one of ebb's blocks while the decrease fails: the frames stay
 #   the domain's, and removing the block later must account for them;
@@ -43,7 +45,7 @@ have_xenstore || skip_all "xenstore does not answer"
 host_request ping || skip_all "no host agent answers (run under scripts/run-guest.sh)"
 host_request fail-next off || skip_all "the hypervisor has no fail-next (not ebbhv)"
 [ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
-ktap_set_plan 9
+ktap_set_plan 10
 
 # Calls the pending faults of op $1 still affect, from the last hv_info.
 pending_calls() {
@@ -54,6 +56,36 @@ inject() {
 }
 
 counter() { cat $SYS/ebb/"$1"; }
+
+# Watches the worker's attempts for at most $1 s, until ebb/state says reached: one
+# line "CS RETRY DELAY STATE" each time ebb/failures moves from $2 (read before the
+# target was set, so that an attempt made before the watch began counts) or from what
+# it read last: centiseconds since boot, then retry_count, schedule_delay and
+# ebb/state as they read right after; a last line "CS 0 0 reached". Polls with the
+# shell's own `read`, often and cheaply.
+watch_attempts() {
+    local up last f st rc sd end
+    read -r up _ < /proc/uptime
+    end=$((${up%.*} + $1))
+    last=$2
+    while [ "${up%.*}" -lt $end ]; do
+        read -r up _ < /proc/uptime
+        read -r f < $SYS/ebb/failures
+        read -r st < $SYS/ebb/state
+        if [ "$f" != "$last" ]; then
+            read -r rc < $SYS/retry_count
+            read -r sd < $SYS/schedule_delay
+            echo "${up%.*}${up#*.} $rc $sd $st"
+            last=$f
+        fi
+        if [ "$st" = reached ]; then
+            echo "${up%.*}${up#*.} 0 0 reached"
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
 report() {
     if [ "$1" = 0 ]; then ktap_test_pass "$2"; else ktap_test_fail "$2"; fi
 }
@@ -166,44 +198,88 @@ decreases=$(($(hv hc_memory_op_1) - B_DEC))
 ktap_print_msg "decrease calls seen by ebbhv: $decreases, by ebb: $((CALLS - B_CALLS)); failures $((FAILS - B_FAILS))"
 [ $stalled_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly -$STEP_KB &&
     [ $((OUT - B_OUT)) = $((STEP_KB / 4)) ] && [ "$(pending_calls decrease)" = 0 ] &&
-    [ $((CALLS - B_CALLS)) = "$decreases" ] && [ $((FAILS - B_FAILS)) -ge 4 ]
+    [ $((CALLS - B_CALLS)) = "$decreases" ] && [ $((FAILS - B_FAILS)) = 4 ]
 report $? "a decrease cut after $CUT of 256 extents: exactly those are out, the rest back in the guest; hypervisor_refused while backing off; target reached after"
 
-# --- 3. Balloon-in with every populate failing (-EBUSY): stalled, hypervisor_refused,
-# one attempt per backoff delay, nothing moves; reached once the faults are used up.
+# --- 3. Backoff, measured. Balloon-in with the next 5 populates failing (-EBUSY)
+# and max_retry_count 0 (the default: never give up): each attempt is one populate the
+# hypervisor fails; the attempts come 1, 2, 4 and 4 s apart (the delay doubles up to
+# max_schedule_delay, $MAX_DELAY_S s), schedule_delay reads 2, 4, 4, 4, 4 after
+# them and retry_count 1 to 5; the state stays stalled through all five (never
+# gave_up), nothing moves; the sixth attempt, one more delay later, reaches the target
+# (reached reads at least 4 s after the fifth attempt: that attempt's start cannot be
+# seen, because the populate of 512 MiB and freeing the pages hold the balloon's lock).
+# A fixed delay (1, 1, 1, 1 or 4, 4, 4, 4 s) or a doubling without the cap (... 8 s)
+# fails; the times are the guest's clock, read every 50 ms or so: each gap may read
+# 0.2 s short (polling) or up to 1 s long (a busy host delays the guest's timers).
+BACKOFF_EXPECT="100 200 400 400"
+baseline
+max_retry0=$(cat $SYS/max_retry_count)
+inject populate 5 -EBUSY
+echo $start_kb > $SYS/target_kb
+watch_attempts 40 "$B_FAILS" > /tmp/ebb-attempts
+snapshot
+show "after the faults"
+pops=$(($(hv hc_memory_op_6) - B_POP))
+ktap_print_msg "attempts (centiseconds since boot, retry_count, schedule_delay, state): $(tr '\n' ';' < /tmp/ebb-attempts)"
+ktap_print_msg "populates seen by ebbhv: $pops, ebb failures: $((FAILS - B_FAILS))"
+backoff=$(awk -v want="$BACKOFF_EXPECT" '
+    BEGIN { n = split(want, w, " ") }
+    { t[NR] = $1; r[NR] = $2; d[NR] = $3; s[NR] = $4 }
+    END {
+        ok = NR == 6 && s[6] == "reached"
+        for (i = 1; i <= 5; i++) {
+            if (r[i] != i || d[i] != (i == 1 ? 2 : 4) || s[i] != "stalled") ok = 0
+            gap = t[i + 1] - t[i]
+            gaps = gaps " " gap
+            if (i <= n && (gap < w[i] - 20 || gap >= w[i] + 100)) ok = 0
+            if (i > n && gap < 380) ok = 0
+        }
+        print (ok ? "ok" : "bad") gaps
+    }' /tmp/ebb-attempts)
+ktap_print_msg "gaps between attempts, then to reached (cs): ${backoff#* } (want $BACKOFF_EXPECT -20/+100, then at least 380)"
+[ "$max_retry0" = 0 ] && [ "${backoff%% *}" = ok ] && [ "$STATE" = reached ] &&
+    moved_exactly $STEP_KB && [ $((IN - B_IN)) = $((STEP_KB / 4)) ] &&
+    [ "$pops" = 6 ] && [ $((FAILS - B_FAILS)) = 5 ] && [ "$(pending_calls populate)" = 0 ]
+report $? "populates failing with -EBUSY: one populate per attempt, 1, 2, 4, 4 s apart (doubling, capped at max_schedule_delay); max_retry_count 0 never gives up; reached after"
+
+# --- 3b. max_retry_count 3: the third failed attempt gives up (gave_up, retry_count
+# 3, exactly 3 populates), and no attempt follows in 10 s (more than twice the
+# longest delay); a new target tries again.
+echo $down_kb > $SYS/target_kb
+wait_for 60 reached_kb $down_kb || ktap_exit_fail_msg "the balloon did not reach $down_kb kB"
+echo 3 > $SYS/max_retry_count
 baseline
 inject populate 5 -EBUSY
 echo $start_kb > $SYS/target_kb
-wait_for 30 state_is stalled
-WATCH_S=8
-sleep $WATCH_S
+wait_for 30 state_is gave_up
+gave_up_fails=$(counter failures)
+sleep 10
 snapshot
-show "$WATCH_S s after the first failed populate"
+show "10 s after giving up"
 pops=$(($(hv hc_memory_op_6) - B_POP))
-used=$((5 - $(pending_calls populate)))
-ktap_print_msg "populates seen by ebbhv: $pops, faults used: $used, ebb failures: $((FAILS - B_FAILS)), schedule_delay $(cat $SYS/schedule_delay) s"
-# Delays of 1, 2, 4 s: at most 4 attempts in the window after the first, and each is
-# one populate that the hypervisor failed.
-refused_ok=1
-if [ "$STATE" = stalled ] && [ "$REASON" = hypervisor_refused ] && moved_exactly 0 &&
-    [ "$pops" = "$used" ] && [ "$used" -ge 2 ] && [ "$used" -le 5 ] &&
-    [ $((FAILS - B_FAILS)) = "$used" ]; then
-    refused_ok=0
-fi
+ktap_print_msg "retry_count $(cat $SYS/retry_count), populates seen by ebbhv: $pops, ebb failures: $((FAILS - B_FAILS)) ($((gave_up_fails - B_FAILS)) when it gave up), faults pending $(pending_calls populate)"
+gave_up_ok=1
+[ "$STATE" = gave_up ] && [ "$REASON" = hypervisor_refused ] && [ "$(cat $SYS/retry_count)" = 3 ] &&
+    [ "$pops" = 3 ] && [ $((gave_up_fails - B_FAILS)) = 3 ] && [ $((FAILS - B_FAILS)) = 3 ] &&
+    [ "$(pending_calls populate)" = 2 ] && moved_exactly 0 && gave_up_ok=0
+host_request fail-next off
+echo $start_kb > $SYS/target_kb
 wait_for 30 reached_kb $start_kb
 snapshot
-show "after the faults"
-[ $refused_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly $STEP_KB &&
-    [ $((IN - B_IN)) = $((STEP_KB / 4)) ] && [ "$(pending_calls populate)" = 0 ]
-report $? "populates failing with -EBUSY: stalled, hypervisor_refused, backed off ($used attempts in $WATCH_S s), nothing moved; reached after"
+echo 0 > $SYS/max_retry_count
+[ $gave_up_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly $STEP_KB
+report $? "max_retry_count 3: gave_up after exactly 3 failed attempts, none after; a new target reaches it"
 
-# --- 4. Balloon-in whose first populate is cut after $CUT extents and the next two
-# fail: exactly those extents are back, then everything is.
+# --- 4. Balloon-in whose first populate is cut after $CUT extents and the next four
+# fail: exactly those extents are back, then everything is. (Four failures hold the
+# balloon still for 7 s, 1 + 2 + 4 s of backoff, long enough to read both books
+# through the host under load; the last attempt comes 4 s later.)
 echo $down_kb > $SYS/target_kb
 wait_for 60 reached_kb $down_kb || ktap_exit_fail_msg "the balloon did not reach $down_kb kB"
 baseline
 inject populate 1 $CUT
-inject populate 2 -EBUSY
+inject populate 4 -EBUSY
 echo $start_kb > $SYS/target_kb
 wait_for 30 state_is stalled
 snapshot
@@ -222,21 +298,22 @@ show "after the faults"
 report $? "a populate cut after $CUT extents during balloon-in: exactly those are back, then the rest"
 
 # --- 5. Hotplug growth: the first populate of the onlined blocks is cut after 10
-# extents, the next two fail: ebb holds exactly what was backed, says why it waits,
-# and grows to the target after.
+# extents, the next four fail (as in 4): ebb holds exactly what was backed, says why
+# it waits, and grows to the target after.
 echo online_movable > $MEM/auto_online_blocks
 baseline
 inject populate 1 10
-inject populate 2 -EBUSY
+inject populate 4 -EBUSY
 up_kb=$((start_kb + GROW_KB))
 echo $up_kb > $SYS/target_kb
 wait_for 60 state_is stalled
 snapshot
+backed=$(cat $SYS/ebb/hotplug_backed_pages)
 show "stalled while growing"
 ktap_print_msg "$(hotplug_files)"
 grow_ok=1
 if [ "$STATE" = stalled ] && [ "$REASON" = hypervisor_refused ] &&
-    moved_exactly 20480 && [ "$(cat $SYS/ebb/hotplug_backed_pages)" = 5120 ]; then
+    [ "$(pending_calls populate)" -ge 1 ] && moved_exactly 20480 && [ "$backed" = 5120 ]; then
     grow_ok=0
 fi
 wait_for 60 reached_kb $up_kb
