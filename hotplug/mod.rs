@@ -93,6 +93,9 @@ struct Block {
     backed: u64,
     /// Unbacked extents whose page references ebb dropped for an offline in progress.
     refs_dropped: u64,
+    /// The block went offline (or was removed) during a shrink step, which gives its
+    /// frames back together with those of the step's other blocks when it ends.
+    release_deferred: bool,
 }
 
 impl Block {
@@ -193,6 +196,9 @@ pub(crate) struct Hotplug {
     /// of a block that stayed is refused from then on, or its frames would go back to
     /// the hypervisor just before the notifier that backs them again on online goes.
     unloading: AtomicBool,
+    /// A shrink step is removing blocks: the frames of blocks that go offline wait
+    /// for its end ([`Block::release_deferred`]). Cleared only under `blocks`.
+    defer_release: AtomicBool,
 }
 
 impl Hotplug {
@@ -243,6 +249,7 @@ impl Hotplug {
                 unfolded_released: AtomicUsize::new(0),
                 unfolded_hypercalls: AtomicUsize::new(0),
                 unloading: AtomicBool::new(false),
+                defer_release: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )?;
@@ -438,64 +445,90 @@ impl Hotplug {
     }
 
     /// One step towards a target `excess` pages below what the domain holds: removes
-    /// an added block not found unremovable since the target last changed, an offline
-    /// one first, else the highest, if its backed pages are no more than `excess`
-    /// (within one extent) and the guest has room to migrate what it holds. The memory
-    /// notifier gives the block's frames back to the hypervisor. Returns whether a
-    /// block was removed (ballooning does the rest otherwise).
+    /// added blocks not found unremovable since the target last changed, offline ones
+    /// first, else the highest, as long as each one's backed pages are no more than
+    /// what is still in excess (within one extent) and the guest has room to migrate
+    /// what it holds. The frames of every block removed in the step go back to the
+    /// hypervisor together at its end, in as few hypercalls as they fill. Returns
+    /// whether a block was removed (ballooning does the rest otherwise).
     pub(crate) fn shrink(&self, excess: usize, free_reserve: usize) -> bool {
-        let index = {
-            let mut guard = self.blocks.lock();
-            let removable =
-                |block: &Block| block.added && !block.going_offline && !block.unremovable;
-            let Some(index) = guard
-                .blocks
-                .iter()
-                .rposition(|block| removable(block) && block.onlined == 0)
-                .or_else(|| guard.blocks.iter().rposition(removable))
-            else {
-                return false;
-            };
-            if guard.blocks[index].onlined == 0 && guard.blocks[index].backed != 0 {
-                // The hypervisor kept frames of this block when it went offline; removed
-                // with them, the block could only be added back on the same frames.
-                let (_, kept) = self.release_backed(&mut guard, index);
-                if kept > 0 {
-                    pr_info!(
-                        "memory block {} is offline but the hypervisor keeps {} of its 2 MiB \
-                         extents; not removing it until the target changes\n",
-                        self.memory_block_id(index),
-                        kept
-                    );
-                    guard.blocks[index].unremovable = true;
-                    return false;
-                }
+        self.defer_release.store(true, Ordering::Release);
+        let mut excess = excess;
+        let mut removed = false;
+        while let Some((index, pages)) = self.removable_block(excess, free_reserve) {
+            // Without the lock: the notifier takes it while the block goes offline.
+            let (start, size) = self.block_range(index);
+            if let Err(err) = memory_hotplug::offline_and_remove(start, size) {
+                pr_info!(
+                    "memory block {} cannot be removed now ({:?}): it holds pages that cannot \
+                     move; ballooning instead, and not retrying it until the target changes\n",
+                    self.memory_block_id(index),
+                    err
+                );
+                self.blocks.lock().blocks[index].unremovable = true;
+                break;
             }
-            let block = &guard.blocks[index];
-            let pages = block.backed.count_ones() as usize * EXTENT_PAGES;
-            // Within one extent of the target is close enough, as for ballooning.
-            if excess + EXTENT_PAGES <= pages {
-                return false;
-            }
-            if block.onlined != 0 && memory::free_pages() < pages + free_reserve {
-                return false;
-            }
-            index
-        };
-        // Without the lock: the notifier takes it while the block goes offline.
-        let (start, size) = self.block_range(index);
-        if let Err(err) = memory_hotplug::offline_and_remove(start, size) {
-            pr_info!(
-                "memory block {} cannot be removed now ({:?}): it holds pages that cannot \
-                 move; ballooning instead, and not retrying it until the target changes\n",
-                self.memory_block_id(index),
-                err
-            );
-            self.blocks.lock().blocks[index].unremovable = true;
-            return false;
+            self.forget_removed(index);
+            removed = true;
+            excess = excess.saturating_sub(pages);
         }
-        self.forget_removed(index);
-        true
+        // Cleared under the lock, so that an offline either saw the flag and left its
+        // frames to the release below, or releases them itself.
+        let mut guard = self.blocks.lock();
+        self.defer_release.store(false, Ordering::Release);
+        let (asked, kept) = self.release_frames(&mut guard, |_, block| block.release_deferred);
+        for block in guard.blocks.iter_mut() {
+            block.release_deferred = false;
+        }
+        if kept > 0 {
+            pr_warn!(
+                "the hypervisor keeps {} of the {} 2 MiB extents of removed or offline blocks; \
+                 they stay the domain's until their block is added or onlined again\n",
+                kept,
+                asked
+            );
+        }
+        removed
+    }
+
+    /// The next block [`Hotplug::shrink`] removes while `excess` pages are still in
+    /// excess, and its backed pages.
+    fn removable_block(&self, excess: usize, free_reserve: usize) -> Option<(usize, usize)> {
+        let mut guard = self.blocks.lock();
+        let removable = |block: &Block| block.added && !block.going_offline && !block.unremovable;
+        let index = guard
+            .blocks
+            .iter()
+            .rposition(|block| removable(block) && block.onlined == 0)
+            .or_else(|| guard.blocks.iter().rposition(removable))?;
+        if guard.blocks[index].onlined == 0
+            && guard.blocks[index].backed != 0
+            && !guard.blocks[index].release_deferred
+        {
+            // The hypervisor kept frames of this block when it went offline; removed
+            // with them, the block could only be added back on the same frames.
+            let (_, kept) = self.release_backed(&mut guard, index);
+            if kept > 0 {
+                pr_info!(
+                    "memory block {} is offline but the hypervisor keeps {} of its 2 MiB \
+                     extents; not removing it until the target changes\n",
+                    self.memory_block_id(index),
+                    kept
+                );
+                guard.blocks[index].unremovable = true;
+                return None;
+            }
+        }
+        let block = &guard.blocks[index];
+        let pages = block.backed.count_ones() as usize * EXTENT_PAGES;
+        // Within one extent of the target is close enough, as for ballooning.
+        if excess + EXTENT_PAGES <= pages {
+            return None;
+        }
+        if block.onlined != 0 && memory::free_pages() < pages + free_reserve {
+            return None;
+        }
+        Some((index, pages))
     }
 
     /// Allows another removal attempt of every block (the target changed).
@@ -511,10 +544,16 @@ impl Hotplug {
     /// they are.
     fn forget_removed(&self, index: usize) {
         let mut guard = self.blocks.lock();
-        let (_, kept) = self.release_backed(&mut guard, index);
+        let deferred = self.defer_release.load(Ordering::Acquire);
+        let (_, kept) = if deferred {
+            (0, 0)
+        } else {
+            self.release_backed(&mut guard, index)
+        };
         let backed = guard.blocks[index].backed;
         guard.blocks[index] = Block {
             backed,
+            release_deferred: deferred && backed != 0,
             ..Block::default()
         };
         if kept > 0 {
@@ -531,28 +570,62 @@ impl Hotplug {
     /// hypervisor in one hypercall. Returns how many extents it asked for and how many
     /// stay backed.
     fn release_backed(&self, guard: &mut Blocks, index: usize) -> (usize, usize) {
+        self.release_frames(guard, |block_index, _| block_index == index)
+    }
+
+    /// Gives the frames of the backed extents of the offline or removed blocks that
+    /// `select` picks back to the hypervisor, as many per hypercall as `frames` holds,
+    /// until the hypervisor cuts a call short. Returns how many backed extents the
+    /// blocks had and how many stay backed.
+    fn release_frames(
+        &self,
+        guard: &mut Blocks,
+        select: impl Fn(usize, &Block) -> bool,
+    ) -> (usize, usize) {
         let Blocks { blocks, frames } = guard;
-        let block = &mut blocks[index];
-        let backed = block.backed;
-        let mut asked = 0;
-        for extent in (0..self.extents_per_block).filter(|e| backed & (1 << e) != 0) {
-            frames[asked] = self.extent_pfn(index, extent);
-            asked += 1;
+        let backed_extents = |blocks: &KVec<Block>| -> usize {
+            blocks
+                .iter()
+                .enumerate()
+                .filter(|&(index, block)| select(index, block))
+                .map(|(_, block)| block.backed.count_ones() as usize)
+                .sum()
+        };
+        let had = backed_extents(blocks);
+        loop {
+            let mut asked = 0;
+            let extents = blocks
+                .iter()
+                .enumerate()
+                .filter(|&(index, block)| select(index, block))
+                .flat_map(|(index, block)| {
+                    (0..self.extents_per_block)
+                        .filter(move |extent| block.backed & (1 << extent) != 0)
+                        .map(move |extent| self.extent_pfn(index, extent))
+                });
+            for (slot, pfn) in frames.iter_mut().zip(extents) {
+                *slot = pfn;
+                asked += 1;
+            }
+            if asked == 0 {
+                return (had, 0);
+            }
+            self.unfolded_hypercalls.fetch_add(1, Ordering::AcqRel);
+            let released =
+                xen_reservation::decrease_reservation(&mut frames[..asked], ExtentOrder::Superpage)
+                    .unwrap_or_default();
+            // The hypervisor handles extents in order: the first `released` went.
+            for &pfn in &frames[..released] {
+                let offset = pfn - self.start_pfn;
+                let extent = offset % self.block_pages / EXTENT_PAGES;
+                blocks[offset / self.block_pages].backed &= !(1 << extent);
+            }
+            self.unfolded_released
+                .fetch_add(released * EXTENT_PAGES, Ordering::AcqRel);
+            if released < asked {
+                return (had, backed_extents(blocks));
+            }
         }
-        if asked == 0 {
-            return (0, 0);
-        }
-        self.unfolded_hypercalls.fetch_add(1, Ordering::AcqRel);
-        let released =
-            xen_reservation::decrease_reservation(&mut frames[..asked], ExtentOrder::Superpage)
-                .unwrap_or_default();
-        // The hypervisor handles extents in order: the first `released` went.
-        for &pfn in &frames[..released] {
-            block.backed &= !(1 << ((pfn - self.block_start_pfn(index)) / EXTENT_PAGES));
-        }
-        self.unfolded_released
-            .fetch_add(released * EXTENT_PAGES, Ordering::AcqRel);
-        (asked, asked - released)
     }
 
     /// The kernel's number for memory block `index` of the region (its directory in
@@ -683,14 +756,18 @@ impl Hotplug {
             return false;
         };
         let mut guard = self.blocks.lock();
-        let (asked, kept) = self.release_backed(&mut guard, index);
-        if kept > 0 {
-            pr_warn!(
-                "memory block {} is offline; the hypervisor took back {} of its {} backed extents\n",
-                self.memory_block_id(index),
-                asked - kept,
-                asked
-            );
+        if self.defer_release.load(Ordering::Acquire) {
+            guard.blocks[index].release_deferred = true;
+        } else {
+            let (asked, kept) = self.release_backed(&mut guard, index);
+            if kept > 0 {
+                pr_warn!(
+                    "memory block {} is offline; the hypervisor took back {} of its {} backed extents\n",
+                    self.memory_block_id(index),
+                    asked - kept,
+                    asked
+                );
+            }
         }
         let block = &mut guard.blocks[index];
         block.onlined = 0;
