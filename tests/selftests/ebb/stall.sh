@@ -96,9 +96,10 @@ else
     ktap_test_fail "ballooning out stops at the free-memory reserve ($reserve_kb KiB) and never goes below it"
 fi
 
-# 3. Backed off while stalled: at most one attempt a second (max_schedule_delay
-# 2 s), a hypercall only for an attempt that found free pages above the reserve, and
-# the guest's CPU time within 5% of a CPU of the idle baseline.
+# 3. Backed off while stalled, and still trying: at most one attempt a second
+# (max_schedule_delay 2 s: about 5 in the window, at least 3 when a busy host delays
+# the guest's timers), a hypercall only for an attempt that found free pages above the
+# reserve, and the guest's CPU time within 5% of a CPU of the idle baseline.
 calls0=$(cat $SYS/ebb/hypercalls)
 fails0=$(cat $SYS/ebb/failures)
 busy0=$(busy)
@@ -108,7 +109,7 @@ calls=$(($(cat $SYS/ebb/hypercalls) - calls0))
 fails=$(($(cat $SYS/ebb/failures) - fails0))
 hz_ticks=$((busy1 - busy0))
 ktap_print_msg "stalled for $WATCH_S s: $calls hypercalls, $fails failed attempts, $hz_ticks busy ticks (baseline $idle_ticks), schedule_delay $(cat $SYS/schedule_delay) s, state $(cat $SYS/ebb/state)"
-if [ $fails -ge $((WATCH_S / MAX_DELAY_S - 1)) ] && [ $fails -le $WATCH_S ] && [ $calls -le $fails ] &&
+if [ $fails -ge 3 ] && [ $fails -le $WATCH_S ] && [ $calls -le $fails ] &&
     [ $hz_ticks -le $((idle_ticks + WATCH_S * 5)) ] && state_is stalled; then
     ktap_test_pass "while stalled the worker retries, backed off: $fails attempts in $WATCH_S s, $calls hypercalls, CPU near idle"
 else
