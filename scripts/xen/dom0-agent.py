@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""The host agent of a real-Xen run, inside dom0 (scripts/run-xen.sh puts it there).
+
+Follows the test domain's console as xenconsoled logs it (--log=guest), copies every
+line to stdout (dom0's console, which reaches the host) behind "[guest] ", and carries
+out the guest's requests for host-side actions the way scripts/host-agent.py does
+under ebbhv, with Xen's own tools instead of ebbctl. A guest asks with a console line
+    EBB-HOST-REQUEST <id> <ebbctl verb> [args...]
+and finds what the verb printed in its xenstore key `data/ebb-host/<id>-output` and
+its exit status in `data/ebb-host/<id>` (tests/selftests/ebb/lib.sh, host_request).
+
+Verbs, as ebbctl names them:
+    ping                        answers 0
+    info [--raw]                tot_pages, max_pages (xentop), target_kib and
+                                static_max_kib (xenstore), as ebbctl prints them
+    xenstore-read|-write|-ls|-rm  xenstore-read, -write, -list, -rm; relative paths
+                                are under the domain's /local/domain/<domid>
+    mem-set SIZE, mem-max SIZE  xl mem-set, xl mem-max (SIZE as ebbctl takes it)
+    shutdown [poweroff|reboot] [--force]   xl shutdown, xl reboot, xl destroy
+Anything else (fail-next, raw: ebbhv's own) gets status UNSUPPORTED (95, EOPNOTSUPP)
+and a message saying so, so that a test can skip with a reason.
+
+The agent ends once the domain is gone and its console log is read to the end.
+"""
+
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+REQUEST = re.compile(r"EBB-HOST-REQUEST (\w{1,32}) (.+)$")
+OUTPUT_MAX = 2048
+UNSUPPORTED = 95
+
+
+def run(argv, timeout=60):
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        return done.returncode, (done.stdout + done.stderr).strip()
+    except subprocess.TimeoutExpired:
+        return 124, f"{argv[0]} timed out"
+    except OSError as e:
+        return 127, f"{argv[0]}: {e}"
+
+
+def parse_kib(text):
+    """A size as ebbctl takes it (k, m, g, t suffix; a bare number is MiB), in KiB."""
+    shifts = {"k": 0, "m": 10, "g": 20, "t": 30}
+    digits, shift = text, 10
+    if text and text[-1].lower() in shifts:
+        digits, shift = text[:-1], shifts[text[-1].lower()]
+    if not digits.isdigit() or not digits.isascii():
+        return None
+    return int(digits) << shift
+
+
+class Domain:
+    def __init__(self, name):
+        self.name = name
+        self._domid = None
+
+    def domid(self):
+        if self._domid is None:
+            status, out = run(["xl", "domid", self.name])
+            if status == 0 and out.strip().isdigit():
+                self._domid = int(out.strip())
+        return self._domid
+
+    def alive(self):
+        return run(["xl", "domid", self.name])[0] == 0
+
+    def path(self, p):
+        return p if p.startswith("/") else f"/local/domain/{self.domid()}/{p}"
+
+    def pages(self):
+        """(tot_pages, max_pages) from xentop's MEM(k) and MAXMEM(k) columns."""
+        status, out = run(["xentop", "-b", "-i", "1"])
+        if status != 0:
+            return None
+        lines = [line.split() for line in out.splitlines() if line.strip()]
+        header = next((fields for fields in lines if "MEM(k)" in fields), None)
+        for fields in lines:
+            if header and fields and fields[0] == self.name:
+                mem = fields[header.index("MEM(k)")]
+                maxmem = fields[header.index("MAXMEM(k)")]
+                max_pages = int(maxmem) // 4 if maxmem.isdigit() else 0
+                return int(mem) // 4, max_pages
+        return None
+
+    def xs_read(self, p):
+        status, out = run(["xenstore-read", self.path(p)])
+        return out if status == 0 else ""
+
+
+def carry_out(dom, argv):
+    """Runs one request; returns (status, output, what was run)."""
+    verb, args = argv[0], argv[1:]
+    if verb == "ping" and not args:
+        return 0, "pong (xl, Xen)", "ping"
+    if verb == "info" and all(a == "--raw" for a in args) and len(args) <= 1:
+        pages = dom.pages()
+        if dom.domid() is None or pages is None:
+            return 1, f"no domain {dom.name}", "xentop"
+        fields = [("domid", dom.domid()), ("tot_pages", pages[0]), ("max_pages", pages[1]),
+                  ("target_kib", dom.xs_read("memory/target") or 0),
+                  ("static_max_kib", dom.xs_read("memory/static-max") or 0),
+                  ("platform", "xen")]
+        if args:
+            return 0, "ok " + " ".join(f"{k}={v}" for k, v in fields), "xentop + xenstore"
+        return 0, "\n".join(f"{k} {v}" for k, v in fields), "xentop + xenstore"
+    tools = {"xenstore-read": ("xenstore-read", 1), "xenstore-write": ("xenstore-write", 2),
+             "xenstore-ls": ("xenstore-list", 1), "xenstore-rm": ("xenstore-rm", 1)}
+    if verb in tools and len(args) == tools[verb][1]:
+        cmd = [tools[verb][0], dom.path(args[0]), *args[1:]]
+        return (*run(cmd), " ".join(cmd))
+    if verb in ("mem-set", "mem-max") and len(args) == 1:
+        kib = parse_kib(args[0])
+        if kib is None or kib % 4:
+            return 2, f"bad size {args[0]!r} (e.g. 512, 512m, 524288k, 1g; a multiple of 4 KiB)", verb
+        cmd = ["xl", verb, dom.name, f"{kib}k"]
+        return (*run(cmd), " ".join(cmd))
+    if verb == "shutdown" and set(args) <= {"poweroff", "reboot", "--force"}:
+        if "--force" in args:
+            cmd = ["xl", "destroy", dom.name]
+        else:
+            cmd = ["xl", "reboot" if "reboot" in args else "shutdown", dom.name]
+        return (*run(cmd), " ".join(cmd))
+    if verb in ("fail-next", "raw"):
+        return UNSUPPORTED, f"unsupported on Xen: {verb} is ebbhv's own", "-"
+    return 2, f"unknown request {' '.join(argv)!r}", "-"
+
+
+def follow(path, dom, idle_check=2.0):
+    """Yields the lines of a growing file until the domain is gone and the file is
+    read to the end."""
+    while not os.path.exists(path):
+        if not dom.alive():
+            return
+        time.sleep(0.2)
+    with open(path, "rb") as f:
+        pending = b""
+        idle = 0.0
+        while True:
+            chunk = f.readline()
+            if chunk:
+                idle = 0.0
+                pending += chunk
+                if pending.endswith(b"\n"):
+                    yield pending.decode("utf-8", "replace").rstrip("\r\n").replace("\r", "")
+                    pending = b""
+                continue
+            time.sleep(0.1)
+            idle += 0.1
+            if idle >= idle_check:
+                idle = 0.0
+                if not dom.alive():
+                    rest = f.read()
+                    for line in (pending + rest).decode("utf-8", "replace").splitlines():
+                        yield line.rstrip("\r")
+                    return
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--domain", required=True, help="the domain's name")
+    ap.add_argument("--log", required=True, help="xenconsoled's log of its console")
+    args = ap.parse_args()
+    dom = Domain(args.domain)
+
+    def say(text):
+        for line in text.splitlines() or [""]:
+            sys.stdout.write(f"[host] {line}\n")
+        sys.stdout.flush()
+
+    for line in follow(args.log, dom):
+        sys.stdout.write(f"[guest] {line}\n")
+        sys.stdout.flush()
+        m = REQUEST.search(line)
+        if not m:
+            continue
+        req_id, command = m[1], m[2]
+        try:
+            argv = shlex.split(command)
+        except ValueError as e:
+            say(f"request {req_id}: unparsable ({e})")
+            argv = []
+        status, output, ran = carry_out(dom, argv) if argv else (2, "", "-")
+        say(f"request {req_id}: {command} -> {status} ({ran})")
+        if output:
+            say(output)
+        # The output first: once the status is there, the guest reads both.
+        base = dom.path(f"data/ebb-host/{req_id}")
+        run(["xenstore-write", f"{base}-output", output[:OUTPUT_MAX] or "-"])
+        reply, text = run(["xenstore-write", base, str(status)])
+        if reply != 0:
+            say(f"request {req_id}: could not reply through xenstore: {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
