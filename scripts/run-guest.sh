@@ -13,7 +13,8 @@
 #                                      (ebbhv only; see scripts/bench-balloon.sh),
 #                                      log to results/; exit status of the run
 # Environment:
-#   EBB_PLATFORM  ebbhv (default) or qemu
+#   EBB_PLATFORM  ebbhv (default) or qemu; or xen, xen-pvh, xen-pod, xen-pv: a domU of
+#                 a real Xen (scripts/run-xen.sh, which takes over; shell and test)
 #   EBB_FLAVOUR   guest kernel flavour (guest)
 #   EBB_MEM_MIB   guest memory at boot (1024); EBB_MAXMEM_MIB its maximum (1536, ebbhv)
 #   EBB_TIMEOUT   seconds before a test run is killed (900; bench: 1800)
@@ -32,6 +33,13 @@ source "$(dirname "$0")/lib.sh"
 mode=${1:-shell}
 shift || true
 platform=${EBB_PLATFORM:-ebbhv}
+case "$platform" in
+xen | xen-*)
+    guest=${platform#xen}
+    [ -z "$guest" ] || export EBB_XEN_GUEST=${guest#-}
+    exec "$EBB_ROOT/scripts/run-xen.sh" "$mode" "$@"
+    ;;
+esac
 flavour=${EBB_FLAVOUR:-guest}
 mem=${EBB_MEM_MIB:-1024}
 maxmem=${EBB_MAXMEM_MIB:-1536}
