@@ -66,6 +66,16 @@ host_output() {
     xenstore read "data/ebb-host/$HOST_REQUEST_ID-output"
 }
 
+# host_request's status for a verb the host does not have: ebbhv's own (fail-next,
+# raw) under a real Xen, whose dom0 serves the rest with xl and xenstore
+# (scripts/xen/dom0-agent.py). host_can_fail is true unless the host says that
+# ebbctl fail-next is such a verb, so that a test can skip what needs it.
+HOST_UNSUPPORTED=95
+host_can_fail() {
+    host_request fail-next off
+    [ $? != $HOST_UNSUPPORTED ]
+}
+
 # `ebbctl info` as one field per line in HV_INFO; hv NAME prints one field, 0 when
 # absent (ebbhv lists a hypercall's counter only once it has been made, an injected
 # fault only while it is pending). When the last hv_info failed (or none was made),
