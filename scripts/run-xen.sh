@@ -22,6 +22,8 @@
 #   EBB_MEM_MIB, EBB_MAXMEM_MIB   the domU's memory and maxmem in MiB (pvh and pv:
 #                   1024 and the same; pod: 256 and 512)
 #   EBB_XEN_KERNEL  bzImage (default) or vmlinux of build/<flavour>/
+#   EBB_XEN_CMDLINE more of the guest kernel's command line
+#   EBB_XEN_CPUID   the guest's xl.cfg cpuid= (host,fsgsbase=0; empty: Xen's default)
 #   EBB_FLAVOUR     guest kernel flavour (guest)
 #   EBB_TIMEOUT     seconds before a test run is killed (900)
 #   EBB_RESULTS     where a test run's logs go (results/<time>-xen-<guest>)
@@ -62,9 +64,16 @@ extra=(${EBB_QEMU_EXTRA:-})
 # port 0xe9, which Xen prints. loglevel=2 as under ebbhv: /init prints the whole log,
 # which log_buf_len (EBB_LOG_BUF_LEN) makes room for.
 guest_cmdline="console=hvc0 earlyprintk=xen panic=-1 loglevel=2 log_buf_len=${EBB_LOG_BUF_LEN:-2M}"
+guest_cmdline+="${EBB_XEN_CMDLINE:+ $EBB_XEN_CMDLINE}"
 xen_cmdline="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all serial_tx_buffer=256k"
 xen_cmdline+=" dom0_mem=512M,max:512M dom0_max_vcpus=1"
 dom0_cmdline="console=hvc0 earlyprintk=xen loglevel=4"
+
+# The guest's CPUID policy (xl.cfg cpuid=). The guest's vCPU1 loses user processes'
+# FS base (TLS) when the kernel switches it with FSGSBASE's instructions (busybox
+# segfaults on its first TLS access on CPU 1), under this QEMU and Xen, whatever the
+# guest kernel's config; without FSGSBASE it uses the MSR, which works.
+cpuid=${EBB_XEN_CPUID-host,fsgsbase=0}
 
 # The run's archive, dom0's second disk: what dom0-init.sh needs and the guest.
 # Sets run_tar.
@@ -84,6 +93,7 @@ EBB_XEN_KERNEL=$(basename "$kernel")
 EBB_XEN_MEMORY=$mem
 EBB_XEN_MAXMEM=$maxmem
 EBB_XEN_VCPUS=$vcpus
+EBB_XEN_CPUID="$cpuid"
 EBB_XEN_EXTRA="$guest_cmdline $extra_cmdline"
 PARAMS
     run_tar=$dir/run.tar

@@ -133,13 +133,16 @@ def carry_out(dom, argv):
     return 2, f"unknown request {' '.join(argv)!r}", "-"
 
 
-def follow(path, dom, idle_check=2.0):
+def follow(path, dom, idle_check=2.0, appear=60):
     """Yields the lines of a growing file until the domain is gone and the file is
-    read to the end."""
+    read to the end (or the domain never came, within `appear` seconds)."""
+    waited = 0.0
     while not os.path.exists(path):
-        if not dom.alive():
+        if waited >= appear or (waited >= 1 and not dom.alive()):
+            sys.stdout.write(f"[host] no console log {path} of a domain {dom.name}\n")
             return
         time.sleep(0.2)
+        waited += 0.2
     with open(path, "rb") as f:
         pending = b""
         idle = 0.0

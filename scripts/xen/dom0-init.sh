@@ -44,14 +44,12 @@ extra = "$EBB_XEN_EXTRA"
 memory = $EBB_XEN_MEMORY
 maxmem = $EBB_XEN_MAXMEM
 vcpus = $EBB_XEN_VCPUS
+${EBB_XEN_CPUID:+cpuid = \"$EBB_XEN_CPUID\"}
 on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
 CFG
 say "domain: $(tr '\n' ' ' </run/ebb/guest.cfg)"
-
-python3 /ebb/dom0-agent.py --domain "$domain" --log "/run/ebb/console/guest-$domain.log" &
-agent=$!
 
 start=$SECONDS
 if ! xl create /run/ebb/guest.cfg; then
@@ -59,6 +57,9 @@ if ! xl create /run/ebb/guest.cfg; then
     xl dmesg | tail -n 30
     off
 fi
+# The agent reads the console log from its start: nothing the guest said is lost.
+python3 /ebb/dom0-agent.py --domain "$domain" --log "/run/ebb/console/guest-$domain.log" &
+agent=$!
 say "xl create took $((SECONDS - start)) s; $(xl list | tail -n +2 | tr -s ' ' | tr '\n' ';')"
 
 if [ "$EBB_XEN_MODE" = shell ]; then
