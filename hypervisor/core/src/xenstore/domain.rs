@@ -55,10 +55,10 @@ pub(super) fn write_keys(
         ("control/platform-feature-xs_reset_watches", b"1"),
         ("control/platform-feature-multiprocessor-suspend", b"1"),
     ];
-    let guest_keys = GUEST_DIRS.iter().map(|d| (*d, &b""[..])).chain([
-        ("control/shutdown", &b""[..]),
-        ("control/sysrq", b""),
-    ]);
+    let guest_keys = GUEST_DIRS
+        .iter()
+        .map(|d| (*d, &b""[..]))
+        .chain([("control/shutdown", &b""[..]), ("control/sysrq", b"")]);
     let all = ro_keys
         .iter()
         .map(|&(k, v)| (k, v, &read_only))

@@ -167,7 +167,13 @@ fn the_guest_writes_only_what_it_owns() {
         ok()
     );
     assert_eq!(
-        reply(&mut s, &mut r, msg::WRITE, 0, b"control/feature-balloon\x001"),
+        reply(
+            &mut s,
+            &mut r,
+            msg::WRITE,
+            0,
+            b"control/feature-balloon\x001"
+        ),
         ok()
     );
     assert_eq!(
