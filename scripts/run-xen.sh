@@ -134,7 +134,7 @@ test)
     [ -z "$note" ] || log "$note"
     log "the run took $((SECONDS - start)) s"
     rm -f "$run_tar"
-    python3 "$EBB_ROOT/scripts/ktap-summary.py" --name "guest (xen-$guest)" \
+    python3 "$EBB_ROOT/scripts/ktap-summary.py" --name "guest (xen-$guest, $vcpus vCPU$([ "$vcpus" = 1 ] || echo s))" \
         --allowed-skips "$EBB_ROOT/tests/selftests/ebb/expected-skips.xen-$guest" \
         --run-status "$status" --run-note "$note" \
         --json "$results/summary.json" "$results/console.log"

@@ -15,7 +15,8 @@ Verbs, as ebbctl names them:
                                 static_max_kib (xenstore), as ebbctl prints them
     xenstore-read|-write|-ls|-rm  xenstore-read, -write, -list, -rm; relative paths
                                 are under the domain's /local/domain/<domid>
-    mem-set SIZE, mem-max SIZE  xl mem-set, xl mem-max (SIZE as ebbctl takes it)
+    mem-set SIZE, mem-max SIZE  xl mem-set, xl mem-max (SIZE as ebbctl takes it; a bad
+                                one refused with ebbctl's and ebbhv's status and words)
     shutdown [poweroff|reboot] [--force]   xl shutdown, xl reboot, xl destroy
 Anything else (fail-next, raw: ebbhv's own) gets status UNSUPPORTED (95, EOPNOTSUPP)
 and a message saying so, so that a test can skip with a reason.
@@ -54,7 +55,8 @@ def parse_kib(text):
         digits, shift = text[:-1], shifts[text[-1].lower()]
     if not digits.isdigit() or not digits.isascii():
         return None
-    return int(digits) << shift
+    kib = int(digits) << shift
+    return kib if kib < 1 << 64 else None
 
 
 class Domain:
@@ -114,12 +116,17 @@ def carry_out(dom, argv):
     tools = {"xenstore-read": ("xenstore-read", 1), "xenstore-write": ("xenstore-write", 2),
              "xenstore-ls": ("xenstore-list", 1), "xenstore-rm": ("xenstore-rm", 1)}
     if verb in tools and len(args) == tools[verb][1]:
-        cmd = [tools[verb][0], dom.path(args[0]), *args[1:]]
+        # "--": a value such as "-1" is data, not an option.
+        cmd = [tools[verb][0], "--", dom.path(args[0]), *args[1:]]
         return (*run(cmd), " ".join(cmd))
     if verb in ("mem-set", "mem-max") and len(args) == 1:
+        # Refused as ebbctl (status 2) and ebbhv (status 1) refuse them.
         kib = parse_kib(args[0])
-        if kib is None or kib % 4:
-            return 2, f"bad size {args[0]!r} (e.g. 512, 512m, 524288k, 1g; a multiple of 4 KiB)", verb
+        if kib is None:
+            return 2, f"bad size {args[0]!r} (e.g. 512, 512m, 524288k, 1g) (see ebbctl --help)", verb
+        if kib == 0 or kib % 4:
+            what = "target" if verb == "mem-set" else "maximum"
+            return 1, f"hypervisor error EINVAL: {what} must be a non-zero multiple of 4 KiB", verb
         cmd = ["xl", verb, dom.name, f"{kib}k"]
         return (*run(cmd), " ".join(cmd))
     if verb == "shutdown" and set(args) <= {"poweroff", "reboot", "--force"}:
