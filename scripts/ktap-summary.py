@@ -40,6 +40,9 @@ END = re.compile(r"EBB-KSELFTEST-END(?: rc=(\d+))?")
 EXPECT = re.compile(r"EBB-KSELFTEST-EXPECT (\S+)")
 # Under ebbhv, the guest's console lines reach the host behind "[guest] ".
 GUEST_PREFIX = re.compile(r"^\[guest\] ")
+# Console lines that are not the guest's: ebbhv's own, the host agent's, the port-0xE9
+# early console's.
+OTHER_SOURCE = re.compile(r"^\[(hv|host|e9)\] ")
 # The printk timestamp in front of a kernel log line.
 TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
 # What the kselftest runner (and /init) say when they cannot run what was asked.
@@ -213,6 +216,8 @@ def kernel_log(lines, expected):
     out = []
     dump, state = [], "before"
     for raw in lines:
+        if OTHER_SOURCE.match(raw):
+            continue
         line = clean(raw)
         if state == "before" and line.strip() == "EBB-DMESG-BEGIN":
             state = "in"

@@ -115,7 +115,10 @@ def console(ktap=None, rc=0, expect=None, dmesg=None, end=True, dmesg_end=True):
             out += [f"[guest] {line}" for line in ktap[test].splitlines()]
     if end:
         out.append(f"[guest] EBB-KSELFTEST-END rc={rc}")
+        # ebbhv and the host agent may write between the guest's lines.
         out.append("[guest] EBB-DMESG-BEGIN")
+        out.append("[hv] vcpu0: 1200 exits/s, WARNING: not the guest's")
+        out.append("[host] request 1a2b: ebbctl info --raw -> 0")
         out += [f"[guest] {line}" for line in (kernel_log() if dmesg is None else dmesg)]
         if dmesg_end:
             out.append("[guest] EBB-DMESG-END")
