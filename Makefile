@@ -12,6 +12,7 @@ else
 
 EBB_CACHE ?= $(HOME)/.cache/ebb
 KDIR ?= $(CURDIR)/build/guest/kbuild
+MODULE_OUT = $(CURDIR)/build/guest/module
 KMAKE_FLAGS = RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
 	BINDGEN=$(EBB_CACHE)/tools/bin/bindgen LIBCLANG_PATH=/usr/lib/llvm-19/lib \
 	CLIPPY_DRIVER=/usr/bin/clippy-driver
@@ -38,8 +39,11 @@ module:
 	@scripts/check-kdir.sh $(KDIR)
 	@$(MAKE) -s -C $(KDIR) M=$(CURDIR)
 else
+# The objects go to build/guest/module (MO=), so the source tree stays clean and
+# ebb.ko builds for other kernel flavours beside it.
 module: kernel
-	@$(MAKE) -s -C $(KDIR) M=$(CURDIR) $(KMAKE_FLAGS) CLIPPY=1
+	@mkdir -p $(MODULE_OUT)
+	@$(MAKE) -s -C $(KDIR) M=$(CURDIR) MO=$(MODULE_OUT) $(KMAKE_FLAGS) CLIPPY=1
 endif
 
 initramfs: module
@@ -70,7 +74,6 @@ test: setup
 	@scripts/test-all.sh
 
 clean:
-	@if [ -d $(KDIR) ]; then $(MAKE) -s -C $(KDIR) M=$(CURDIR) clean; fi
-	rm -rf rust/generated build/guest/initramfs*
+	rm -rf build/*/module build/*/initramfs*
 
 endif

@@ -18,4 +18,6 @@
     clippy::undocumented_unsafe_blocks
 )]
 
-include!("generated/bindings.rs");
+// Generated into the build's output directory (MO=), which Kbuild names in
+// EBB_GENERATED for this crate's compilation.
+include!(concat!(env!("EBB_GENERATED"), "/bindings.rs"));

@@ -47,18 +47,16 @@ make -s -C "$kbuild" INSTALL_MOD_PATH="$root" DEPMOD=/bin/true modules_install >
 # against a second kernel would overwrite the objects of the guest kernel's build.
 if grep -q '^CONFIG_XEN_BALLOON=y' "$kbuild/.config"; then
     log "$flavour kernel has the C balloon driver built in: no ebb.ko"
-elif [ "$flavour" = guest ]; then
-    # `make module` built it in the source tree.
-    make -s -C "$kbuild" M="$EBB_ROOT" "${KERNEL_MAKE_FLAGS[@]}" INSTALL_MOD_PATH="$root" \
-        INSTALL_MOD_DIR=updates DEPMOD=/bin/true modules_install >/dev/null
 else
-    # Another kernel's ebb.ko is built apart (MO=), so that the guest kernel's objects
-    # in the source tree stay as they are.
+    # Each kernel's ebb.ko is built apart, in build/<flavour>/module (MO=): the guest
+    # kernel's by `make module` (linted), any other's here.
     modout=$EBB_BUILD/$flavour/module
-    mkdir -p "$modout"
-    make -s -C "$kbuild" M="$EBB_ROOT" MO="$modout" "${KERNEL_MAKE_FLAGS[@]}" \
-        >"$EBB_BUILD/$flavour/module-build.log" 2>&1 ||
-        { tail -n 40 "$EBB_BUILD/$flavour/module-build.log" >&2; die "ebb.ko for the $flavour kernel does not build"; }
+    if [ "$flavour" != guest ]; then
+        mkdir -p "$modout"
+        make -s -C "$kbuild" M="$EBB_ROOT" MO="$modout" "${KERNEL_MAKE_FLAGS[@]}" \
+            >"$EBB_BUILD/$flavour/module-build.log" 2>&1 ||
+            { tail -n 40 "$EBB_BUILD/$flavour/module-build.log" >&2; die "ebb.ko for the $flavour kernel does not build"; }
+    fi
     make -s -C "$kbuild" M="$EBB_ROOT" MO="$modout" "${KERNEL_MAKE_FLAGS[@]}" INSTALL_MOD_PATH="$root" \
         INSTALL_MOD_DIR=updates DEPMOD=/bin/true modules_install >/dev/null
 fi

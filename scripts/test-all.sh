@@ -10,7 +10,7 @@
 #                 $EBB_CACHE/fuzz-corpus), ebbhv's SVM/NPT self-test under QEMU, the
 #                 KTAP summariser against broken guest logs (scripts/tests/)
 #   guest tests   every kselftest in the guest, under ebbhv and on plain QEMU
-#                 (scripts/run-guest.sh)
+#                 (scripts/run-guest.sh), and in domUs of a real Xen (EBB_XEN_RUNS)
 set -uo pipefail
 EBB_LOG_TAG=test
 source "$(dirname "$0")/lib.sh"
@@ -46,7 +46,7 @@ scripts/build-kernel.sh guest || die "guest kernel build failed"
 kdir=$EBB_BUILD/guest/kbuild
 
 # A clean rebuild, so that every warning of the module's build is seen.
-kmake=(make -s -C "$kdir" M="$EBB_ROOT" "${KERNEL_MAKE_FLAGS[@]}"
+kmake=(make -s -C "$kdir" M="$EBB_ROOT" MO="$EBB_BUILD/guest/module" "${KERNEL_MAKE_FLAGS[@]}"
     CLIPPY_DRIVER=/usr/bin/clippy-driver)
 "${kmake[@]}" clean >/dev/null 2>&1
 if "${kmake[@]}" CLIPPY=1 >"$results/module-build.log" 2>&1; then
@@ -71,6 +71,21 @@ else
     head -n 40 "$results/rustfmt.log"
     record FAIL "host: ebb.ko sources are rustfmt-clean"
 fi
+
+# `make module KDIR=` checks a user's kernel tree first: the guest kernel's passes, a
+# tree with the C balloon driver built in (or without Rust) is refused with the reason.
+check "host: make module KDIR= accepts the guest kernel's build tree" check-kdir.log \
+    scripts/check-kdir.sh "$kdir"
+check "host: make module KDIR= refuses a kernel with the C balloon driver built in or no Rust" \
+    check-kdir-refusals.log bash -c '
+    fake=$(mktemp -d) && trap "rm -rf $fake" EXIT && mkdir -p "$fake/include/config" || exit 1
+    grep -v "^CONFIG_XEN_BALLOON=" "$1/include/config/auto.conf" > "$fake/include/config/auto.conf"
+    echo CONFIG_XEN_BALLOON=y >> "$fake/include/config/auto.conf"
+    out=$(scripts/check-kdir.sh "$fake" 2>&1) && exit 1
+    echo "$out"; echo "$out" | grep -q "CONFIG_XEN_BALLOON=y: the kernel has the C balloon driver built in" || exit 1
+    grep -v "^CONFIG_RUST=" "$1/include/config/auto.conf" > "$fake/include/config/auto.conf"
+    out=$(scripts/check-kdir.sh "$fake" 2>&1) && exit 1
+    echo "$out"; echo "$out" | grep -q "CONFIG_RUST is not set: ebb.ko is a Rust module"' _ "$kdir"
 
 hv_manifest=$EBB_ROOT/hypervisor/Cargo.toml
 check "host: hypervisor workspace is rustfmt-clean" hv-fmt.log \
@@ -129,12 +144,13 @@ fi
 # Every kselftest runs twice: as a Xen PVH domain under ebbhv (where ebb.ko works)
 # and on plain QEMU (not Xen: ebb.ko must refuse to load, its Xen tests skip).
 run_guest_tests() {
-    local platform=$1
-    EBB_PLATFORM=$platform EBB_RESULTS=$results/guest-$platform scripts/run-guest.sh test \
-        | tee "$results/guest-$platform.log"
+    local platform=$1 flavour=${2:-guest}
+    local name=guest-$platform${2:+-$2}
+    EBB_PLATFORM=$platform EBB_FLAVOUR=$flavour EBB_RESULTS=$results/$name scripts/run-guest.sh test \
+        | tee "$results/$name.log"
     local counts
     counts=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["pass"], d["fail"], d["skip"])' \
-        "$results/guest-$platform/summary.json" 2>/dev/null) || counts="0 1 0"
+        "$results/$name/summary.json" 2>/dev/null) || counts="0 1 0"
     read -r g_pass g_fail g_skip <<<"$counts"
     passed=$((passed + g_pass)) failed=$((failed + g_fail)) skipped=$((skipped + g_skip))
 }
@@ -146,6 +162,38 @@ if scripts/build-initramfs.sh guest; then
     run_guest_tests qemu
 else
     record FAIL "guest: initramfs builds"
+fi
+# The same kselftests in the debug kernel (lockdep, DEBUG_ATOMIC_SLEEP, DEBUG_VM,
+# hung tasks, kobject release; scripts/kconfig/debug.config): any splat fails the run.
+if scripts/build-kernel.sh debug && scripts/build-initramfs.sh debug; then
+    run_guest_tests ebbhv debug
+else
+    record FAIL "guest: the debug kernel and its initramfs build"
+fi
+
+# The kselftests again in domUs of a real Xen (scripts/setup-xen.sh builds the test bed
+# once, scripts/run-xen.sh boots it per run): EBB_XEN_RUNS lists the runs, separated by
+# ";", as "<guest> <vCPUs> [kselftest ...]" (guest: pvh, pod or pv; no kselftests:
+# all of them), or "none". Each run boots QEMU, Xen and dom0 afresh.
+xen_runs=${EBB_XEN_RUNS-pvh 2; pod 1; pv 1}
+if [ "$xen_runs" != none ] && [ -n "$xen_runs" ]; then
+    if scripts/setup-xen.sh; then
+        IFS=';' read -r -a runs <<<"$xen_runs"
+        for run in "${runs[@]}"; do
+            read -r xen_guest xen_vcpus xen_tests <<<"$run"
+            [ -n "$xen_guest" ] || continue
+            name=guest-xen-$xen_guest-${xen_vcpus}vcpu
+            # shellcheck disable=SC2086
+            EBB_PLATFORM=xen-$xen_guest EBB_XEN_VCPUS=$xen_vcpus EBB_RESULTS=$results/$name \
+                scripts/run-guest.sh test $xen_tests | tee "$results/$name.log"
+            counts=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["pass"], d["fail"], d["skip"])' \
+                "$results/$name/summary.json" 2>/dev/null) || counts="0 1 0"
+            read -r g_pass g_fail g_skip <<<"$counts"
+            passed=$((passed + g_pass)) failed=$((failed + g_fail)) skipped=$((skipped + g_skip))
+        done
+    else
+        record FAIL "host: the real-Xen test bed sets up (scripts/setup-xen.sh)"
+    fi
 fi
 
 log "results in $results"

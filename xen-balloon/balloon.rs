@@ -164,6 +164,8 @@ pub(crate) struct Balloon {
     pub(crate) hotplug: Option<Arc<Hotplug>>,
     superpages: bool,
     xenstore_up: AtomicBool,
+    /// `control/feature-balloon` says "1" (written when xenstore came up).
+    announced: AtomicBool,
     /// A status write failed and was reported; later failures stay quiet.
     status_write_failed: AtomicBool,
 }
@@ -215,6 +217,7 @@ impl Balloon {
             hotplug,
             superpages,
             xenstore_up: AtomicBool::new(false),
+            announced: AtomicBool::new(false),
             status_write_failed: AtomicBool::new(false),
         }))
     }
@@ -569,14 +572,15 @@ impl Balloon {
     /// and tells the toolstack, the first time, that the guest balloons.
     pub(crate) fn xenstore_is_up(&self) {
         if !self.xenstore_up.swap(true, Ordering::AcqRel) {
-            announce_balloon(true);
+            self.announced
+                .store(write_feature_balloon(c"1"), Ordering::Release);
         }
     }
 
     /// Tells the toolstack the guest no longer balloons (unload).
     pub(crate) fn withdraw(&self) {
-        if self.xenstore_up.load(Ordering::Acquire) {
-            announce_balloon(false);
+        if self.announced.load(Ordering::Acquire) {
+            write_feature_balloon(c"0");
         }
     }
 
@@ -645,12 +649,21 @@ impl MemoryEvents for Balloon {
     }
 }
 
-/// Writes `control/feature-balloon`, the node by which Xen's toolstack knows that the
-/// guest runs a balloon driver (the C driver writes "1" too).
-fn announce_balloon(on: bool) {
-    let value = if on { c"1" } else { c"0" };
-    if let Err(err) = xenstore::write(c"control", c"feature-balloon", value) {
-        pr_warn!("cannot write control/feature-balloon: {:?}\n", err);
+/// Writes `value` to `control/feature-balloon`, by which a toolstack can know that the
+/// guest runs a balloon driver; returns whether it could. ebbhv lets the guest create
+/// the node; libxl creates no such node and a guest may not (`EACCES`), which is said
+/// once and is no error.
+fn write_feature_balloon(value: &CStr) -> bool {
+    match xenstore::write(c"control", c"feature-balloon", value) {
+        Ok(()) => true,
+        Err(err) if err == EACCES => {
+            pr_info!("the toolstack does not let the guest write control/feature-balloon; not announcing\n");
+            false
+        }
+        Err(err) => {
+            pr_warn!("cannot write control/feature-balloon: {:?}\n", err);
+            false
+        }
     }
 }
 
