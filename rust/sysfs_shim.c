@@ -5,6 +5,7 @@
  * store is forwarded to Rust with the attribute's id; no policy lives here.
  */
 #include <linux/capability.h>
+#include <linux/completion.h>
 #include <linux/device.h>
 #include <linux/err.h>
 #include <linux/slab.h>
@@ -14,6 +15,8 @@
 
 struct ebb_sysfs {
 	struct device dev;
+	/* Completed by the device's release; see ebb_sysfs_unregister(). */
+	struct completion released;
 	void *ctx;
 	ebb_sysfs_show_t show;
 	ebb_sysfs_store_t store;
@@ -148,7 +151,7 @@ static const struct attribute_group *ebb_sysfs_groups[] = {
 
 static void ebb_sysfs_release(struct device *dev)
 {
-	kfree(container_of(dev, struct ebb_sysfs, dev));
+	complete(&container_of(dev, struct ebb_sysfs, dev)->released);
 }
 
 struct ebb_sysfs *ebb_sysfs_register(void *ctx, ebb_sysfs_show_t show,
@@ -166,6 +169,7 @@ struct ebb_sysfs *ebb_sysfs_register(void *ctx, ebb_sysfs_show_t show,
 		bus_unregister(&ebb_sysfs_subsys);
 		return ERR_PTR(-ENOMEM);
 	}
+	init_completion(&sysfs->released);
 	sysfs->ctx = ctx;
 	sysfs->show = show;
 	sysfs->store = store;
@@ -177,14 +181,24 @@ struct ebb_sysfs *ebb_sysfs_register(void *ctx, ebb_sysfs_show_t show,
 	err = device_register(&sysfs->dev);
 	if (err) {
 		put_device(&sysfs->dev);
+		wait_for_completion(&sysfs->released);
+		kfree(sysfs);
 		bus_unregister(&ebb_sysfs_subsys);
 		return ERR_PTR(err);
 	}
 	return sysfs;
 }
 
+/*
+ * The release callback is this module's code, and the last reference to the device
+ * may go later than device_unregister() (a reader holding it; always, by seconds,
+ * under CONFIG_DEBUG_KOBJECT_RELEASE): wait for it, so that it never runs after the
+ * module is gone, and free the device here.
+ */
 void ebb_sysfs_unregister(struct ebb_sysfs *sysfs)
 {
 	device_unregister(&sysfs->dev);
+	wait_for_completion(&sysfs->released);
+	kfree(sysfs);
 	bus_unregister(&ebb_sysfs_subsys);
 }
