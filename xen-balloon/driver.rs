@@ -11,6 +11,7 @@
 //! re-onlines), and only then unregister the notifier and restore the callback.
 
 use kernel::prelude::*;
+use kernel::str::CString;
 use kernel::sync::Arc;
 
 use crate::balloon::Balloon;
@@ -47,25 +48,53 @@ const GROWTH_REGION_END_PAGES: usize = (3 << 30) / kernel::page::PAGE_SIZE;
 /// balloon the difference to its target out before it uses it; the C driver counts
 /// the same way (its current pages are the guest's present pages, and its targets are
 /// lowered by what static-max holds beyond them). The hypervisor's count then follows
-/// the balloon down to the target.
+/// the balloon down to the target. Pages an earlier load had to leave out (the
+/// hypervisor would not back them at unload: under populate-on-demand its maximum
+/// follows the target) are in the map but neither backed nor the guest's any more.
 fn held_pages(domain: DomainType, reservation: usize) -> usize {
     let present = memory::present_pages();
     if domain == DomainType::Pv || present <= reservation {
         return reservation;
     }
-    let mut buf = [0u8; 24];
-    let static_max = xenstore::read(c"memory", c"static-max", &mut buf)
-        .and_then(parse_xenstore_number)
-        .map(kib_to_pages)
-        .unwrap_or(present);
-    let held = static_max.max(present);
+    let static_max = read_kib(c"memory", c"static-max").map_or(present, kib_to_pages);
+    let left_out = read_kib(c"data", LEFT_OUT_NODE).map_or(0, kib_to_pages);
+    let held = static_max.max(present).saturating_sub(left_out);
     pr_info!(
-        "populate-on-demand: the memory map holds {} KiB, the hypervisor backs {} KiB; \
-         the difference is ballooned out as the target says\n",
-        pages_to_kib(held),
+        "populate-on-demand: the memory map holds {} KiB ({} KiB of it left out by an earlier load), \
+         the hypervisor backs {} KiB; the difference is ballooned out as the target says\n",
+        pages_to_kib(static_max.max(present)),
+        pages_to_kib(left_out),
         pages_to_kib(reservation)
     );
     held
+}
+
+/// Where an unload that could not get every page back records, in KiB and summed over
+/// loads, what stays out of the guest until it reboots (read by [`held_pages`]).
+const LEFT_OUT_NODE: &CStr = c"ebb-left-out-kib";
+
+/// Reads a number of KiB the host or an earlier load wrote to `dir/node`.
+fn read_kib(dir: &CStr, node: &CStr) -> Option<u64> {
+    let mut buf = [0u8; 24];
+    xenstore::read(dir, node, &mut buf)
+        .and_then(parse_xenstore_number)
+        .ok()
+}
+
+/// Adds `pages` to what earlier loads left out ([`LEFT_OUT_NODE`]).
+fn record_left_out(pages: usize) {
+    let total = read_kib(c"data", LEFT_OUT_NODE)
+        .unwrap_or(0)
+        .saturating_add(pages_to_kib(pages));
+    let written = CString::try_from_fmt(fmt!("{}", total))
+        .map_err(|_| ENOMEM)
+        .and_then(|value| xenstore::write(c"data", LEFT_OUT_NODE, &value));
+    if let Err(err) = written {
+        pr_warn!(
+            "cannot record the pages left out in data/ebb-left-out-kib: {:?}\n",
+            err
+        );
+    }
 }
 
 /// The loaded driver.
@@ -182,6 +211,7 @@ impl Drop for Ebb {
         if left == 0 {
             pr_info!("unloaded from the Xen {} domain\n", self.domain.name());
         } else {
+            record_left_out(left);
             pr_err!(
                 "unloaded from the Xen {} domain with {} pages ({} KiB) still ballooned: the hypervisor \
                  could not back them; they stay out of the guest until reboot\n",
