@@ -308,6 +308,24 @@ ok 1 selftests: ebb: balloon.sh # SKIP
             "kernel log (ebb:module.sh)", "kernel log (ebb:module.sh)", "kernel log (ebb:module.sh)",
             "kernel log (after ebb:module.sh)", "kernel log (ebb:balloon.sh)"])
 
+    def test_known_hot_remove_lockdep_report(self):
+        """the kernel's own lockdep report on memory hot-remove vs a sysfs offline is KNOWN, not failed; any other lockdep report fails"""
+        report = [
+            "WARNING: possible circular locking dependency detected",
+            "kworker/0:1/9 is trying to acquire lock:",
+            "ffff88801c3fc428 (kn->active#2){++++}-{0:0}, at: __kernfs_remove+0x10a/0x217",
+            "but task is already holding lock:",
+            "ffffffff818f90b0 (mem_hotplug_lock){++++}-{0:0}, at: try_remove_memory+0x4a/0xf2",
+            "       memory_subsys_offline+0x6b/0x123",
+            "       remove_memory_block_devices+0x77/0x7e",
+            "Call Trace:"]
+        status, counts, results, out = self.summarise(console(dmesg=kernel_log(extra={"ebb:balloon.sh": report})))
+        self.assertEqual((status, counts, self.failures(results)), (0, (7, 0, 1), []))
+        self.assertIn("KNOWN kernel log (ebb:balloon.sh: WARNING: possible circular locking", out)
+        other = [line.replace("try_remove_memory", "ebb_worker") for line in report]
+        status, counts, results, _ = self.summarise(console(dmesg=kernel_log(extra={"ebb:balloon.sh": other})))
+        self.assertEqual((status, [n for n, _ in self.failures(results)]), (1, ["kernel log (ebb:balloon.sh)"]))
+
     def test_truncated_dmesg(self):
         """a kernel log dump that lost its start (the buffer wrapped, or a test cleared it) fails"""
         dmesg = kernel_log()
