@@ -10,7 +10,7 @@
 #                 $EBB_CACHE/fuzz-corpus), ebbhv's SVM/NPT self-test under QEMU, the
 #                 KTAP summariser against broken guest logs (scripts/tests/)
 #   guest tests   every kselftest in the guest, under ebbhv and on plain QEMU
-#                 (scripts/run-guest.sh), and in domUs of a real Xen (EBB_XEN_RUNS)
+#                 (scripts/run-guest.sh), and in domUs of a real Xen
 set -uo pipefail
 EBB_LOG_TAG=test
 source "$(dirname "$0")/lib.sh"
@@ -189,31 +189,6 @@ if scripts/setup-xen.sh; then
         ebb:stall.sh ebb:xenstore.sh
 else
     record FAIL "guest: the real-Xen test bed sets up (scripts/setup-xen.sh)"
-fi
-
-# The kselftests again in domUs of a real Xen (scripts/setup-xen.sh builds the test bed
-# once, scripts/run-xen.sh boots it per run): EBB_XEN_RUNS lists the runs, separated by
-# ";", as "<guest> <vCPUs> [kselftest ...]" (guest: pvh, pod or pv; no kselftests:
-# all of them), or "none". Each run boots QEMU, Xen and dom0 afresh.
-xen_runs=${EBB_XEN_RUNS-pvh 2; pod 1; pv 1}
-if [ "$xen_runs" != none ] && [ -n "$xen_runs" ]; then
-    if scripts/setup-xen.sh; then
-        IFS=';' read -r -a runs <<<"$xen_runs"
-        for run in "${runs[@]}"; do
-            read -r xen_guest xen_vcpus xen_tests <<<"$run"
-            [ -n "$xen_guest" ] || continue
-            name=guest-xen-$xen_guest-${xen_vcpus}vcpu
-            # shellcheck disable=SC2086
-            EBB_PLATFORM=xen-$xen_guest EBB_XEN_VCPUS=$xen_vcpus EBB_RESULTS=$results/$name \
-                scripts/run-guest.sh test $xen_tests | tee "$results/$name.log"
-            counts=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["pass"], d["fail"], d["skip"])' \
-                "$results/$name/summary.json" 2>/dev/null) || counts="0 1 0"
-            read -r g_pass g_fail g_skip <<<"$counts"
-            passed=$((passed + g_pass)) failed=$((failed + g_fail)) skipped=$((skipped + g_skip))
-        done
-    else
-        record FAIL "host: the real-Xen test bed sets up (scripts/setup-xen.sh)"
-    fi
 fi
 
 log "results in $results"
