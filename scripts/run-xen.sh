@@ -24,6 +24,8 @@
 #   EBB_XEN_KERNEL  bzImage (default) or vmlinux of build/<flavour>/
 #   EBB_XEN_CMDLINE more of the guest kernel's command line
 #   EBB_XEN_CPUID   the guest's xl.cfg cpuid= (host,fsgsbase=0; empty: Xen's default)
+#   EBB_XEN_TSC_MODE  the guest's xl.cfg tsc_mode= (empty: Xen's default)
+#   EBB_XEN_HV_CMDLINE  more of Xen's own command line
 #   EBB_FLAVOUR     guest kernel flavour (guest)
 #   EBB_TIMEOUT     seconds before a test run is killed (900)
 #   EBB_RESULTS     where a test run's logs go (results/<time>-xen-<guest>)
@@ -50,9 +52,13 @@ esac
 xen=$EBB_BUILD/xen
 kernel=$EBB_BUILD/$flavour/${EBB_XEN_KERNEL:-bzImage}
 initrd=$EBB_BUILD/$flavour/initramfs.cpio.gz
-for f in "${EBB_XEN_QEMU:-$xen/qemu-system-x86_64}" "$xen/xen.elf" "$xen/dom0-vmlinuz" "$xen/dom0-initrd.cpio.gz" \
+for f in "$xen/qemu-system-x86_64" "$xen/xen.elf" "$xen/dom0-vmlinuz" "$xen/dom0-initrd.cpio.gz" \
     "$xen/dom0-rootfs.ext4"; do
-    [ -e "$f" ] || die "missing $f (scripts/setup-xen.sh)"
+    if [ ! -e "$f" ]; then
+        log "no $f: setting up the real-Xen test bed first"
+        "$EBB_ROOT/scripts/setup-xen.sh" || die "scripts/setup-xen.sh failed"
+        break
+    fi
 done
 for f in "$kernel" "$initrd"; do
     [ -e "$f" ] || die "missing $f (make kernel initramfs)"
@@ -66,7 +72,7 @@ extra=(${EBB_QEMU_EXTRA:-})
 guest_cmdline="console=hvc0 earlyprintk=xen panic=-1 loglevel=2 log_buf_len=${EBB_LOG_BUF_LEN:-2M}"
 guest_cmdline+="${EBB_XEN_CMDLINE:+ $EBB_XEN_CMDLINE}"
 xen_cmdline="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all serial_tx_buffer=256k"
-xen_cmdline+=" dom0_mem=512M,max:512M dom0_max_vcpus=1"
+xen_cmdline+=" dom0_mem=512M,max:512M dom0_max_vcpus=1${EBB_XEN_HV_CMDLINE:+ $EBB_XEN_HV_CMDLINE}"
 dom0_cmdline="console=hvc0 earlyprintk=xen loglevel=4"
 
 # The guest's CPUID policy (xl.cfg cpuid=). The guest's vCPU1 loses user processes'
@@ -74,6 +80,7 @@ dom0_cmdline="console=hvc0 earlyprintk=xen loglevel=4"
 # segfaults on its first TLS access on CPU 1), under this QEMU and Xen, whatever the
 # guest kernel's config; without FSGSBASE it uses the MSR, which works.
 cpuid=${EBB_XEN_CPUID-host,fsgsbase=0}
+tsc_mode=${EBB_XEN_TSC_MODE-}
 
 # The run's archive, dom0's second disk: what dom0-init.sh needs and the guest.
 # Sets run_tar.
@@ -94,6 +101,7 @@ EBB_XEN_MEMORY=$mem
 EBB_XEN_MAXMEM=$maxmem
 EBB_XEN_VCPUS=$vcpus
 EBB_XEN_CPUID="$cpuid"
+EBB_XEN_TSC_MODE="$tsc_mode"
 EBB_XEN_EXTRA="$guest_cmdline $extra_cmdline"
 PARAMS
     run_tar=$dir/run.tar

@@ -72,7 +72,16 @@ class Domain:
         return self._domid
 
     def alive(self):
-        return run(["xl", "domid", self.name])[0] == 0
+        """False once the domain is gone: three looks a second apart agree, since a
+        look can fail while the toolstack is busy with the domain."""
+        for attempt in range(3):
+            if attempt:
+                time.sleep(1)
+            status, out = run(["xl", "domid", self.name])
+            if status == 0:
+                return True
+        sys.stdout.write(f"[host] domain {self.name} is gone ({out})\n")
+        return False
 
     def path(self, p):
         return p if p.startswith("/") else f"/local/domain/{self.domid()}/{p}"

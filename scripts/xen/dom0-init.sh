@@ -45,6 +45,7 @@ memory = $EBB_XEN_MEMORY
 maxmem = $EBB_XEN_MAXMEM
 vcpus = $EBB_XEN_VCPUS
 ${EBB_XEN_CPUID:+cpuid = \"$EBB_XEN_CPUID\"}
+${EBB_XEN_TSC_MODE:+tsc_mode = \"$EBB_XEN_TSC_MODE\"}
 on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
