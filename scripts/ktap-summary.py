@@ -61,10 +61,12 @@ KERNEL_TROUBLE = re.compile(
 # A stack dump with no splat line before it (dump_stack(), an allocation failure, the
 # OOM killer) fails too.
 STACK_DUMP = re.compile(r"Call Trace:")
-# How far back (kernel log lines) a splat's first line explains one stack dump.
-SPLAT_LINES = 60
+# A splat's report runs from its first line to its stack dump ("Call Trace:"), which
+# it explains; lockdep's, with the whole dependency chain, takes well over 100 lines.
+# At most this many lines count as one report.
+SPLAT_LINES = 250
 # Splats of the kernel itself that ebb's tests provoke without a bug of ebb's, each
-# with every line that must follow its first (within SPLAT_LINES) and why it is no
+# with every line that must follow its first (in its report) and why it is no
 # failure. Printed as KNOWN, counted nowhere.
 KNOWN_SPLATS = [
     ("lockdep: memory hot-remove (mem_hotplug_lock held in try_remove_memory) waits for "
@@ -81,10 +83,19 @@ KNOWN_SPLATS = [
 known_seen = []
 
 
+def report(dump, i):
+    """The lines of the splat starting at dump[i]: up to its stack dump, if it has one."""
+    end = min(len(dump), i + SPLAT_LINES)
+    for j in range(i + 1, end):
+        if STACK_DUMP.search(dump[j]):
+            return dump[i:j + 1]
+    return dump[i:end]
+
+
 def known_splat(dump, i):
     """The KNOWN_SPLATS entry the splat starting at dump[i] is, if any."""
     text = TIMESTAMP.sub("", dump[i])
-    following = dump[i:i + SPLAT_LINES]
+    following = report(dump, i)
     for why, first, needed in KNOWN_SPLATS:
         if first.search(text) and all(any(r.search(l) for l in following) for r in needed):
             return why
@@ -335,6 +346,9 @@ def main(argv=None):
         sys.stdout.writelines(lines[-25:])
     for seen in known_seen:
         print(f"KNOWN kernel log ({seen})")
+    if any("lockdep" in seen for seen in known_seen):
+        print("NOTE: lockdep turns itself off after its first report: what ran after the "
+              "KNOWN one above ran without lock-order checking")
     counts = {k: sum(1 for r in results if r.outcome == k) for k in label}
     if args.json:
         with open(args.json, "w") as f:

@@ -326,6 +326,34 @@ ok 1 selftests: ebb: balloon.sh # SKIP
         status, counts, results, _ = self.summarise(console(dmesg=kernel_log(extra={"ebb:balloon.sh": other})))
         self.assertEqual((status, [n for n, _ in self.failures(results)]), (1, ["kernel log (ebb:balloon.sh)"]))
 
+    def test_long_lockdep_report_once(self):
+        """a lockdep report of 100+ lines counts once (its stack dump is no second failure), KNOWN or not"""
+        chain = [f"       frame_{n}+0x10/0x20" for n in range(90)]
+        report = [
+            "WARNING: possible circular locking dependency detected",
+            "7.3.4 #1 Tainted: G           O",
+            "kworker/0:0/7 is trying to acquire lock:",
+            "ffff888000dd5798 (kn->active#12){++++}-{0:0}, at: __kernfs_remove+0x10a/0x217",
+            "but task is already holding lock:",
+            "ffffffff818f90b0 (mem_hotplug_lock){++++}-{0:0}, at: try_remove_memory+0x4a/0xf2",
+            "-> #1 (cpu_hotplug_lock){++++}-{0:0}:", *chain[:45],
+            "       memory_subsys_offline+0x6b/0x123",
+            "-> #0 (kn->active#12){++++}-{0:0}:", *chain[45:],
+            "       remove_memory_block_devices+0x77/0x7e",
+            " *** DEADLOCK ***",
+            "stack backtrace:",
+            "Call Trace:",
+            " <TASK>", " dump_stack_lvl+0x5d/0x80", " </TASK>"]
+        status, counts, results, out = self.summarise(console(dmesg=kernel_log(extra={"ebb:balloon.sh": report})))
+        self.assertEqual((status, counts, self.failures(results)), (0, (7, 0, 1), []))
+        self.assertIn("KNOWN kernel log (ebb:balloon.sh: WARNING: possible circular locking", out)
+        self.assertIn("NOTE: lockdep turns itself off after its first report", out)
+        other = [line.replace("try_remove_memory", "ebb_worker") for line in report]
+        status, counts, results, out = self.summarise(console(dmesg=kernel_log(extra={"ebb:balloon.sh": other})))
+        self.assertEqual((status, counts), (1, (7, 1, 1)))
+        self.assertEqual([n for n, _ in self.failures(results)], ["kernel log (ebb:balloon.sh)"])
+        self.assertNotIn("KNOWN", out)
+
     def test_truncated_dmesg(self):
         """a kernel log dump that lost its start (the buffer wrapped, or a test cleared it) fails"""
         dmesg = kernel_log()
