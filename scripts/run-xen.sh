@@ -120,7 +120,8 @@ shell)
     mkdir -p "$dir"
     make_run "$dir" shell "ebb.mode=shell"
     log "the guest as a $guest domU of Xen ($type, memory $mem maxmem $maxmem MiB, $vcpus vCPUs)"
-    exec "${qemu[@]}" -drive "file=$run_tar,if=virtio,format=raw,readonly=on" -nographic "${extra[@]}"
+    exec "${qemu[@]}" -drive "file=$run_tar,if=virtio,format=raw,readonly=on" \
+        -display none -serial mon:stdio "${extra[@]}"
     ;;
 test)
     results=${EBB_RESULTS:-$EBB_ROOT/results/$(date +%Y%m%d-%H%M%S)-xen-$guest}

@@ -67,7 +67,7 @@ if [ "$EBB_XEN_MODE" = shell ]; then
     say "the test domain's console follows (Ctrl-] leaves it for a dom0 shell: xl list, xl mem-set $domain 512, xl console $domain; poweroff with 'off')"
     echo "/ebb/busybox poweroff -f" >/run/ebb/off
     chmod +x /run/ebb/off
-    ln -s /run/ebb/off /usr/local/bin/off
+    ln -sf /run/ebb/off /usr/sbin/off
     # The agent's copy of the console would mix with the interactive one.
     kill "$agent"
     setsid -c bash -c "xl console $domain; echo '[dom0] left the domain console'; exec bash -i" \
