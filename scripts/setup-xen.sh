@@ -32,7 +32,7 @@ ROOTFS_PKGS=(xen-utils-4.17 xenstore-utils)
 DOM0_MODULES=(virtio_pci virtio_blk ext4 xenfs xen-evtchn xen-privcmd xen-gntdev xen-gntalloc)
 APT_LOG=$EBB_CACHE/apt.log
 # Bump when a change to this script changes what a step builds.
-QEMU_RECIPE=1
+QEMU_RECIPE=2
 DOM0_RECIPE=1
 ROOTFS_RECIPE=1
 
@@ -82,12 +82,13 @@ candidate() {
     apt-cache policy "$1" | awk '/Candidate:/ { print $2 }'
 }
 
-# Removes the other versions of a cached artifact: $1 the one to keep, $2... globs.
+# Removes the other versions of a cached artifact: $1 the one to keep, $2... globs
+# (not a build in progress, *.work).
 drop_stale() {
     local keep=$1 old
     shift
     for old in "$@"; do
-        if [ -e "$old" ] && [ "$old" != "$keep" ]; then
+        if [ -e "$old" ] && [ "$old" != "$keep" ] && [ "${old%.work}" = "$old" ]; then
             log "removing stale $old"
             rm -rf "$old"
         fi
@@ -112,10 +113,10 @@ fetch_deb() {
 xen_version=$(candidate "$XEN_PKG")
 case "$xen_version" in ""|"(none)") die "no $XEN_PKG in the apt sources" ;; esac
 xen_dir=$XEN_CACHE/xen-$xen_version
+drop_stale "$xen_dir" "$XEN_CACHE"/xen-*
 if [ -f "$xen_dir/xen.elf" ]; then
     log "Xen $xen_version is cached ($xen_dir)"
 else
-    drop_stale "$xen_dir" "$XEN_CACHE"/xen-*
     fetch_deb "$XEN_PKG" "$xen_version"
     mkdir -p "$xen_dir"
     # A 32-bit multiboot ELF, which QEMU's -kernel takes as it is.
@@ -170,10 +171,10 @@ build_dom0() {
     touch "$dom0_dir/.ebb-built"
 }
 
+drop_stale "$dom0_dir" "$XEN_CACHE"/dom0-*
 if [ -f "$dom0_dir/.ebb-built" ]; then
     log "dom0 kernel $kver ($kpkg_version) is cached ($dom0_dir)"
 else
-    drop_stale "$dom0_dir" "$XEN_CACHE"/dom0-*
     log "dom0 kernel $kver ($kpkg_version) and its initramfs"
     build_dom0
     log "dom0 kernel ready: $dom0_dir"
@@ -224,15 +225,17 @@ SRC
     local size_mib
     size_mib=$(( $(du -sm "$dir" | cut -f1) + 256 ))
     log "mke2fs -d: ${size_mib} MiB ext4 image"
-    mke2fs -q -t ext4 -L ebb-dom0 -d "$dir" "$rootfs.tmp" "${size_mib}M" || die "mke2fs failed"
+    rm -f "$rootfs.tmp"
+    truncate -s "${size_mib}M" "$rootfs.tmp"
+    mke2fs -q -t ext4 -L ebb-dom0 -d "$dir" "$rootfs.tmp" || die "mke2fs failed"
     mv "$rootfs.tmp" "$rootfs"
     rm -rf "$dir"
 }
 
+drop_stale "$rootfs" "$XEN_CACHE"/rootfs-*.ext4
 if [ -f "$rootfs" ]; then
     log "dom0 root file system is cached ($rootfs)"
 else
-    drop_stale "$rootfs" "$XEN_CACHE"/rootfs-*.ext4
     build_rootfs
     log "dom0 root file system ready: $rootfs ($(echo "$tools_versions" | tr '\n' ' '))"
 fi
@@ -300,6 +303,11 @@ build_qemu() {
     sed -n "s/^ *'\(edk2-[^']*\.fd\)',\$/\1/p" "$work/pc-bios/meson.build" | while read -r fd; do
         [ -e "$work/pc-bios/$fd.bz2" ] || : >"$work/pc-bios/$fd.bz2"
     done
+    # The machine run-xen.sh needs and nothing else (a fifth less to build): pc (i440FX,
+    # which brings the serial port, ACPI power-off and fw_cfg for multiboot) and virtio
+    # disks.
+    printf '%s\n' CONFIG_I440FX=y CONFIG_VIRTIO_PCI=y CONFIG_VIRTIO_BLK=y \
+        >"$work/configs/devices/x86_64-softmmu/ebb.mak"
     # It also leaves out QEMU's bundled Python wheels: meson comes from PyPI.
     if ! "$tools/venv/bin/python3" -c "import importlib.metadata as m; assert m.version('meson') == '$MESON_VERSION'" 2>/dev/null; then
         log "meson $MESON_VERSION and pycotap $PYCOTAP_VERSION from PyPI into $tools/venv"
@@ -316,7 +324,9 @@ build_qemu() {
         --disable-docs --disable-werror --disable-download --disable-user --disable-install-blobs \
         --disable-gtk --disable-sdl --disable-vnc --disable-opengl --disable-spice \
         --disable-curses --disable-slirp --disable-libusb --disable-tools \
-        --disable-guest-agent --disable-debug-info) >"$work/configure.log" 2>&1 \
+        --disable-guest-agent --disable-debug-info --without-default-devices \
+        --with-devices-x86_64=ebb --disable-xen --disable-kvm --disable-vhost-user \
+        --disable-libvduse --disable-vduse-blk-export) >"$work/configure.log" 2>&1 \
         || { tail -n 30 "$work/configure.log" >&2; die "QEMU configure failed (log: $work/configure.log)"; }
     log "building QEMU (waits for /tmp/ebb-heavy.lock while another heavy build runs)"
     run_with_progress '^\[[0-9]+/[0-9]+\]' "$work/build.log" "QEMU build" \
@@ -328,10 +338,10 @@ build_qemu() {
     touch "$qemu_dir/.ebb-built"
 }
 
+drop_stale "$qemu_dir" "$XEN_CACHE"/qemu-*
 if [ -f "$qemu_dir/.ebb-built" ]; then
     log "QEMU $QEMU_UPSTREAM with ebb's patches is cached ($qemu_dir)"
 else
-    drop_stale "$qemu_dir" "$XEN_CACHE"/qemu-*
     build_qemu
     log "QEMU ready: $qemu_bin"
 fi
