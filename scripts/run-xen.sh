@@ -75,10 +75,12 @@ xen_cmdline="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all serial_tx_
 xen_cmdline+=" dom0_mem=512M,max:512M dom0_max_vcpus=1${EBB_XEN_HV_CMDLINE:+ $EBB_XEN_HV_CMDLINE}"
 dom0_cmdline="console=hvc0 earlyprintk=xen loglevel=4"
 
-# The guest's CPUID policy (xl.cfg cpuid=). The guest's vCPU1 loses user processes'
-# FS base (TLS) when the kernel switches it with FSGSBASE's instructions (busybox
-# segfaults on its first TLS access on CPU 1), under this QEMU and Xen, whatever the
-# guest kernel's config; without FSGSBASE it uses the MSR, which works.
+# The guest's CPUID policy (xl.cfg cpuid=). With two vCPUs and FSGSBASE, user
+# processes on vCPU1 lose their FS base (TLS) from boot on (busybox segfaults on its
+# first TLS access: mount, cat fail), under this QEMU and Xen, whatever the guest
+# kernel's config. Without FSGSBASE a 2-vCPU guest boots and runs, but PV and PVH
+# domUs still lose a process's FS base now and then, and a PVH domU growing after
+# `xl mem-set` has triple-faulted (one vCPU is what make test runs).
 cpuid=${EBB_XEN_CPUID-host,fsgsbase=0}
 tsc_mode=${EBB_XEN_TSC_MODE-}
 
