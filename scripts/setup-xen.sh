@@ -39,6 +39,12 @@ ROOTFS_RECIPE=1
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap and chroot build dom0's root file system)"
 mkdir -p "$XEN_CACHE"
 start=$SECONDS
+# One set-up at a time per cache: another one waits, then finds everything built.
+exec 9>"$XEN_CACHE/.setup.lock"
+if ! flock -n 9; then
+    log "waiting for another scripts/setup-xen.sh on $XEN_CACHE"
+    flock 9
+fi
 
 # --- Host packages and apt sources -------------------------------------------------
 
@@ -82,16 +88,21 @@ candidate() {
     apt-cache policy "$1" | awk '/Candidate:/ { print $2 }'
 }
 
-# Removes the other versions of a cached artifact: $1 the one to keep, $2... globs
-# (not a build in progress, *.work).
+# Removes the other versions of a cached artifact ($2... globs; not a build in
+# progress, *.work) that no run has used for a week: checkouts of other commits may
+# share the cache, each with its own version. $1 is the version in use, whose time
+# stamp this refreshes.
 drop_stale() {
     local keep=$1 old
     shift
+    [ ! -e "$keep" ] || touch -c "$keep"
     for old in "$@"; do
-        if [ -e "$old" ] && [ "$old" != "$keep" ] && [ "${old%.work}" = "$old" ]; then
-            log "removing stale $old"
-            rm -rf "$old"
+        if [ ! -e "$old" ] || [ "$old" = "$keep" ] || [ "${old%.work}" != "$old" ]; then
+            continue
         fi
+        [ -z "$(find "$old" -maxdepth 0 -mtime -7)" ] || continue
+        log "removing $old (unused for a week)"
+        rm -rf "$old"
     done
 }
 
