@@ -88,9 +88,11 @@ fi
 # after ebb last looked at the free memory): 1 MiB, far less than the reserve, which
 # a balloon without one would have taken. The balloon stops at the reserve, not above
 # it: what stays free is the reserve plus the pages waiting in per-CPU lists, which
-# the kernel's own free count (ebb's measure) leaves out; 8 MiB covers them here.
+# the kernel's own free count (ebb's measure) leaves out: 8 MiB under ebbhv, up to
+# 8.1 MiB seen on a real Xen PV domU (4 KiB balloon allocations); 16 MiB covers them,
+# far below where a balloon that ignored the reserve would stop.
 if [ "$samples" -ge 10 ] && [ "$min_free" -ge $((reserve_kb - 1024)) ] &&
-    [ "$final_free" -ge $((reserve_kb - 1024)) ] && [ "$final_free" -le $((reserve_kb + 8192)) ]; then
+    [ "$final_free" -ge $((reserve_kb - 1024)) ] && [ "$final_free" -le $((reserve_kb + 16384)) ]; then
     ktap_test_pass "ballooning out stops at the free-memory reserve ($reserve_kb KiB) and never goes below it"
 else
     ktap_test_fail "ballooning out stops at the free-memory reserve ($reserve_kb KiB) and never goes below it"
