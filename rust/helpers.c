@@ -65,6 +65,23 @@ void ebb_helper_pv_unmap_page(struct page *page)
 	xenmem_reservation_va_mapping_reset(1, &page);
 }
 
+/*
+ * ebb_helper_pv_unmap_page() flushes no TLB, so on a PV guest with several vCPUs
+ * another vCPU may still reach the old machine frame through the page's kernel
+ * mapping after the frame went back to Xen, and keep reading and writing it after
+ * the page is repopulated with another frame. The C driver calls flush_tlb_all(),
+ * which modules cannot; MMUEXT_TLB_FLUSH_ALL flushes every vCPU of the domain, which
+ * covers the kernel's mappings because a PV guest runs without global pages (Xen PV
+ * clears CR4.PGE). Nothing to do on PVH or HVM, where the kernel mapping stays.
+ */
+void ebb_helper_pv_flush_tlbs(void)
+{
+	struct mmuext_op op = { .cmd = MMUEXT_TLB_FLUSH_ALL };
+
+	if (xen_pv_domain())
+		WARN_ON_ONCE(HYPERVISOR_mmuext_op(&op, 1, NULL, DOMID_SELF));
+}
+
 void ebb_helper_pv_map_page(struct page *page, xen_pfn_t frame)
 {
 	xenmem_reservation_va_mapping_update(1, &page, &frame);

@@ -27,6 +27,7 @@ unsigned long ebb_helper_pfn_to_gfn(unsigned long pfn);
 
 /* PV only (no-ops elsewhere): the guest's own p2m and kernel mapping of a page. */
 void ebb_helper_pv_unmap_page(struct page *page);
+void ebb_helper_pv_flush_tlbs(void);
 void ebb_helper_pv_map_page(struct page *page, xen_pfn_t frame);
 
 /* Pages. */

@@ -124,6 +124,15 @@ impl PageRun {
         };
     }
 
+    /// Makes sure no vCPU still reaches the pages of runs taken off the books through
+    /// a kernel mapping they had (on PV, where [`PageRun::take_off_books`] drops it);
+    /// once per batch, after the last run is taken off and before their frames go to
+    /// the hypervisor.
+    pub(crate) fn forget_dropped_mappings() {
+        // SAFETY: a TLB flush has no precondition.
+        unsafe { bindings::ebb_helper_pv_flush_tlbs() };
+    }
+
     /// Undoes [`PageRun::take_off_books`] for backed pages; `first_frame` is the
     /// frame backing the first page (an extent is contiguous in frame space).
     fn put_on_books(&self, first_frame: usize) {

@@ -177,6 +177,7 @@ impl Reservation {
             *frame = run.gfn(0);
             run.take_off_books();
         }
+        PageRun::forget_dropped_mappings();
         self.counters.hypercalls += 1;
         let released = xen_reservation::decrease_reservation(&mut self.frames[..asked], order)
             .unwrap_or_default();
