@@ -1,4 +1,4 @@
-//! Building the PVH domain: the core creates domain 1 and populates its RAM, then
+//! Building the PVH domain: the core creates the domain and populates its RAM, then
 //! the loader writes the vmlinux segments, the initramfs, the ACPI tables and the
 //! start info into it, and hands back the entry state.
 //!
@@ -8,7 +8,7 @@
 //! | range | e820 | what |
 //! |---|---|---|
 //! | 0 – 0xA0000 | RAM | zero-filled, private low memory (Linux's trampoline) |
-//! | 0xA0000 – 0x100000 | reserved | ACPI tables at 0xE0000, start info at 0xE1000, xenstore ring at 0xFE000 ([`crate::xenstore`]) |
+//! | 0xA0000 – 0x100000 | reserved | ACPI tables at 0xE0000, start info at 0xE1000, xenstore ring at 0xFE000 ([`crate::store`]) |
 //! | 0x100000 – memory | RAM | vmlinux at its PT_LOAD addresses (16 MiB), initramfs at the top |
 
 use alloc::vec;
@@ -23,11 +23,9 @@ use ebbhv_x86::addr::GuestPhys;
 use ebbhv_x86::elf::Elf;
 use ebbhv_x86::start_info::{self, BootInfo, HvmMemmapEntry, Module};
 
-use crate::log;
-use crate::platform::{write_guest_phys, HostFrames, Translate};
+use ebbhv_hal::log;
 
-/// The guest's domain id.
-pub const DOMID: DomId = DomId(1);
+use crate::guest_memory::{write_guest_phys, HostFrames, Translate};
 
 const LOW_RAM_END: u64 = 0xa_0000;
 const HOLE_END: u64 = 0x10_0000;
@@ -52,10 +50,11 @@ pub struct EntryState {
     pub start_info: u64,
 }
 
-/// Creates and loads domain [`DOMID`] with `memory` bytes of RAM and room for
+/// Creates and loads domain `domid` with `memory` bytes of RAM and room for
 /// `maxmem`.
 pub fn build(
     hv: &mut Hypervisor,
+    domid: DomId,
     memory: u64,
     maxmem: u64,
     p: &Payload<'_>,
@@ -79,23 +78,23 @@ pub fn build(
         },
     ];
     let config = DomainConfig {
-        id: DOMID,
+        id: domid,
         max_pages: maxmem.max(memory) >> 12,
         memory_map: e820.to_vec(),
     };
     hv.create_domain(config, &mut HostFrames)
         .map_err(|_| "the core refused to create the domain")?;
     hv.populate_boot_memory(
-        DOMID,
+        domid,
         GfnRange::new(Gfn(0), Gfn(memory >> 12)),
         &mut HostFrames,
     )
     .map_err(|_| "not enough free memory for the guest")?;
-    let dom = hv.domain(DOMID).ok_or("domain vanished")?;
+    let dom = hv.domain(domid).ok_or("domain vanished")?;
     let t = Translate::P2m(dom);
     log!(
         "domain {}: {} MiB RAM, max {} MiB, {} frames",
-        DOMID.0,
+        domid.0,
         memory >> 20,
         maxmem >> 20,
         dom.tot_pages()

@@ -17,51 +17,49 @@ pub const CODE: &[u8] = &[
 /// the self-test.
 pub const UNMAPPED_GPA: u64 = 0x4000_0000;
 
-use ebbhv_core::addr::{Gfn, GfnRange};
+use ebbhv_core::addr::{DomId, Gfn, GfnRange};
 use ebbhv_core::domain::DomainConfig;
 use ebbhv_core::hv::Hypervisor;
+use ebbhv_hal::log;
+use ebbhv_hal::npt::Npt;
+use ebbhv_hal::qemu_exit::{exit_qemu, ExitCode as RunExit};
+use ebbhv_hal::svm::Vcpu;
 use ebbhv_x86::addr::GuestPhys;
 use ebbhv_x86::vmcb::ExitCode;
 
-use crate::exit::{exit_qemu, ExitCode as RunExit};
-use crate::loader::DOMID;
-use crate::log;
-use crate::npt::Npt;
-use crate::platform::{write_guest_phys, HostFrames, NptMirror, Translate};
-use crate::svm::Vcpu;
+use crate::guest_memory::{write_guest_phys, HostFrames, NptMirror, Translate};
 
 /// Runs the smoke test to its end (ends the QEMU run). The stub's one page of RAM
 /// comes from the core like any guest's, and its NPT is the mirror of its p2m.
-pub fn run(mut hv: Hypervisor) -> ! {
+pub fn run(mut hv: Hypervisor, domid: DomId) -> ! {
     let config = DomainConfig {
-        id: DOMID,
+        id: domid,
         max_pages: 1,
         memory_map: alloc::vec::Vec::new(),
     };
     hv.create_domain(config, &mut HostFrames)
         .expect("the core creates the stub's domain");
-    hv.populate_boot_memory(DOMID, GfnRange::new(Gfn(0), Gfn(1)), &mut HostFrames)
+    hv.populate_boot_memory(domid, GfnRange::new(Gfn(0), Gfn(1)), &mut HostFrames)
         .expect("the core has a frame for the stub");
-    let dom = hv.domain(DOMID).expect("just created");
+    let dom = hv.domain(domid).expect("just created");
     write_guest_phys(&Translate::P2m(dom), GuestPhys(0), CODE).expect("gfn 0 is mapped");
     log!(
         "self-test: stub guest at gpa 0 ({:?})",
         dom.p2m().entry(Gfn(0)).map(|e| e.mfn)
     );
-    let mut npt = Npt::new();
-    hv.sync_p2m(DOMID, &mut NptMirror(&mut npt))
+    let mut npt = Npt::new().expect("hypervisor memory for the NPT root");
+    hv.sync_p2m(domid, &mut NptMirror(&mut npt))
         .expect("the domain exists");
-    let mut vcpu = Vcpu::new_pvh(npt.root(), 0, 0);
+    let mut vcpu = Vcpu::new_pvh(npt, 0, 0, crate::vcpu::msr::PASS_THROUGH);
     loop {
         vcpu.run();
-        let c = &vcpu.vmcb.control;
-        let (code, info1, info2, rip) =
-            (c.exit_code, c.exit_info1, c.exit_info2, vcpu.vmcb.save.rip);
+        let c = vcpu.control();
+        let (code, info1, info2, rip) = (c.exit_code, c.exit_info1, c.exit_info2, vcpu.save().rip);
         match ExitCode::decode(code) {
             Ok(ExitCode::Vmmcall) => {
                 log!(
                     "self-test: VMMCALL rax={:#x} at rip {rip:#x}",
-                    vcpu.vmcb.save.rax
+                    vcpu.save().rax
                 );
                 vcpu.skip(3);
             }

@@ -17,6 +17,7 @@ pub mod cpio;
 pub mod cpuid;
 pub mod elf;
 pub mod lapic;
+pub mod msr;
 pub mod npt;
 pub mod paging;
 pub mod ranges;

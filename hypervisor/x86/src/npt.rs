@@ -35,6 +35,9 @@ pub enum NptError {
     Misaligned,
     /// A larger leaf already covers the address (the caller must unmap first).
     Occupied,
+    /// The leaf would give the guest memory it may not reach (the platform's
+    /// check, outside the tree logic).
+    Forbidden,
 }
 
 /// A 4-level nested page table tree.

@@ -4,7 +4,7 @@
 //! console_io reads.
 //!
 //! Output is not held back until the end of a line, so a shell prompt shows up at
-//! once and typed characters echo; [`crate::serial`] keeps the prefixes right when
+//! once and typed characters echo; `ebbhv_hal::serial` keeps the prefixes right when
 //! a hypervisor line interrupts an unfinished guest line.
 //!
 //! Input is whatever arrives on COM1: ebbhv drains the UART into a bounded queue
@@ -14,7 +14,7 @@
 
 use alloc::collections::VecDeque;
 
-use crate::serial::{end_open_line, print_stream, read_byte};
+use ebbhv_hal::serial::{end_open_line, print_stream, read_byte};
 
 /// Most input bytes queued for the guest.
 const MAX_INPUT: usize = 4096;

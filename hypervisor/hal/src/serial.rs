@@ -1,4 +1,5 @@
-//! COM1: the hypervisor log and the guest console, one line at a time.
+//! The 16550 UARTs: COM1 for the hypervisor log and the guest console, one line
+//! at a time, and COM2 for the control channel ([`Uart::com2`]).
 //!
 //! Every line starts with a prefix naming its source (`[hv]` for ebbhv, `[guest]`
 //! for the guest's console_io and `[e9]` for the guest's port-0xE9 early console),
@@ -14,6 +15,7 @@ use crate::port::{inb, outb};
 use crate::sync::SpinLock;
 
 const COM1_BASE: u16 = 0x3f8;
+const COM2_BASE: u16 = 0x2f8;
 
 /// The 16550 UART at a base port.
 pub struct Uart {
@@ -23,16 +25,23 @@ pub struct Uart {
 }
 
 impl Uart {
-    /// The UART at `base` (COM2 for the control channel; COM1 is [`COM1`]).
-    pub const fn new(base: u16) -> Uart {
+    /// The UART at `base`, which must be one of ebbhv's (COM1 or COM2).
+    const fn new(base: u16) -> Uart {
         Uart {
             base,
             open_line: None,
         }
     }
 
+    /// COM2, programmed: the control channel (COM1 is [`COM1`]).
+    pub fn com2() -> Uart {
+        let mut uart = Uart::new(COM2_BASE);
+        uart.init();
+        uart
+    }
+
     /// Programs the UART for 115200 8N1, FIFOs on, interrupts off.
-    pub fn init(&mut self) {
+    fn init(&mut self) {
         let b = self.base;
         // SAFETY: the UART's registers (COM1 or COM2) are owned by ebbhv (never passed
         // to the guest) and this is the 16550's documented initialisation sequence.
@@ -78,23 +87,17 @@ impl Write for Uart {
 }
 
 /// The log and console UART.
-pub static COM1: SpinLock<Uart> = SpinLock::new(Uart {
-    base: COM1_BASE,
-    open_line: None,
-});
+static COM1: SpinLock<Uart> = SpinLock::new(Uart::new(COM1_BASE));
 
 /// Programs COM1; called once at boot before the first log line.
-pub fn init() {
+pub(crate) fn init() {
     COM1.lock().init();
 }
 
 /// A writer for the panic and exception paths, which must print even if they
 /// interrupted a holder of [`COM1`]'s lock.
-pub fn emergency_writer() -> Uart {
-    Uart {
-        base: COM1_BASE,
-        open_line: None,
-    }
+pub(crate) fn emergency_writer() -> Uart {
+    Uart::new(COM1_BASE)
 }
 
 /// The next byte typed on COM1, if any (polled; the UART's interrupts stay off).
@@ -144,7 +147,7 @@ pub fn end_open_line(prefix: &'static str) {
     }
 }
 
-/// Logs one line of the hypervisor's own output.
+/// Logs one line of the hypervisor's own output (`[hv]`).
 #[macro_export]
 macro_rules! log {
     ($($arg:tt)*) => {

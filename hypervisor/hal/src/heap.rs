@@ -1,7 +1,7 @@
 //! ebbhv's own memory: the allocator behind `alloc` (the core's metadata, the
 //! VMCB, permission maps and nested page tables).
 //!
-//! One contiguous range of machine memory, chosen at boot by [`crate::machine`],
+//! One contiguous range of machine memory, chosen at boot by [`crate::memory`],
 //! feeds a first-fit list allocator. Guest memory never comes from here: it comes
 //! from the core's frame heap, which owns the rest of RAM. Allocations are
 //! identity-mapped, so a pointer is also the host-physical address.
@@ -10,6 +10,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 
 use ebbhv_x86::addr::HostPhys;
+use ebbhv_x86::ranges::Range;
 use linked_list_allocator::Heap;
 
 use crate::sync::SpinLock;
@@ -38,14 +39,19 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
-/// Hands the range `[start, start + size)` to the allocator. Called once at boot.
+/// Hands the machine memory `pool` to the allocator. Called once at boot.
 ///
 /// # Safety
 ///
 /// The range must be identity-mapped RAM that nothing else uses, now or later.
-pub unsafe fn init(start: HostPhys, size: usize) {
+pub(crate) unsafe fn init(pool: Range) {
     // SAFETY: the caller guarantees the range is unused RAM, mapped at its address.
-    unsafe { ALLOCATOR.0.lock().init(start.0 as usize as *mut u8, size) };
+    unsafe {
+        ALLOCATOR
+            .0
+            .lock()
+            .init(pool.start as usize as *mut u8, pool.len() as usize)
+    };
 }
 
 /// Bytes still free in the allocator.
@@ -59,7 +65,7 @@ pub fn free_bytes() -> usize {
 ///
 /// `ptr` is a live allocation of `count` 4 KiB pages with [`Pages::layout`] from the
 /// global allocator, owned by this value; its address is its host-physical address.
-pub struct Pages {
+pub(crate) struct Pages {
     ptr: NonNull<u8>,
     count: usize,
 }

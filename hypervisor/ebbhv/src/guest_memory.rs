@@ -1,4 +1,4 @@
-//! The platform side of the core's traits: frame contents ([`HostFrames`]), the
+//! The guest's memory as the core's traits see it: frame contents ([`HostFrames`]), the
 //! NPT as the p2m's mirror ([`NptMirror`]) and the hypercall caller's memory
 //! ([`GuestVirtMemory`]: guest-virtual addresses through the guest's page tables,
 //! then guest-physical through the p2m).
@@ -15,30 +15,22 @@ use ebbhv_core::domain::Domain;
 use ebbhv_core::guest::{BadAddress, GuestMemory};
 use ebbhv_core::p2m::{Mapping, P2mMirror, PageSize};
 use ebbhv_core::platform::FrameOps;
+use ebbhv_hal::frame;
+use ebbhv_hal::npt::Npt;
 use ebbhv_x86::addr::{GuestPhys, GuestVirt, HostPhys};
 use ebbhv_x86::paging::LeafSize;
 use ebbhv_x86::walk::{self, GuestPhysMemory, PagingMode};
 
-use crate::npt::{HeapTables, Npt};
-use crate::phys;
-
-/// Frame contents through the identity map.
+/// Frame contents, through `ebbhv_hal::frame`.
 pub struct HostFrames;
 
 impl FrameOps for HostFrames {
-    fn zero(&mut self, frame: Mfn) {
-        // SAFETY: the core zeroes only frames it owns and is handing out (free or
-        // being scrubbed); no reference to them exists and the guest is stopped.
-        unsafe { phys::slice_mut(HostPhys(frame.0 << 12), 4096) }.fill(0);
+    fn zero(&mut self, mfn: Mfn) {
+        frame::zero(mfn);
     }
 
     fn copy(&mut self, from: Mfn, to: Mfn) {
-        // SAFETY: the core copies between two distinct frames it controls (offlining a
-        // guest frame with the domain paused); neither is referenced elsewhere.
-        let src = unsafe { phys::slice(HostPhys(from.0 << 12), 4096) };
-        // SAFETY: as above; `to` is a different frame from `from`.
-        let dst = unsafe { phys::slice_mut(HostPhys(to.0 << 12), 4096) };
-        dst.copy_from_slice(src);
+        frame::copy(from, to);
     }
 }
 
@@ -55,23 +47,20 @@ fn leaf_size(size: PageSize) -> LeafSize {
 
 impl P2mMirror for NptMirror<'_> {
     fn unmap(&mut self, range: ebbhv_core::addr::GfnRange) {
-        self.0.tables.unmap(
-            &mut HeapTables,
-            GuestPhys(range.start.0 << 12),
-            GuestPhys(range.end.0 << 12),
-        );
+        self.0
+            .unmap(GuestPhys(range.start.0 << 12), GuestPhys(range.end.0 << 12));
     }
 
     fn map(&mut self, m: Mapping) {
-        let r = self.0.tables.map(
-            &mut HeapTables,
+        let r = self.0.map(
             GuestPhys(m.gfn.0 << 12),
             HostPhys(m.mfn.0 << 12),
             leaf_size(m.size),
             m.kind.writable(),
         );
-        // The p2m hands out aligned leaves after unmapping their range; the only
-        // failure left is running out of hypervisor memory for tables.
+        // The p2m hands out aligned leaves of its own frames after unmapping their
+        // range; the only failure left is running out of hypervisor memory for
+        // tables.
         r.expect("hypervisor memory for nested page tables");
     }
 }
@@ -95,7 +84,7 @@ impl Translate<'_> {
                     e.kind.writable(),
                 ))
             }
-            Translate::Npt(n) => n.tables.translate(&HeapTables, gpa),
+            Translate::Npt(n) => n.translate(gpa),
         }
     }
 }
@@ -106,10 +95,8 @@ impl GuestPhysMemory for Translate<'_> {
             return None;
         }
         let (hpa, _) = self.hpa(gpa)?;
-        // SAFETY: `hpa` is a guest RAM frame (mapped by the p2m); the guest is stopped,
-        // so nothing writes it while the 8 bytes are read.
-        let b = unsafe { phys::slice(hpa, 8) };
-        Some(u64::from_le_bytes(b.try_into().ok()?))
+        let (mfn, offset) = frame::locate(hpa);
+        Some(frame::read_u64(mfn, offset))
     }
 }
 
@@ -127,7 +114,7 @@ impl GuestVirtMemory<'_> {
         addr: CallerAddr,
         len: usize,
         write: bool,
-        each: &mut dyn FnMut(HostPhys, usize, usize),
+        each: &mut dyn FnMut(Mfn, usize, usize, usize),
     ) -> Result<(), BadAddress> {
         walk::for_each_chunk(
             &self.translate,
@@ -140,7 +127,8 @@ impl GuestVirtMemory<'_> {
                 if write && !writable {
                     return Err(walk::WalkError::ReadOnly);
                 }
-                each(hpa, c.offset, c.len);
+                let (mfn, at) = frame::locate(hpa);
+                each(mfn, at, c.offset, c.len);
                 Ok(())
             },
         )
@@ -151,18 +139,15 @@ impl GuestVirtMemory<'_> {
 impl GuestMemory for GuestVirtMemory<'_> {
     fn read(&mut self, addr: CallerAddr, buf: &mut [u8]) -> Result<(), BadAddress> {
         let len = buf.len();
-        self.copy(addr, len, false, &mut |hpa, off, n| {
-            // SAFETY: `hpa..hpa+n` lies inside one guest RAM frame (the walk splits at
-            // page boundaries); the guest is stopped, so nothing writes it meanwhile.
-            buf[off..off + n].copy_from_slice(unsafe { phys::slice(hpa, n) });
+        // The walk splits at page boundaries, so each chunk lies inside one frame.
+        self.copy(addr, len, false, &mut |mfn, at, off, n| {
+            frame::read(mfn, at, &mut buf[off..off + n]);
         })
     }
 
     fn write(&mut self, addr: CallerAddr, data: &[u8]) -> Result<(), BadAddress> {
-        self.copy(addr, data.len(), true, &mut |hpa, off, n| {
-            // SAFETY: as in `read`; the frame is writable guest RAM and no reference
-            // to it exists in the hypervisor.
-            unsafe { phys::slice_mut(hpa, n) }.copy_from_slice(&data[off..off + n]);
+        self.copy(addr, data.len(), true, &mut |mfn, at, off, n| {
+            frame::write(mfn, at, &data[off..off + n]);
         })
     }
 }
@@ -175,8 +160,8 @@ pub fn write_guest_phys(t: &Translate<'_>, gpa: GuestPhys, data: &[u8]) -> Resul
         let at = GuestPhys(gpa.0 + done as u64);
         let n = (4096 - at.page_offset() as usize).min(data.len() - done);
         let (hpa, _) = t.hpa(at).ok_or(at)?;
-        // SAFETY: `hpa..hpa+n` is inside one frame of the (not yet running) guest's RAM.
-        unsafe { phys::slice_mut(hpa, n) }.copy_from_slice(&data[done..done + n]);
+        let (mfn, offset) = frame::locate(hpa);
+        frame::write(mfn, offset, &data[done..done + n]);
         done += n;
     }
     Ok(())

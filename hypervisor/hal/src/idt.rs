@@ -12,7 +12,7 @@
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::exit::{exit_qemu, ExitCode};
+use crate::qemu_exit::{exit_qemu, ExitCode};
 use crate::serial::emergency_writer;
 
 /// One 64-bit interrupt gate (Intel SDM vol. 3, 6.14.1; AMD APM vol. 2, 4.8.4).
@@ -81,7 +81,7 @@ fn gate(addr: u64) -> Gate {
 }
 
 /// Fills the IDT (exceptions and interrupts) and loads it. Called once at boot.
-pub fn init() {
+pub(crate) fn init() {
     // SAFETY: called once on the boot CPU before anything else uses the IDT, so the
     // exclusive reference to it is unique; `isr_stub_table` is immutable data emitted by
     // the assembly below, and the interrupt entries are functions defined there.
@@ -224,7 +224,7 @@ extern "C" fn exception_report(f: &ExceptionFrame) -> ! {
 #[no_mangle]
 extern "C" fn stray_interrupt() {
     STRAY_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
-    crate::hosttimer::end_of_interrupt();
+    crate::timer::end_of_interrupt();
 }
 
 core::arch::global_asm!(

@@ -1,24 +1,27 @@
 //! The machine's memory at boot: what the firmware's map says is RAM, minus what
 //! is already in use (the low 1 MiB, ebbhv's image, the payload bundle), split into
-//! ebbhv's own allocator pool and the frames the core's heap will own.
+//! ebbhv's own allocator pool and the guest-frame pool that the core's heap will
+//! own, and handed to [`crate::heap`] and [`crate::frame`].
 
-use ebbhv_x86::addr::HostPhys;
 use ebbhv_x86::ranges::{Range, RangeSet};
-use ebbhv_x86::start_info::{HvmMemmapEntry, HvmModlistEntry, HvmStartInfo, E820_RAM};
+use ebbhv_x86::start_info::E820_RAM;
 
-use crate::phys;
+use crate::boot::{Boot, Firmware};
+use crate::frame::MAPPED_LIMIT;
 
 /// Bytes of machine memory for ebbhv's own allocator.
 const POOL_BYTES: u64 = 48 << 20;
 
 /// Where things are.
 pub struct MachineMemory {
-    /// RAM that is nobody's yet: for the core's frame heap.
+    /// RAM that is nobody's yet: for the core's frame heap (the guest-frame pool).
     pub free: RangeSet<64>,
-    /// The pool handed to [`crate::heap`].
+    /// The range handed to ebbhv's own allocator.
     pub pool: Range,
-    /// The payload bundle (QEMU's `-initrd`), if any.
-    pub bundle: Option<Range>,
+    /// The payload bundle (QEMU's `-initrd`), if any: read-only for the whole run.
+    pub bundle: Option<&'static [u8]>,
+    /// Where the bundle lies.
+    pub bundle_range: Option<Range>,
 }
 
 extern "C" {
@@ -26,17 +29,16 @@ extern "C" {
     static __image_end: u8;
 }
 
-/// Reads the firmware memory map and module list and plans the memory.
-pub fn plan(si: &HvmStartInfo) -> MachineMemory {
+/// Plans the memory from the firmware's map and module list, starts ebbhv's own
+/// allocator on its pool and registers the rest as the guest-frame pool. Takes the
+/// [`Boot`] so that it runs once.
+pub fn init(_once: Boot, fw: &Firmware) -> MachineMemory {
     let mut free = RangeSet::<64>::default();
-    for i in 0..u64::from(si.memmap_entries) {
-        // SAFETY: the loader's memory map array; read-only firmware data.
-        let b = unsafe { phys::slice(HostPhys(si.memmap_paddr + i * 24), HvmMemmapEntry::SIZE) };
-        let e = HvmMemmapEntry::read_from(b).expect("slice has the entry's size");
+    for e in fw.memmap() {
         if e.kind == E820_RAM {
             let start = (e.addr + 0xfff) & !0xfff;
             let end = (e.addr + e.size) & !0xfff;
-            let end = end.min(phys::MAPPED_LIMIT);
+            let end = end.min(MAPPED_LIMIT);
             if start < end {
                 free.add(Range::new(start, end)).expect("few RAM ranges");
             }
@@ -50,18 +52,25 @@ pub fn plan(si: &HvmStartInfo) -> MachineMemory {
     );
     free.remove(Range::new(img_start & !0xfff, (img_end + 0xfff) & !0xfff))
         .expect("few RAM ranges");
-    let mut bundle = None;
-    if si.nr_modules > 0 {
-        // SAFETY: the loader's module list; read-only firmware data.
-        let b = unsafe { phys::slice(HostPhys(si.modlist_paddr), HvmModlistEntry::SIZE) };
-        let m = HvmModlistEntry::read_from(b).expect("slice has the entry's size");
+    let mut bundle_range = None;
+    if let Some(m) = fw.modules().next() {
         let r = Range::new(m.paddr, m.paddr + m.size);
         free.remove(Range::new(r.start & !0xfff, (r.end + 0xfff) & !0xfff))
             .expect("few RAM ranges");
-        bundle = Some(r);
+        bundle_range = Some(r);
     }
     let pool = free
         .take(POOL_BYTES, 2 << 20, 0)
         .expect("RAM for ebbhv's own allocator");
-    MachineMemory { free, pool, bundle }
+    // SAFETY: the pool came out of the free RAM, away from the image, the bundle
+    // and the low 1 MiB, all below the identity-map limit; `free` no longer holds
+    // it, so neither the guest-frame pool nor anything else will use it.
+    unsafe { crate::heap::init(pool) };
+    crate::frame::register_pool(&free);
+    MachineMemory {
+        free,
+        pool,
+        bundle: fw.module0(),
+        bundle_range,
+    }
 }

@@ -1,23 +1,32 @@
 //! AMD SVM: turning it on, the VMCB of the one vCPU, its I/O and MSR permission
-//! maps, and the world switch.
+//! maps, its nested page tables, and the world switch.
 //!
 //! QEMU's TCG emulates SVM with nested paging but without NRIP save, decode
 //! assists or VMCB clean bits; it flushes the whole TLB on every VMRUN and
 //! #VMEXIT. So the intercepts are kept to what the guest needs: physical interrupts
 //! (the host timer must end a guest run), CPUID, HLT, every
-//! port (the guest owns no device), the MSRs in [`crate::msrs`], VMMCALL (the
+//! port (the guest owns no device), the MSRs not in the pass-through list given
+//! to [`Vcpu::new_pvh`], VMMCALL (the
 //! hypercall), VMRUN (required) and the other SVM instructions (the guest sees no
 //! SVM, but EFER.SVME stays set underneath it), and SHUTDOWN. CR reads, RDTSC and
 //! RDTSCP are deliberately not intercepted: QEMU 10 misreports those exits.
+//!
+//! What VMRUN is allowed to trust is kept here: the VM logic reads and writes the
+//! guest's registers and state save area freely (they only describe the guest,
+//! which nested paging confines), but of the control area it may only read, and
+//! set the few fields that concern event delivery and the TLB. The fields that
+//! point at host memory (the permission maps, the nested page table root) and
+//! the intercepts are set here once and never handed out.
 
 use alloc::boxed::Box;
 use core::alloc::Layout;
 
-use ebbhv_x86::addr::HostPhys;
+use ebbhv_x86::msr::{self, EFER_SVME};
 use ebbhv_x86::vmcb::*;
 
 use crate::heap::Pages;
-use crate::msr::{self, cpuid, rdmsr, wrmsr, EFER_SVME};
+use crate::msr::{cpuid, rdmsr, wrmsr};
+use crate::npt::Npt;
 
 /// The guest's general registers that VMRUN does not keep in the VMCB (RAX and
 /// RSP live there).
@@ -104,15 +113,20 @@ fn new_vmcb() -> Box<Vmcb> {
 }
 
 /// One virtual CPU: its VMCB, a VMCB for the host's VMSAVE state, the permission
-/// maps and the registers VMRUN does not save.
+/// maps, the nested page tables and the registers VMRUN does not save.
+///
+/// # Invariants
+///
+/// `vmcb.control.iopm_base_pa`, `msrpm_base_pa` and `n_cr3` are the addresses of
+/// `iopm`, `msrpm` and `npt`'s root, which this value owns; the intercepts and
+/// `np_control` are those [`Vcpu::new_pvh`] set; `vintr` keeps V_INTR_MASKING.
 pub struct Vcpu {
-    /// The guest's VMCB.
-    pub vmcb: Box<Vmcb>,
+    vmcb: Box<Vmcb>,
     host: Box<Vmcb>,
     iopm: Pages,
     msrpm: Pages,
-    /// The guest's general registers while it is not running.
-    pub regs: GuestRegs,
+    npt: Npt,
+    regs: GuestRegs,
 }
 
 /// The guest's ASID (0 belongs to the host).
@@ -122,24 +136,26 @@ const PAT_RESET: u64 = 0x0007_0406_0007_0406;
 
 impl Vcpu {
     /// A vCPU in the PVH entry state (32-bit protected mode, paging off, flat
-    /// segments, a busy TSS) at `rip` with `rbx`, on the nested page tables at
-    /// `n_cr3`.
-    pub fn new_pvh(n_cr3: HostPhys, rip: u64, rbx: u64) -> Vcpu {
+    /// segments, a busy TSS) at `rip` with `rbx`, on the nested page tables `npt`;
+    /// RDMSR/WRMSR of the MSRs in `pass_through` reach the hardware without an exit.
+    pub fn new_pvh(npt: Npt, rip: u64, rbx: u64, pass_through: &[u32]) -> Vcpu {
         let mut iopm = Pages::new(3).expect("hypervisor memory for the I/O permission map");
         iopm.bytes_mut().fill(0xff);
         let mut msrpm = Pages::new(2).expect("hypervisor memory for the MSR permission map");
         msrpm.bytes_mut().fill(0xff);
+        let n_cr3 = npt.root();
         let mut v = Vcpu {
             vmcb: new_vmcb(),
             host: new_vmcb(),
             iopm,
             msrpm,
+            npt,
             regs: GuestRegs {
                 rbx,
                 ..Default::default()
             },
         };
-        for m in crate::msrs::PASS_THROUGH {
+        for m in pass_through {
             v.set_msr_intercept(*m, false);
         }
         let c = &mut v.vmcb.control;
@@ -165,6 +181,7 @@ impl Vcpu {
         c.tlb_control = TLB_CONTROL_FLUSH_ALL;
         c.vintr = VINTR_MASKING;
         c.np_control = NP_ENABLE;
+        // INVARIANT: the maps and the tree this value owns.
         c.n_cr3 = n_cr3.0;
 
         let s = &mut v.vmcb.save;
@@ -208,7 +225,7 @@ impl Vcpu {
     }
 
     /// Whether RDMSR/WRMSR of `msr` exit (`true`) or go to the hardware.
-    pub fn set_msr_intercept(&mut self, msr: u32, intercept: bool) {
+    fn set_msr_intercept(&mut self, msr: u32, intercept: bool) {
         let base = match msr {
             0..=0x1fff => 0,
             0xc000_0000..=0xc000_1fff => 0x800,
@@ -229,12 +246,65 @@ impl Vcpu {
         let host = &*self.host as *const Vmcb as u64;
         // SAFETY: both VMCBs are live, page-aligned and identity-mapped (so their
         // addresses are physical); SVM is enabled with a host save area (`enable`);
-        // the VMCB describes a guest confined by nested paging, whose tables map only
-        // memory the guest owns. `svm_run` preserves every callee-saved register and
+        // by the type invariant the VMCB's host-memory fields are this vCPU's own
+        // maps and nested tables, whose leaves reach only the guest-frame pool
+        // (`Npt`'s invariant). `svm_run` preserves every callee-saved register and
         // the stack, and writes only `self.regs` and the two VMCBs; the interrupt it
         // lets in after the run goes to an IDT handler that preserves every register.
         unsafe { svm_run(guest, &mut self.regs, host) };
         self.vmcb.control.tlb_control = 0;
+    }
+
+    /// The guest's state save area (registers, segments, control registers).
+    pub fn save(&self) -> &Save {
+        &self.vmcb.save
+    }
+
+    /// The guest's state save area, to change: it describes only the guest.
+    pub fn save_mut(&mut self) -> &mut Save {
+        &mut self.vmcb.save
+    }
+
+    /// The control area, to read (exit code and information).
+    pub fn control(&self) -> &Control {
+        &self.vmcb.control
+    }
+
+    /// The general registers VMRUN does not keep in the VMCB.
+    pub fn regs(&self) -> &GuestRegs {
+        &self.regs
+    }
+
+    /// The general registers, to change.
+    pub fn regs_mut(&mut self) -> &mut GuestRegs {
+        &mut self.regs
+    }
+
+    /// The nested page tables.
+    pub fn npt(&self) -> &Npt {
+        &self.npt
+    }
+
+    /// The nested page tables, to change (flush the TLB afterwards).
+    pub fn npt_mut(&mut self) -> &mut Npt {
+        &mut self.npt
+    }
+
+    /// Sets the virtual interrupt fields (V_IRQ, its vector and priority);
+    /// V_INTR_MASKING stays set, so the host's interrupts keep ending guest runs.
+    pub fn set_vintr(&mut self, vintr: u64) {
+        // INVARIANT: V_INTR_MASKING kept.
+        self.vmcb.control.vintr = vintr | VINTR_MASKING;
+    }
+
+    /// Queues an event for the next VMRUN (`EVENTINJ` format).
+    pub fn set_event_inj(&mut self, event: u64) {
+        self.vmcb.control.event_inj = event;
+    }
+
+    /// Ends the guest's interrupt shadow (after HLT, which has none).
+    pub fn clear_interrupt_shadow(&mut self) {
+        self.vmcb.control.interrupt_shadow = 0;
     }
 
     /// Asks for a full guest TLB flush at the next VMRUN (after NPT changes).

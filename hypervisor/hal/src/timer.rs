@@ -16,9 +16,11 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ebbhv_x86::time::{apply_ratio, ratio_32_32};
 
+use ebbhv_x86::msr::APIC_BASE;
+
 use crate::clock::rdtsc;
 use crate::idt::TIMER_VECTOR;
-use crate::msr::{rdmsr, wrmsr, APIC_BASE};
+use crate::msr::{rdmsr, wrmsr};
 use crate::port::outb;
 
 /// x2APIC MSRs (Intel SDM vol. 3, table 11-6).
@@ -132,13 +134,13 @@ pub fn wait_for_interrupt() {
 }
 
 /// Signals end of interrupt to the host APIC.
-pub fn end_of_interrupt() {
+pub(crate) fn end_of_interrupt() {
     // SAFETY: writing 0 to the x2APIC EOI register retires the in-service
     // interrupt; it has no other effect.
     unsafe { wrmsr(X2APIC_EOI, 0) };
 }
 
-/// Called by the timer's interrupt entry (`idt.rs`).
+/// Called by the timer's interrupt entry ([`crate::idt`]).
 #[no_mangle]
 extern "C" fn host_timer_interrupt() {
     ARMED_AT.store(0, Ordering::Relaxed);

@@ -1,0 +1,210 @@
+//! Diagnostics: counters of what the guest made ebbhv do (VM exits by exit code,
+//! hypercalls by (number, sub-op), port I/O, timer events and time spent idle),
+//! the `[hv]` summary printed when the guest reaches /init and when the run ends,
+//! the counters `ebbctl info` shows, and the things logged once.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use ebbhv_hal::log;
+use ebbhv_x86::vmcb::ExitCode;
+use ebbhv_x86::xen::hypercall as nr;
+
+use crate::xen::time::Clocks;
+
+/// Something logged only the first time it happens.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Once {
+    /// A hypercall (number, sub-op) answered `-ENOSYS`.
+    Hypercall(u64, u64),
+    /// RDMSR of an MSR that reads as 0.
+    Rdmsr(u32),
+    /// WRMSR of an MSR that ignores writes.
+    Wrmsr(u32),
+    /// String I/O on a port, skipped.
+    StringIo(u16),
+}
+
+/// The run's diagnostics.
+#[derive(Default)]
+pub struct Diagnostics {
+    stats: Stats,
+    logged_once: Vec<Once>,
+}
+
+impl Diagnostics {
+    /// The counters, to count.
+    pub fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+
+    /// Logs `what` the first time `key` happens.
+    pub fn log_once(&mut self, key: Once, what: core::fmt::Arguments<'_>) {
+        if !self.logged_once.contains(&key) {
+            self.logged_once.push(key);
+            log!("{what}");
+        }
+    }
+
+    /// The platform's counters for `ebbctl info`: exits by kind, hypercalls by
+    /// (name, sub-op), timer events, idle and guest time.
+    pub fn counters(&self, clocks: &Clocks) -> Vec<(String, u64)> {
+        let s = &self.stats;
+        let mut out = Vec::new();
+        out.push((String::from("exits"), s.total_exits()));
+        for (code, &n) in s.exits.iter().enumerate().filter(|(_, &n)| n > 0) {
+            let name = match ExitCode::decode(code as u64) {
+                Ok(c) => format!("exit_{c:?}"),
+                Err(raw) => format!("exit_{raw:#x}"),
+            };
+            out.push((name, n));
+        }
+        out.push((String::from("hypercalls"), s.total_hypercalls()));
+        for (&(number, sub), &n) in &s.hypercalls {
+            out.push((format!("hc_{}_{sub}", hypercall_name(number)), n));
+        }
+        out.push((String::from("timer_events"), s.timer_events));
+        out.push((String::from("idle_ms"), clocks.ticks_to_ms(s.idle_tsc)));
+        out.push((
+            String::from("guest_ms"),
+            clocks.system_time_ns() / 1_000_000,
+        ));
+        out
+    }
+}
+
+/// Number of exit-code slots: every code up to NPF (0x400) has its own.
+const EXIT_SLOTS: usize = 0x401;
+
+/// The counters.
+pub struct Stats {
+    /// Exits taken, by exit code (codes above 0x400 share the last slot).
+    exits: [u64; EXIT_SLOTS],
+    /// Hypercalls made, by (number, sub-op).
+    hypercalls: BTreeMap<(u64, u64), u64>,
+    /// Port I/O exits, by port.
+    io_ports: BTreeMap<u16, u64>,
+    /// VIRQ_TIMER events raised.
+    timer_events: u64,
+    /// TSC ticks the vCPU spent idle (HLT, SCHEDOP_block).
+    idle_tsc: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            exits: [0; EXIT_SLOTS],
+            hypercalls: BTreeMap::new(),
+            io_ports: BTreeMap::new(),
+            timer_events: 0,
+            idle_tsc: 0,
+        }
+    }
+}
+
+impl Stats {
+    /// Counts one exit.
+    pub fn exit(&mut self, code: u64) {
+        self.exits[(code as usize).min(EXIT_SLOTS - 1)] += 1;
+    }
+
+    /// Counts one port I/O exit.
+    pub fn io_port(&mut self, port: u16) {
+        *self.io_ports.entry(port).or_insert(0) += 1;
+    }
+
+    /// Counts one VIRQ_TIMER.
+    pub fn timer_event(&mut self) {
+        self.timer_events += 1;
+    }
+
+    /// Adds TSC ticks spent idle.
+    pub fn idle(&mut self, ticks: u64) {
+        self.idle_tsc += ticks;
+    }
+
+    /// Counts one hypercall.
+    pub fn hypercall(&mut self, number: u64, sub: u64) {
+        *self.hypercalls.entry((number, sub)).or_insert(0) += 1;
+    }
+
+    /// Exits in total.
+    pub fn total_exits(&self) -> u64 {
+        self.exits.iter().sum()
+    }
+
+    /// Hypercalls in total.
+    pub fn total_hypercalls(&self) -> u64 {
+        self.hypercalls.values().sum()
+    }
+}
+
+/// A hypercall's name.
+fn hypercall_name(number: u64) -> &'static str {
+    match number {
+        nr::MEMORY_OP => "memory_op",
+        nr::SET_TIMER_OP => "set_timer_op",
+        nr::XEN_VERSION => "xen_version",
+        nr::CONSOLE_IO => "console_io",
+        nr::GRANT_TABLE_OP => "grant_table_op",
+        nr::VM_ASSIST => "vm_assist",
+        nr::VCPU_OP => "vcpu_op",
+        nr::SCHED_OP => "sched_op",
+        nr::EVENT_CHANNEL_OP => "event_channel_op",
+        nr::PHYSDEV_OP => "physdev_op",
+        nr::HVM_OP => "hvm_op",
+        nr::SYSCTL => "sysctl",
+        nr::DOMCTL => "domctl",
+        _ => "?",
+    }
+}
+
+/// Prints the counters as `[hv]` lines under `title`.
+pub fn report(diag: &Diagnostics, clocks: &Clocks, title: &str) {
+    let s = &diag.stats;
+    let now = clocks.system_time_ns();
+    let hz = clocks.tsc_hz();
+    let idle_ms = clocks.ticks_to_ms(s.idle_tsc);
+    // The TSC counts from the machine's reset, so this includes firmware and
+    // ebbhv's own start.
+    let machine_ms = ebbhv_hal::clock::rdtsc() / (hz / 1000).max(1);
+    log!(
+        "summary ({title}): machine time {machine_ms} ms, guest time {}.{:03} s, idle {idle_ms} ms, {} exits, {} hypercalls, {} timer events",
+        now / 1_000_000_000,
+        (now / 1_000_000) % 1000,
+        s.total_exits(),
+        s.total_hypercalls(),
+        s.timer_events
+    );
+    let mut line = String::new();
+    for (code, &n) in s.exits.iter().enumerate().filter(|(_, &n)| n > 0) {
+        let name = match ExitCode::decode(code as u64) {
+            Ok(c) => format!("{c:?}"),
+            Err(raw) => format!("{raw:#x}"),
+        };
+        line.push_str(&format!(" {name}={n}"));
+    }
+    log!("  exits:{line}");
+    line.clear();
+    let mut ports: Vec<(u64, u16)> = s.io_ports.iter().map(|(&p, &n)| (n, p)).collect();
+    ports.sort_unstable_by(|a, b| b.cmp(a));
+    for (n, port) in ports.iter().take(8) {
+        line.push_str(&format!(" {port:#x}={n}"));
+    }
+    if !line.is_empty() {
+        log!("  busiest I/O ports:{line}");
+        line.clear();
+    }
+    for (&(number, sub), &n) in &s.hypercalls {
+        line.push_str(&format!(" {}/{sub}={n}", hypercall_name(number)));
+        if line.len() > 90 {
+            log!("  hypercalls:{line}");
+            line.clear();
+        }
+    }
+    if !line.is_empty() {
+        log!("  hypercalls:{line}");
+    }
+}

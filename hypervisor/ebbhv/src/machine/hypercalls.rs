@@ -1,0 +1,201 @@
+//! VMMCALL: the Xen hypercall table.
+//!
+//! RAX holds the hypercall number, RDI RSI RDX R10 R8 the arguments, and the result
+//! goes back in RAX. Memory ops (and anything else the platform does not serve
+//! itself) go to the core, with the caller's memory reached through its page tables
+//! and the NPT; the platform serves xen_version, console_io, vcpu_op, hvm_op,
+//! sched_op, set_timer_op and event_channel_op from its parts. Anything
+//! unsupported returns `-ENOSYS`, logged once per (hypercall, sub-op):
+//! grant_table_op among them, so Linux falls back to grant table v1 with 4 frames,
+//! which it maps with add_to_physmap (served by the core).
+//!
+//! A new platform hypercall gets its arm in [`Machine::hypercall`] and its handler
+//! in the part whose state it uses (`crate::xen` for Xen platform state); a new
+//! memory op belongs to `ebbhv-core`.
+
+use ebbhv_core::addr::CallerAddr;
+use ebbhv_core::error::{Errno, Fatal};
+use ebbhv_core::guest::GuestMemory;
+use ebbhv_core::hypercall::{Caller, Hypercall, Outcome};
+use ebbhv_x86::xen::{consoleio, hypercall as nr, schedop, SchedShutdown};
+
+use super::{domain, Machine};
+use crate::diagnostics::Once;
+use crate::guest_memory::{GuestVirtMemory, HostFrames, Translate};
+use crate::xen::version::xen_version;
+
+/// How the hypercall ended for the vCPU.
+pub enum Done {
+    /// Put the value in RAX and move past the VMMCALL.
+    Return(i64),
+    /// Re-issue: RIP stays on the VMMCALL, the arguments were rewritten.
+    Again,
+}
+
+type Result<T> = core::result::Result<T, Errno>;
+
+/// Most bytes one console_io write prints (Linux writes in smaller chunks).
+const CONSOLE_CHUNK: usize = 4096;
+
+impl Machine {
+    /// Handles the VMMCALL the guest just made.
+    pub(super) fn hypercall(&mut self) -> core::result::Result<Done, Fatal> {
+        let v = self.cpu.vcpu();
+        let r = v.regs();
+        let call = Hypercall {
+            nr: v.save().rax,
+            args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8],
+        };
+        let sub = if call.nr == nr::MEMORY_OP {
+            call.args[0] & 0x3f
+        } else {
+            call.args[0]
+        };
+        self.diag.stats_mut().hypercall(call.nr, sub);
+        let arg1 = CallerAddr(call.args[1]);
+        let platform = match call.nr {
+            nr::XEN_VERSION => Some(xen_version(&mut self.guest_memory(), call.args[0], arg1)),
+            nr::CONSOLE_IO => Some(self.console_io(call.args)),
+            nr::VCPU_OP => {
+                let dom = domain(&self.hv, self.domid);
+                let mut mem = GuestVirtMemory {
+                    translate: Translate::P2m(dom),
+                    mode: self.cpu.paging_mode(),
+                };
+                Some(self.xen.vcpu_op(dom, &mut mem, call.args))
+            }
+            nr::HVM_OP => {
+                let mut mem = GuestVirtMemory {
+                    translate: Translate::P2m(domain(&self.hv, self.domid)),
+                    mode: self.cpu.paging_mode(),
+                };
+                Some(self.xen.hvm_op(&mut mem, call.args[0], arg1))
+            }
+            nr::SCHED_OP => Some(self.sched_op(call.args[0], arg1)),
+            nr::EVENT_CHANNEL_OP => Some(self.event_channel_op(call.args[0], arg1)),
+            nr::SET_TIMER_OP => {
+                let deadline = (call.args[0] != 0).then_some(call.args[0]);
+                self.xen.timer_mut().set(deadline);
+                Some(Ok(0))
+            }
+            nr::GRANT_TABLE_OP | nr::PHYSDEV_OP | nr::VM_ASSIST => Some(Err(Errno::ENOSYS)),
+            _ => None,
+        };
+        let value = match platform {
+            Some(result) => result.unwrap_or_else(Errno::as_return),
+            None => match self.core_hypercall(call)? {
+                Some(v) => v,
+                None => return Ok(Done::Again),
+            },
+        };
+        if value == Errno::ENOSYS.as_return() {
+            self.diag.log_once(
+                Once::Hypercall(call.nr, sub),
+                format_args!("hypercall {} sub-op {sub}: -ENOSYS", call.nr),
+            );
+        }
+        Ok(Done::Return(value))
+    }
+
+    /// Passes the call to the core; `None` means a continuation was set up.
+    fn core_hypercall(&mut self, call: Hypercall) -> core::result::Result<Option<i64>, Fatal> {
+        // The core is borrowed mutably while it serves the call, so the caller's
+        // memory is reached through the NPT, exactly as the guest's own accesses are.
+        let mode = self.cpu.paging_mode();
+        let mut mem = GuestVirtMemory {
+            translate: Translate::Npt(self.cpu.vcpu().npt()),
+            mode,
+        };
+        let outcome =
+            self.hv
+                .hypercall(Caller::Guest(self.domid), call, &mut mem, &mut HostFrames)?;
+        self.sync_npt();
+        if call.nr == nr::MEMORY_OP {
+            // add_to_physmap(shared_info) may have just mapped the page the guest reads
+            // its clock from; it must be valid the moment the guest looks.
+            self.publish_time();
+        }
+        Ok(match outcome {
+            Outcome::Return(v) => Some(v),
+            Outcome::Continue(next) => {
+                let v = self.cpu.vcpu_mut();
+                v.save_mut().rax = next.nr;
+                let r = v.regs_mut();
+                [r.rdi, r.rsi, r.rdx, r.r10, r.r8] = next.args;
+                None
+            }
+        })
+    }
+
+    /// `HYPERVISOR_console_io`: writes go to COM1 with the `[guest]` prefix (the
+    /// first line containing "Run /init" prints the boot summary), reads take
+    /// queued console input.
+    fn console_io(&mut self, args: [u64; 5]) -> Result<i64> {
+        let len = (args[1] as usize).min(CONSOLE_CHUNK);
+        let mut buf = [0u8; CONSOLE_CHUNK];
+        match args[0] {
+            consoleio::WRITE => {
+                self.guest_memory()
+                    .read(CallerAddr(args[2]), &mut buf[..len])
+                    .map_err(|_| Errno::EFAULT)?;
+                let console = self.devices.console();
+                console.write(&buf[..len]);
+                if console.take_seen() {
+                    console.flush();
+                    self.report("boot to /init");
+                }
+                Ok(0)
+            }
+            consoleio::READ => {
+                let n = self.devices.console_in().read(&mut buf[..len]);
+                self.guest_memory()
+                    .write(CallerAddr(args[2]), &buf[..n])
+                    .map_err(|_| Errno::EFAULT)?;
+                Ok(n as i64)
+            }
+            _ => Err(Errno::ENOSYS),
+        }
+    }
+
+    /// `HYPERVISOR_sched_op`: yield polls the devices, block idles, shutdown ends
+    /// the run.
+    fn sched_op(&mut self, cmd: u64, arg: CallerAddr) -> Result<i64> {
+        match cmd {
+            schedop::YIELD => {
+                self.poll_devices();
+                Ok(0)
+            }
+            schedop::BLOCK => {
+                self.block();
+                Ok(0)
+            }
+            schedop::SHUTDOWN => {
+                let mut b = [0u8; SchedShutdown::SIZE];
+                self.guest_memory()
+                    .read(arg, &mut b)
+                    .map_err(|_| Errno::EFAULT)?;
+                let reason = SchedShutdown::read_from(&b).ok_or(Errno::EFAULT)?.reason;
+                self.shutdown(reason, "SCHEDOP_shutdown")
+            }
+            _ => Err(Errno::ENOSYS),
+        }
+    }
+
+    /// `HYPERVISOR_event_channel_op`, and the xenstore service when the guest sent
+    /// on the store port (served synchronously, inside its EVTCHNOP_send).
+    fn event_channel_op(&mut self, cmd: u64, arg: CallerAddr) -> Result<i64> {
+        let dom = self.hv.domain(self.domid).ok_or(Errno::ESRCH)?;
+        let mut mem = GuestVirtMemory {
+            translate: Translate::P2m(dom),
+            mode: self.cpu.paging_mode(),
+        };
+        if self
+            .xen
+            .event_channel_op(dom, &mut mem, cmd, arg)?
+            .is_some()
+        {
+            self.serve_store();
+        }
+        Ok(0)
+    }
+}

@@ -1,0 +1,273 @@
+//! The machine: the core's [`Hypervisor`] and the guest's parts, each owning its
+//! state behind private fields, and the code that needs more than one of them.
+//!
+//! | part | owns |
+//! |---|---|
+//! | `hv` (`ebbhv-core`) | the frame heap, the domain, its p2m (the truth about memory) |
+//! | [`Cpu`] | the SVM vCPU with its nested page tables (the p2m's mirror), the virtual LAPIC |
+//! | [`XenPlatform`] | HVM parameters, vcpu_info and runstate places, event channels, the one-shot timer, the clocks |
+//! | [`StoreService`] | the xenstore and the guest's ring |
+//! | [`Devices`] | console streams and input, the control channel |
+//! | [`Diagnostics`] | counters and the things logged once |
+//!
+//! Only this module and its children, the exit dispatcher ([`exits`]) and the
+//! hypercall table ([`hypercalls`]), see the whole machine; every handler they
+//! call takes just the parts it uses. Every piece of VM state is reachable from
+//! [`Machine`], which a later save/restore walks.
+//!
+//! Locking: there is one physical CPU and one vCPU, and the machine is owned by
+//! the exit loop's stack frame, which is the only code that runs after boot; the
+//! `&mut Machine` it holds is the lock the core asks for.
+
+mod exits;
+mod hypercalls;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use ebbhv_core::addr::DomId;
+use ebbhv_core::control::exec::{execute, Context, Effect};
+use ebbhv_core::domain::Domain;
+use ebbhv_core::evtchn::abi::{VIRQ_CONSOLE, VIRQ_TIMER};
+use ebbhv_core::hv::Hypervisor;
+use ebbhv_hal::npt::Npt;
+use ebbhv_hal::qemu_exit::{exit_qemu, ExitCode};
+use ebbhv_hal::svm::Vcpu;
+use ebbhv_hal::{clock, log, timer};
+
+use crate::devices::control::POLL_BUDGET;
+use crate::devices::power::{self, SHUTDOWN_POWEROFF};
+use crate::devices::Devices;
+use crate::diagnostics::{self, Diagnostics};
+use crate::guest_memory::{GuestVirtMemory, NptMirror, Translate};
+use crate::loader::EntryState;
+use crate::store::{StoreService, STORE_GFN};
+use crate::vcpu::{msr, Cpu};
+use crate::xen::time::Clocks;
+use crate::xen::XenPlatform;
+
+/// The hypervisor and its one guest.
+pub struct Machine {
+    hv: Hypervisor,
+    domid: DomId,
+    cpu: Cpu,
+    xen: XenPlatform,
+    store: StoreService,
+    devices: Devices,
+    diag: Diagnostics,
+}
+
+/// The guest's domain in `hv`. It exists for as long as the machine runs: nothing
+/// destroys it (a `destroy` request ends the run instead).
+fn domain(hv: &Hypervisor, domid: DomId) -> &Domain {
+    hv.domain(domid)
+        .expect("the guest's domain exists while it runs")
+}
+
+impl Machine {
+    /// The machine for the guest `domid` that the loader built in `hv`, about to
+    /// start at `entry`.
+    pub fn new(
+        hv: Hypervisor,
+        domid: DomId,
+        entry: EntryState,
+        clocks: Clocks,
+        store: StoreService,
+    ) -> Machine {
+        let npt = Npt::new().expect("hypervisor memory for the NPT root");
+        let vcpu = Vcpu::new_pvh(npt, entry.rip, entry.start_info, msr::PASS_THROUGH);
+        let mut m = Machine {
+            hv,
+            domid,
+            cpu: Cpu::new(vcpu),
+            xen: XenPlatform::new(domid, clocks, STORE_GFN),
+            store,
+            devices: Devices::new(),
+            diag: Diagnostics::default(),
+        };
+        m.sync_npt();
+        m.publish_time();
+        m
+    }
+
+    /// The caller's memory for a platform hypercall: guest-virtual addresses
+    /// through the guest's page tables and the p2m.
+    fn guest_memory(&self) -> GuestVirtMemory<'_> {
+        GuestVirtMemory {
+            translate: Translate::P2m(domain(&self.hv, self.domid)),
+            mode: self.cpu.paging_mode(),
+        }
+    }
+
+    /// Replays p2m changes into the NPT and flushes the guest TLB if any.
+    fn sync_npt(&mut self) {
+        let vcpu = self.cpu.vcpu_mut();
+        let changed = self
+            .hv
+            .sync_p2m(self.domid, &mut NptMirror(vcpu.npt_mut()))
+            .expect("the guest's domain exists while it runs");
+        if changed > 0 {
+            vcpu.flush_tlb();
+        }
+    }
+
+    /// Writes the clocks into shared_info and the registered vcpu_info.
+    fn publish_time(&self) {
+        self.xen.publish_time(domain(&self.hv, self.domid));
+    }
+
+    /// Raises the port bound to `virq`, if the guest bound one.
+    fn raise_virq(&mut self, virq: u32) {
+        self.xen.raise_virq(domain(&self.hv, self.domid), virq);
+    }
+
+    /// Serves the guest's xenstore ring and notifies it on the store port if
+    /// anything moved.
+    fn serve_store(&mut self) {
+        if self.store.serve() {
+            if let Some(port) = self.xen.store_port() {
+                self.xen.notify(domain(&self.hv, self.domid), port);
+            }
+        }
+    }
+
+    /// Whether an interrupt waits for the guest (a HLT must not sleep).
+    fn guest_has_work(&self) -> bool {
+        self.cpu.lapic_pending()
+            || self
+                .xen
+                .pending_upcall(domain(&self.hv, self.domid))
+                .is_some()
+    }
+
+    /// Before every guest entry: raises VIRQ_TIMER if the deadline has passed,
+    /// polls the devices, and arms the host timer for the next deadline.
+    fn service_timer(&mut self) {
+        if self.xen.take_due_timer() {
+            self.diag.stats_mut().timer_event();
+            self.raise_virq(VIRQ_TIMER);
+        }
+        self.poll_devices();
+        match self.xen.timer().deadline() {
+            Some(d) => timer::arm_at(self.xen.clocks().tsc_at(d)),
+            None => timer::disarm(),
+        }
+    }
+
+    /// Looks at the devices the guest gets events from: console input on COM1
+    /// (queued for console_io, announced with VIRQ_CONSOLE) and the control
+    /// channel on COM2 (which may change xenstore and so notify the guest).
+    fn poll_devices(&mut self) {
+        let mut budget = POLL_BUDGET;
+        while let Some(line) = self.devices.control().next_line(&mut budget) {
+            self.control_request(&line);
+        }
+        if self.devices.console_in().poll() {
+            self.raise_virq(VIRQ_CONSOLE);
+        }
+    }
+
+    /// Idles the vCPU (HLT with interrupts on, or `SCHEDOP_block`) until an event
+    /// is pending for it: its timer, console input, or anything a device poll
+    /// raises.
+    fn block(&mut self) {
+        let started = clock::rdtsc();
+        loop {
+            self.service_timer();
+            if self.guest_has_work() {
+                break;
+            }
+            timer::arm_at(self.xen.timer().idle_wake_tsc(self.xen.clocks()));
+            timer::wait_for_interrupt();
+            timer::take_fired();
+        }
+        self.diag
+            .stats_mut()
+            .idle(clock::rdtsc().wrapping_sub(started));
+    }
+
+    /// Executes one control request line and sends the reply.
+    fn control_request(&mut self, line: &[u8]) {
+        let owned: Vec<(String, u64)> = self.diag.counters(self.xen.clocks());
+        let counters: Vec<(&str, u64)> = owned.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let (reply, effect) = {
+            let mut cx = Context {
+                hv: &mut self.hv,
+                store: self.store.store_mut(),
+                domain: self.domid,
+                counters: &counters,
+            };
+            execute(line, &mut cx)
+        };
+        self.devices.control().send(&reply);
+        match effect {
+            Effect::None => {}
+            Effect::Xenstore if self.store.has_output() => self.serve_store(),
+            Effect::Xenstore => {}
+            Effect::Destroy => {
+                self.shutdown(SHUTDOWN_POWEROFF, "destroyed from the control channel")
+            }
+        }
+    }
+
+    /// Prints the `[hv]` summary under `title`.
+    fn report(&self, title: &str) {
+        diagnostics::report(&self.diag, self.xen.clocks(), title);
+    }
+
+    /// Ends the run for a guest shutdown with Xen's `SHUTDOWN_*` reason.
+    fn shutdown(&mut self, reason: u32, how: &str) -> ! {
+        self.devices.flush();
+        let what = power::reason_name(reason);
+        log!("guest shut down: {what} (reason {reason}, {how})");
+        self.report(what);
+        exit_qemu(power::exit_code(reason))
+    }
+
+    /// Prints a report on the guest's state and ends the run.
+    fn stop(&mut self, why: core::fmt::Arguments<'_>) -> ! {
+        self.devices.flush();
+        let v = self.cpu.vcpu();
+        let (c, s, r) = (v.control(), v.save(), v.regs());
+        log!("guest stopped: {why}");
+        log!(
+            "  exit {:#x} info1 {:#x} info2 {:#x} intinfo {:#x}",
+            c.exit_code,
+            c.exit_info1,
+            c.exit_info2,
+            c.exit_int_info
+        );
+        log!(
+            "  rip {:#018x} rsp {:#018x} rflags {:#x} cs {:#x} cpl {}",
+            s.rip,
+            s.rsp,
+            s.rflags,
+            s.cs.selector,
+            s.cpl
+        );
+        log!(
+            "  rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}",
+            s.rax,
+            r.rbx,
+            r.rcx,
+            r.rdx
+        );
+        log!(
+            "  rsi {:#018x} rdi {:#018x} rbp {:#018x} r8  {:#018x}",
+            r.rsi,
+            r.rdi,
+            r.rbp,
+            r.r8
+        );
+        log!(
+            "  cr0 {:#x} cr2 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x}",
+            s.cr0,
+            s.cr2,
+            s.cr3,
+            s.cr4,
+            s.efer
+        );
+        self.report("guest stopped");
+        exit_qemu(ExitCode::GuestFatal)
+    }
+}

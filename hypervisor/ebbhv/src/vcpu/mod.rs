@@ -1,0 +1,142 @@
+//! The guest's virtual CPU as the x86 architecture sees it: the SVM vCPU with its
+//! nested page tables (in `ebbhv_hal::svm`), the virtual local APIC, and the
+//! interrupt offered through V_IRQ; and the architectural exits that need nothing
+//! else: CPUID, RDMSR/WRMSR ([`msr`]), port reads ([`io`]).
+//!
+//! Interrupt delivery is level-triggered: before every VMRUN the highest pending
+//! vector (an event channel upcall on the callback vector, or a self-IPI of the
+//! virtual LAPIC) is offered through V_IRQ with V_IGN_TPR; the CPU delivers it as
+//! soon as the guest's RFLAGS.IF and interrupt shadow allow (that is the interrupt
+//! window, with no exit needed) and clears V_IRQ when it does. The callback vector
+//! needs no EOI. A LAPIC vector moves from IRR to ISR once the CPU has taken it
+//! (V_IRQ found clear at the next exit, before that exit's own work such as an EOI
+//! write).
+
+pub mod io;
+pub mod msr;
+
+use ebbhv_hal::svm::Vcpu;
+use ebbhv_x86::cpuid::{self, Context};
+use ebbhv_x86::lapic::VLapic;
+use ebbhv_x86::vintr::{self, Offered};
+use ebbhv_x86::walk::PagingMode;
+
+/// `exit_int_info` / `event_inj`: valid.
+const EVENT_VALID: u64 = 1 << 31;
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
+/// Exception vectors ebbhv injects.
+const UD: u8 = 6;
+const GP: u8 = 13;
+
+/// The guest's CPU: the vCPU (registers, VMCB, nested page tables), its local
+/// APIC, and the vector offered to the current run.
+pub struct Cpu {
+    vcpu: Vcpu,
+    lapic: VLapic,
+    offered: Option<Offered>,
+}
+
+impl Cpu {
+    /// The CPU of a new guest.
+    pub fn new(vcpu: Vcpu) -> Cpu {
+        Cpu {
+            vcpu,
+            lapic: VLapic::default(),
+            offered: None,
+        }
+    }
+
+    /// The SVM vCPU.
+    pub fn vcpu(&self) -> &Vcpu {
+        &self.vcpu
+    }
+
+    /// The SVM vCPU, to change.
+    pub fn vcpu_mut(&mut self) -> &mut Vcpu {
+        &mut self.vcpu
+    }
+
+    /// The guest's paging registers.
+    pub fn paging_mode(&self) -> PagingMode {
+        let s = self.vcpu.save();
+        PagingMode {
+            cr0: s.cr0,
+            cr3: s.cr3,
+            cr4: s.cr4,
+            efer: s.efer,
+        }
+    }
+
+    /// Whether the guest runs with interrupts enabled.
+    pub fn interrupts_enabled(&self) -> bool {
+        self.vcpu.save().rflags & RFLAGS_IF != 0
+    }
+
+    /// Whether the local APIC has a vector to deliver.
+    pub fn lapic_pending(&self) -> bool {
+        self.lapic.deliverable().is_some()
+    }
+
+    /// Offers the higher of `upcall` and the LAPIC's deliverable vector through
+    /// V_IRQ for the next run (or withdraws the offer).
+    pub fn offer_interrupt(&mut self, upcall: Option<u8>) {
+        let offer = vintr::choose(upcall, self.lapic.deliverable());
+        self.offered = offer;
+        let v = vintr::encode(self.vcpu.control().vintr, offer);
+        self.vcpu.set_vintr(v);
+    }
+
+    /// Settles what happened to the offered vector during the run that just
+    /// ended, and re-injects an event whose delivery the exit interrupted.
+    pub fn after_exit(&mut self) {
+        let c = self.vcpu.control();
+        let (vintr, int_info) = (c.vintr, c.exit_int_info);
+        if let (true, Some(Offered::Lapic(v))) = (vintr::taken(vintr), self.offered) {
+            self.lapic.accept(v);
+        }
+        self.offered = None;
+        if int_info & EVENT_VALID != 0 {
+            self.vcpu.set_event_inj(int_info);
+        }
+    }
+
+    /// Moves RIP past an instruction of `len` bytes.
+    pub fn skip(&mut self, len: u64) {
+        self.vcpu.skip(len);
+    }
+
+    /// Injects #UD (an instruction the guest's CPU does not have).
+    pub fn inject_ud(&mut self) {
+        self.vcpu.inject_exception(UD, None);
+    }
+
+    /// Injects #GP(0).
+    pub fn inject_gp(&mut self) {
+        self.vcpu.inject_exception(GP, Some(0));
+    }
+
+    /// Completes a HLT (with interrupts on): RIP past it, no interrupt shadow.
+    pub fn complete_hlt(&mut self) {
+        self.vcpu.skip(1);
+        self.vcpu.clear_interrupt_shadow();
+    }
+
+    /// The CPUID exit: the guest's view of the leaf, from the host's and the
+    /// policy in `ebbhv_x86::cpuid`.
+    pub fn cpuid_exit(&mut self, tsc_hz: u64) {
+        let leaf = self.vcpu.save().rax as u32;
+        let sub = self.vcpu.regs().rcx as u32;
+        let ctx = Context {
+            guest_cr4: self.vcpu.save().cr4,
+            tsc_khz: (tsc_hz / 1000) as u32,
+        };
+        let [a, b, c, d] = cpuid::guest_leaf(leaf, sub, ebbhv_hal::cpuid(leaf, sub), &ctx);
+        self.vcpu.save_mut().rax = u64::from(a);
+        let r = self.vcpu.regs_mut();
+        r.rbx = u64::from(b);
+        r.rcx = u64::from(c);
+        r.rdx = u64::from(d);
+        self.vcpu.skip(2);
+    }
+}

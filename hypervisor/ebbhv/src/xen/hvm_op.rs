@@ -1,0 +1,39 @@
+//! `HYPERVISOR_hvm_op`: getting and setting HVM parameters.
+
+use ebbhv_core::addr::{CallerAddr, DomId};
+use ebbhv_core::error::Errno;
+use ebbhv_core::guest::GuestMemory;
+use ebbhv_hal::log;
+use ebbhv_x86::xen::{hvmop, HvmParam};
+
+use super::XenPlatform;
+use crate::guest_memory::GuestVirtMemory;
+
+impl XenPlatform {
+    /// `HVMOP_set_param` and `HVMOP_get_param` on the guest's own parameters.
+    pub fn hvm_op(
+        &mut self,
+        mem: &mut GuestVirtMemory<'_>,
+        cmd: u64,
+        arg: CallerAddr,
+    ) -> Result<i64, Errno> {
+        if cmd != hvmop::SET_PARAM && cmd != hvmop::GET_PARAM {
+            return Err(Errno::ENOSYS);
+        }
+        let mut b = [0u8; HvmParam::SIZE];
+        mem.read(arg, &mut b).map_err(|_| Errno::EFAULT)?;
+        let mut p = HvmParam::read_from(&b).ok_or(Errno::EFAULT)?;
+        if p.domid != DomId::SELF.0 && p.domid != self.domid.0 {
+            return Err(Errno::EPERM);
+        }
+        let slot = self.params.get_mut(p.index as usize).ok_or(Errno::EINVAL)?;
+        if cmd == hvmop::SET_PARAM {
+            *slot = p.value;
+            log!("hvm param {} set to {:#x}", p.index, p.value);
+            return Ok(0);
+        }
+        p.value = *slot;
+        mem.write(arg, &p.to_bytes()).map_err(|_| Errno::EFAULT)?;
+        Ok(0)
+    }
+}

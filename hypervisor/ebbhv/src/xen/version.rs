@@ -1,0 +1,53 @@
+//! `HYPERVISOR_xen_version`: the version, the strings and the feature bits ebbhv
+//! reports (those of an HVM guest with a callback vector and a safe pvclock).
+
+use ebbhv_core::addr::CallerAddr;
+use ebbhv_core::error::Errno;
+use ebbhv_core::guest::GuestMemory;
+use ebbhv_x86::cpuid::XEN_VERSION;
+use ebbhv_x86::xen::{feature, xenver, FeatureInfo};
+
+use crate::guest_memory::GuestVirtMemory;
+
+/// Writes `s` as a NUL-padded string of `len` bytes (truncated to leave the NUL).
+fn write_str(
+    mem: &mut GuestVirtMemory<'_>,
+    at: CallerAddr,
+    s: &[u8],
+    len: usize,
+) -> Result<i64, Errno> {
+    let mut buf = [0u8; 1024];
+    let n = s.len().min(len - 1);
+    buf[..n].copy_from_slice(&s[..n]);
+    mem.write(at, &buf[..len]).map_err(|_| Errno::EFAULT)?;
+    Ok(0)
+}
+
+/// `HYPERVISOR_xen_version(cmd, arg)`.
+pub fn xen_version(mem: &mut GuestVirtMemory<'_>, cmd: u64, arg: CallerAddr) -> Result<i64, Errno> {
+    match cmd {
+        xenver::VERSION => Ok(i64::from(XEN_VERSION)),
+        xenver::EXTRAVERSION => write_str(mem, arg, b".0-ebbhv", 16),
+        xenver::CAPABILITIES => write_str(mem, arg, b"hvm-3.0-x86_64", 1024),
+        xenver::CHANGESET => write_str(mem, arg, b"ebbhv", 64),
+        xenver::GUEST_HANDLE => write_str(mem, arg, b"", 16),
+        xenver::PAGESIZE => Ok(4096),
+        xenver::GET_FEATURES => {
+            let mut b = [0u8; FeatureInfo::SIZE];
+            mem.read(arg, &mut b).map_err(|_| Errno::EFAULT)?;
+            let mut fi = FeatureInfo::read_from(&b).ok_or(Errno::EFAULT)?;
+            fi.submap = match fi.submap_idx {
+                0 => {
+                    feature::WRITABLE_PAGE_TABLES
+                        | feature::AUTO_TRANSLATED_PHYSMAP
+                        | feature::HVM_CALLBACK_VECTOR
+                        | feature::HVM_SAFE_PVCLOCK
+                }
+                _ => 0,
+            };
+            mem.write(arg, &fi.to_bytes()).map_err(|_| Errno::EFAULT)?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOSYS),
+    }
+}
