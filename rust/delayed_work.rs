@@ -15,18 +15,23 @@ use kernel::prelude::*;
 use kernel::time::Jiffies;
 use kernel::types::Opaque;
 
-use crate::bindings;
+use crate::rust::bindings;
 
 /// A type with a [`DelayedWork`] field that runs [`DelayedWorkOwner::run`].
 ///
 /// # Safety
 ///
-/// `WORK_OFFSET` is the byte offset of a `DelayedWork<Self>` field inside `Self`, and
-/// everything `run` uses stays valid until that field's [`DelayedWork::cancel_sync`]
-/// has returned (dropping the field calls it).
+/// [`DelayedWorkOwner::owner_of`] returns the `Self` whose `DelayedWork<Self>` field
+/// `work` points to (`kernel::container_of!` with that field), and everything `run` uses
+/// stays valid until that field's [`DelayedWork::cancel_sync`] has returned (dropping
+/// the field calls it).
 pub(crate) unsafe trait DelayedWorkOwner: Sync + Sized {
-    /// `core::mem::offset_of!(Self, <the DelayedWork field>)`.
-    const WORK_OFFSET: usize;
+    /// The owner of `work`.
+    ///
+    /// # Safety
+    ///
+    /// `work` points to the `DelayedWork<Self>` field of a live `Self`.
+    unsafe fn owner_of(work: *const DelayedWork<Self>) -> *const Self;
 
     /// The work itself; runs in process context with no ebb lock held.
     fn run(&self);
@@ -36,8 +41,8 @@ pub(crate) unsafe trait DelayedWorkOwner: Sync + Sized {
 ///
 /// # Invariants
 ///
-/// `raw` is initialised with [`run_owner::<T>`] as its function, and `raw` lives at
-/// `T::WORK_OFFSET` inside a pinned `T`.
+/// `raw` is initialised with [`run_owner::<T>`] as its function, and this value is the
+/// field of a pinned `T` that [`DelayedWorkOwner::owner_of`] maps back to it.
 #[pin_data(PinnedDrop)]
 #[repr(transparent)]
 pub(crate) struct DelayedWork<T: DelayedWorkOwner> {
@@ -53,7 +58,7 @@ unsafe impl<T: DelayedWorkOwner> Send for DelayedWork<T> {}
 unsafe impl<T: DelayedWorkOwner> Sync for DelayedWork<T> {}
 
 impl<T: DelayedWorkOwner> DelayedWork<T> {
-    /// An initialiser for the field at `T::WORK_OFFSET` of a pinned `T`.
+    /// An initialiser for the `DelayedWork` field of a pinned `T`.
     pub(crate) fn new() -> impl PinInit<Self> {
         // INVARIANT: initialised with `run_owner::<T>`; the owner's `DelayedWorkOwner`
         // implementation promises the placement.
@@ -102,9 +107,11 @@ impl<T: DelayedWorkOwner> PinnedDrop for DelayedWork<T> {
 unsafe extern "C" fn run_owner<T: DelayedWorkOwner>(work: *mut kernel::bindings::work_struct) {
     // SAFETY: `work` is embedded in a `delayed_work` (this function's contract).
     let dwork = unsafe { bindings::ebb_helper_to_delayed_work(work) };
-    // SAFETY: the `delayed_work` sits at `T::WORK_OFFSET` in a live, pinned `T` (type
-    // invariant of `DelayedWork` and `DelayedWorkOwner`'s contract), which stays valid
-    // until the work is cancelled, which waits for this call.
-    let owner = unsafe { &*dwork.cast::<u8>().sub(T::WORK_OFFSET).cast::<T>() };
+    // `DelayedWork<T>` is a transparent wrapper of the `delayed_work`.
+    let field = dwork.cast_const().cast::<DelayedWork<T>>();
+    // SAFETY: the `delayed_work` is the `DelayedWork<T>` field of a live, pinned `T`
+    // (type invariant of `DelayedWork`), which stays valid until the work is cancelled,
+    // which waits for this call.
+    let owner = unsafe { &*T::owner_of(field) };
     owner.run();
 }

@@ -2,7 +2,7 @@
 
 //! Memory hotplug facts of the running kernel (linux/memory.h).
 
-use crate::bindings;
+use crate::rust::bindings;
 
 /// Size in bytes of a memory block, the unit in which memory is added, onlined,
 /// offlined and removed (`/sys/devices/system/memory/block_size_bytes`).

@@ -17,7 +17,7 @@ use kernel::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::bindings;
+use crate::rust::bindings;
 
 /// The resource name of ebb's memory in /proc/iomem; the kernel requires the form
 /// "System RAM ($DRIVER)".

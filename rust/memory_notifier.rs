@@ -16,9 +16,9 @@ use kernel::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::bindings;
-use crate::notifier::Chain;
-use crate::notifier::Notifier;
+use crate::rust::bindings;
+use crate::rust::notifier::Chain;
+use crate::rust::notifier::Notifier;
 
 /// Memory being offlined: `nr_pages` pages from `start_pfn`.
 #[derive(Clone, Copy, Debug)]

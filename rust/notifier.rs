@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Notifier chains (linux/notifier.h): a `notifier_block` registered on a chain, whose
-//! calls reach a Rust [`Chain`] implementation. `oom.rs` and `memory_notifier.rs` are
-//! the two chains ebb listens to.
+//! calls reach a Rust [`Chain`] implementation. `oom.rs`, `memory_notifier.rs` and
+//! `xenstore.rs` (xenstore coming up) are the chains ebb listens to.
 
 use kernel::ffi::c_int;
 use kernel::ffi::c_ulong;
@@ -94,9 +94,10 @@ unsafe extern "C" fn call<C: Chain>(
     event: c_ulong,
     data: *mut c_void,
 ) -> c_int {
-    let offset = core::mem::offset_of!(Slot<C>, block);
-    // SAFETY: `block` lives at `offset` in a live slot (this function's contract).
-    let slot = unsafe { &*block.cast::<u8>().sub(offset).cast::<Slot<C>>() };
+    let block = block.cast::<Opaque<kernel::bindings::notifier_block>>();
+    // SAFETY: `block` is the `block` field of a live slot (this function's contract;
+    // `Opaque` is a transparent wrapper).
+    let slot = unsafe { &*kernel::container_of!(block, Slot<C>, block) };
     // SAFETY: `data` is what the chain passes with `event` (this function's contract).
     unsafe { slot.listener.notify(event, data) }
 }

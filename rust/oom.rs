@@ -10,9 +10,9 @@ use kernel::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::bindings;
-use crate::notifier::Chain;
-use crate::notifier::Notifier;
+use crate::rust::bindings;
+use crate::rust::notifier::Chain;
+use crate::rust::notifier::Notifier;
 
 /// What an [`OomNotifier`] asks when the guest is out of memory.
 pub(crate) trait OomHandler: Send + Sync {

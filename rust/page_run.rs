@@ -16,8 +16,8 @@
 
 use core::ptr::NonNull;
 
-use crate::bindings;
-use crate::xen_reservation::ExtentOrder;
+use crate::rust::bindings;
+use crate::rust::xen_reservation::ExtentOrder;
 
 /// Allocation flags for balloon pages: movable highmem-capable user pages, a single
 /// light reclaim attempt at most, no emergency reserves, no warning on failure.

@@ -12,8 +12,8 @@ use kernel::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::bindings;
-use crate::bindings::ebb_sysfs_attr as raw_attr;
+use crate::rust::bindings;
+use crate::rust::bindings::ebb_sysfs_attr as raw_attr;
 
 /// A file of the device. The C driver's files first, then ebb's under `ebb/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

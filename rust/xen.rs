@@ -2,7 +2,7 @@
 
 //! The Xen guest environment: whether the kernel runs as a Xen domain, and which kind.
 
-use crate::bindings;
+use crate::rust::bindings;
 
 /// The kind of Xen domain the kernel runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

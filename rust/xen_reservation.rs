@@ -11,7 +11,7 @@
 
 use kernel::prelude::*;
 
-use crate::bindings;
+use crate::rust::bindings;
 
 /// Most extents passed to one hypercall: one page worth of frame numbers.
 pub(crate) const MAX_EXTENTS_PER_CALL: usize = 512;

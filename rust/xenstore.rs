@@ -4,18 +4,24 @@
 //! a node with a Rust callback.
 //!
 //! Paths are relative to the domain's home (`/local/domain/<domid>/`). A watch waits
-//! for xenstore to come up (`register_xenstore_notifier`) before registering, so a
-//! driver may create it at any time; until then it simply has not fired.
+//! for xenstore to come up (a listener on the xenstore notifier chain) before
+//! registering, so a driver may create it at any time; until then it simply has not
+//! fired.
 
 use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering;
+
+use kernel::ffi::c_int;
+use kernel::ffi::c_ulong;
 use kernel::ffi::c_void;
 
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::types::Opaque;
 
-use crate::bindings;
+use crate::rust::bindings;
+use crate::rust::notifier::Chain;
+use crate::rust::notifier::Notifier;
 
 /// Reads `dir/node` into `buf`; returns the value (`E2BIG` when it does not fit).
 pub(crate) fn read<'a>(dir: &CStr, node: &CStr, buf: &'a mut [u8]) -> Result<&'a [u8]> {
@@ -53,31 +59,71 @@ pub(crate) trait WatchHandler: Send + Sync {
     fn node_changed(&self, node: &'static CStr);
 }
 
-/// The state shared with the C callbacks.
+/// The watch, shared with the xenbus callback.
 struct WatchSlot<T: WatchHandler> {
     watch: Opaque<bindings::xenbus_watch>,
-    xenstore_ready: Opaque<kernel::bindings::notifier_block>,
     registered: AtomicBool,
     node: &'static CStr,
     owner: Arc<T>,
 }
 
-// SAFETY: the watch and notifier block are only touched by xenbus and the notifier
-// chain under their own locks; the flag is atomic and the owner `Send + Sync`.
+// SAFETY: the watch is only touched by xenbus under its own locks; the flag is atomic
+// and the owner `Send + Sync`.
 unsafe impl<T: WatchHandler> Send for WatchSlot<T> {}
 // SAFETY: as above.
 unsafe impl<T: WatchHandler> Sync for WatchSlot<T> {}
 
-/// A xenstore watch on a fixed node, registered as soon as xenstore is up.
+/// The xenstore notifier chain's listener: registers the watch once xenstore is up,
+/// and unregisters it when dropped.
 ///
 /// # Invariants
 ///
-/// `slot.watch` is initialised for `node` with [`watch_fired::<T>`];
-/// `slot.xenstore_ready` is registered on the xenstore notifier chain with
-/// [`xenstore_up::<T>`]; `slot.registered` is true exactly while `slot.watch` is
-/// registered with xenbus.
-pub(crate) struct Watch<T: WatchHandler> {
+/// `slot.watch` is initialised for `slot.node` with [`watch_fired::<T>`];
+/// `slot.registered` is true exactly while `slot.watch` is registered with xenbus.
+struct WatchStarter<T: WatchHandler> {
     slot: Pin<KBox<WatchSlot<T>>>,
+}
+
+impl<T: WatchHandler> Chain for WatchStarter<T> {
+    unsafe fn register(block: *mut kernel::bindings::notifier_block) -> c_int {
+        // SAFETY: `block` stays valid and pinned until `unregister` (the caller's
+        // guarantee). When xenstore is up already, the call comes at once.
+        unsafe { bindings::register_xenstore_notifier(block) }
+    }
+
+    unsafe fn unregister(block: *mut kernel::bindings::notifier_block) {
+        // SAFETY: `block` was registered (the caller's guarantee); unregistering waits
+        // for a running call.
+        unsafe { bindings::unregister_xenstore_notifier(block) };
+    }
+
+    unsafe fn notify(&self, _event: c_ulong, _data: *mut c_void) -> c_int {
+        // SAFETY: the watch is initialised (type invariant) and pinned in the slot,
+        // which outlives the registration (unregistered in `drop`).
+        let err = unsafe { bindings::register_xenbus_watch(self.slot.watch.get()) };
+        if err == 0 {
+            self.slot.registered.store(true, Ordering::Release);
+        } else {
+            pr_warn!("xenstore watch not registered: error {}\n", err);
+        }
+        kernel::bindings::NOTIFY_DONE as c_int
+    }
+}
+
+impl<T: WatchHandler> Drop for WatchStarter<T> {
+    fn drop(&mut self) {
+        if self.slot.registered.swap(false, Ordering::AcqRel) {
+            // SAFETY: the watch is registered (type invariant); unregistering waits for
+            // a running `watch_fired` unless called from it, which it is not.
+            unsafe { bindings::unregister_xenbus_watch(self.slot.watch.get()) };
+        }
+    }
+}
+
+/// A xenstore watch on a fixed node, registered as soon as xenstore is up.
+pub(crate) struct Watch<T: WatchHandler> {
+    /// Off the xenstore chain when dropped, and then the watch off xenbus.
+    _starter: Notifier<WatchStarter<T>>,
 }
 
 impl<T: WatchHandler> Watch<T> {
@@ -86,10 +132,6 @@ impl<T: WatchHandler> Watch<T> {
         let slot = KBox::pin(
             WatchSlot {
                 watch: Opaque::zeroed(),
-                xenstore_ready: Opaque::new(kernel::bindings::notifier_block {
-                    notifier_call: Some(xenstore_up::<T>),
-                    ..Default::default()
-                }),
                 registered: AtomicBool::new(false),
                 node,
                 owner,
@@ -104,48 +146,11 @@ impl<T: WatchHandler> Watch<T> {
                 Some(watch_fired::<T>),
             )
         };
-        // SAFETY: the notifier block is pinned inside `slot`, which outlives the
-        // registration (unregistered in `drop`). The callback may run at once.
-        let err = unsafe { bindings::register_xenstore_notifier(slot.xenstore_ready.get()) };
-        kernel::error::to_result(err)?;
-        // INVARIANT: initialised and registered above.
-        Ok(Self { slot })
+        // INVARIANT: initialised above, not registered yet.
+        Ok(Self {
+            _starter: Notifier::register(WatchStarter { slot })?,
+        })
     }
-}
-
-impl<T: WatchHandler> Drop for Watch<T> {
-    fn drop(&mut self) {
-        // SAFETY: the notifier block was registered in `new`; unregistering waits for
-        // a running `xenstore_up`.
-        unsafe { bindings::unregister_xenstore_notifier(self.slot.xenstore_ready.get()) };
-        if self.slot.registered.swap(false, Ordering::AcqRel) {
-            // SAFETY: the watch is registered (type invariant); unregistering waits for
-            // a running `watch_fired` unless called from it, which it is not.
-            unsafe { bindings::unregister_xenbus_watch(self.slot.watch.get()) };
-        }
-    }
-}
-
-/// # Safety
-///
-/// `block` is the `xenstore_ready` field of a live `WatchSlot<T>`.
-unsafe extern "C" fn xenstore_up<T: WatchHandler>(
-    block: *mut kernel::bindings::notifier_block,
-    _event: kernel::ffi::c_ulong,
-    _data: *mut c_void,
-) -> kernel::ffi::c_int {
-    let offset = core::mem::offset_of!(WatchSlot<T>, xenstore_ready);
-    // SAFETY: `block` lives at `offset` in a live slot (this function's contract).
-    let slot = unsafe { &*block.cast::<u8>().sub(offset).cast::<WatchSlot<T>>() };
-    // SAFETY: the watch is initialised and pinned in the slot, which outlives the
-    // registration (unregistered in `Watch::drop`).
-    let err = unsafe { bindings::register_xenbus_watch(slot.watch.get()) };
-    if err == 0 {
-        slot.registered.store(true, Ordering::Release);
-    } else {
-        pr_warn!("xenstore watch not registered: error {}\n", err);
-    }
-    kernel::bindings::NOTIFY_DONE as kernel::ffi::c_int
 }
 
 /// # Safety
@@ -156,9 +161,9 @@ unsafe extern "C" fn watch_fired<T: WatchHandler>(
     _path: *const kernel::ffi::c_char,
     _token: *const kernel::ffi::c_char,
 ) {
-    let offset = core::mem::offset_of!(WatchSlot<T>, watch);
-    // SAFETY: `watch` lives at `offset` in a live slot (this function's contract; the
-    // slot outlives the registration).
-    let slot = unsafe { &*watch.cast::<u8>().sub(offset).cast::<WatchSlot<T>>() };
+    let watch = watch.cast::<Opaque<bindings::xenbus_watch>>();
+    // SAFETY: `watch` is the `watch` field of a live slot (this function's contract;
+    // the slot outlives the registration; `Opaque` is a transparent wrapper).
+    let slot = unsafe { &*kernel::container_of!(watch, WatchSlot<T>, watch) };
     slot.owner.node_changed(slot.node);
 }

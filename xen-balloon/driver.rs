@@ -14,24 +14,24 @@ use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::Arc;
 
+use crate::balloon::interfaces::STATIC_MAX_NODE;
+use crate::balloon::interfaces::TARGET_NODE;
+use crate::balloon::target::kib_to_pages;
+use crate::balloon::target::pages_to_kib;
+use crate::balloon::target::parse_xenstore_number;
+use crate::balloon::target::Limits;
 use crate::balloon::Balloon;
 use crate::hotplug::Granularity;
 use crate::hotplug::Hotplug;
-use crate::interfaces::STATIC_MAX_NODE;
-use crate::interfaces::TARGET_NODE;
-use crate::memory;
-use crate::memory_hotplug::OnlineCallback;
-use crate::memory_notifier::MemoryNotifier;
-use crate::oom::OomNotifier;
-use crate::sysfs::SysfsDevice;
-use crate::target::kib_to_pages;
-use crate::target::pages_to_kib;
-use crate::target::parse_xenstore_number;
-use crate::target::Limits;
-use crate::xen::DomainType;
-use crate::xen_reservation;
-use crate::xenstore;
-use crate::xenstore::Watch;
+use crate::rust::memory;
+use crate::rust::memory_hotplug::OnlineCallback;
+use crate::rust::memory_notifier::MemoryNotifier;
+use crate::rust::oom::OomNotifier;
+use crate::rust::sysfs::SysfsDevice;
+use crate::rust::xen::DomainType;
+use crate::rust::xen_reservation;
+use crate::rust::xenstore;
+use crate::rust::xenstore::Watch;
 
 /// Where ebb's hotplug region ends at the least, in pages: growing past the boot
 /// maximum (`xl mem-max` at run time) needs room above it; x86 guests keep the
@@ -76,9 +76,8 @@ const LEFT_OUT_NODE: &CStr = c"ebb-left-out-kib";
 /// Reads a number of KiB the host or an earlier load wrote to `dir/node`.
 fn read_kib(dir: &CStr, node: &CStr) -> Option<u64> {
     let mut buf = [0u8; 24];
-    xenstore::read(dir, node, &mut buf)
-        .and_then(parse_xenstore_number)
-        .ok()
+    let text = xenstore::read(dir, node, &mut buf).ok()?;
+    parse_xenstore_number(text).ok()
 }
 
 /// Adds `pages` to what earlier loads left out ([`LEFT_OUT_NODE`]).

@@ -2,43 +2,18 @@
 
 //! ebb: elastic memory for Xen guests.
 //!
-//! The crate root declares the modules and the kernel module; the driver lives in
-//! `xen-balloon/` (ballooning), `hotplug/` (memory hotplug) and `rust/` (kernel-side
-//! abstractions).
+//! The crate root declares the modules and the kernel module: the balloon
+//! (`balloon/`), memory hotplug (`hotplug/`), the kernel-side abstractions (`rust/`)
+//! and the module's lifetime (`driver.rs`). `hotplug` and `rust` are the top-level
+//! folders of the same names, reached through the relative symlinks beside this file
+//! (see Kbuild).
 
 use kernel::prelude::*;
 
 mod balloon;
-#[path = "../rust/bindings.rs"]
-mod bindings;
-#[path = "../rust/delayed_work.rs"]
-mod delayed_work;
 mod driver;
-mod engine;
-#[path = "../hotplug/mod.rs"]
 mod hotplug;
-mod interfaces;
-#[path = "../rust/memory.rs"]
-mod memory;
-#[path = "../rust/memory_hotplug.rs"]
-mod memory_hotplug;
-#[path = "../rust/memory_notifier.rs"]
-mod memory_notifier;
-#[path = "../rust/notifier.rs"]
-mod notifier;
-#[path = "../rust/oom.rs"]
-mod oom;
-#[path = "../rust/page_run.rs"]
-mod page_run;
-#[path = "../rust/sysfs.rs"]
-mod sysfs;
-mod target;
-#[path = "../rust/xen.rs"]
-mod xen;
-#[path = "../rust/xen_reservation.rs"]
-mod xen_reservation;
-#[path = "../rust/xenstore.rs"]
-mod xenstore;
+mod rust;
 
 module! {
     type: driver::Ebb,

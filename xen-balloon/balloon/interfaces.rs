@@ -1,24 +1,41 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The balloon's faces to the outside: the C driver's sysfs files (and ebb's status
-//! files beside them), the xenstore `memory/target` watch and the OOM notifier.
+//! files beside them), the xenstore `memory/target` watch, the OOM notifier, and the
+//! online-page callback and memory notifier for ebb's hot-added blocks.
 //!
-//! Lock order: as `balloon.rs` (each callback takes `Balloon::state` alone, the OOM
-//! notifier only with a try-lock).
+//! Lock order: as `balloon/mod.rs` (each callback takes `Balloon::state` alone, the OOM
+//! notifier only with a try-lock; the hotplug callbacks hold `mem_hotplug_lock`).
 
 use core::fmt;
 
 use kernel::prelude::*;
 
-use crate::balloon::Balloon;
-use crate::oom::OomHandler;
-use crate::sysfs::Attribute;
-use crate::sysfs::SysfsHandler;
-use crate::target;
-use crate::target::pages_to_kib;
-use crate::target::PAGE_BYTES;
-use crate::xenstore;
-use crate::xenstore::WatchHandler;
+use crate::rust::memory_hotplug::OnlinePages;
+use crate::rust::memory_hotplug::OnliningPages;
+use crate::rust::memory_notifier::MemoryEvents;
+use crate::rust::memory_notifier::PfnRange;
+use crate::rust::oom::OomHandler;
+use crate::rust::sysfs::Attribute;
+use crate::rust::sysfs::SysfsHandler;
+use crate::rust::xenstore;
+use crate::rust::xenstore::WatchHandler;
+
+use super::target;
+use super::target::pages_to_kib;
+use super::target::Invalid;
+use super::target::PAGE_BYTES;
+use super::target::PAGE_SIZE;
+use super::Balloon;
+
+// The pure code's page size is the kernel's.
+const _: () = assert!(PAGE_SIZE == kernel::page::PAGE_SIZE);
+
+impl From<Invalid> for Error {
+    fn from(_: Invalid) -> Self {
+        EINVAL
+    }
+}
 
 /// The xenstore node the host writes targets to (KiB), relative to the domain's home.
 pub(crate) const TARGET_NODE: &CStr = c"memory/target";
@@ -48,9 +65,9 @@ impl SysfsHandler for Balloon {
                 "{}",
                 (state.target_pages as u64).saturating_mul(PAGE_BYTES)
             ),
-            Attribute::ScheduleDelay => writeln!(out, "{}", tunables.schedule_delay_s),
+            Attribute::ScheduleDelay => writeln!(out, "{}", state.backoff.schedule_delay_s()),
             Attribute::MaxScheduleDelay => writeln!(out, "{}", tunables.max_schedule_delay_s),
-            Attribute::RetryCount => writeln!(out, "{}", tunables.retry_count),
+            Attribute::RetryCount => writeln!(out, "{}", state.backoff.retry_count()),
             Attribute::MaxRetryCount => writeln!(out, "{}", tunables.max_retry_count),
             Attribute::ScrubPages => writeln!(out, "{}", u8::from(tunables.scrub_pages)),
             Attribute::CurrentKb => writeln!(out, "{}", pages_to_kib(reservation.current_pages())),
@@ -143,5 +160,41 @@ impl WatchHandler for Balloon {
 impl OomHandler for Balloon {
     fn free_on_oom(&self) -> usize {
         self.deflate_on_oom()
+    }
+}
+
+impl OnlinePages for Balloon {
+    fn online(&self, pages: OnliningPages) -> Option<OnliningPages> {
+        match &self.hotplug {
+            Some(hotplug) if hotplug.contains(pages.pfn()) => {
+                hotplug.online(pages);
+                self.wake_for_hotplug();
+                None
+            }
+            _ => Some(pages),
+        }
+    }
+}
+
+impl MemoryEvents for Balloon {
+    fn going_offline(&self, range: PfnRange) -> Result {
+        self.hotplug
+            .as_ref()
+            .map_or(Ok(()), |hotplug| hotplug.going_offline(range))
+    }
+
+    fn cancel_offline(&self, range: PfnRange) {
+        if let Some(hotplug) = &self.hotplug {
+            hotplug.cancel_offline(range);
+        }
+    }
+
+    fn offline(&self, range: PfnRange) {
+        // A user's offline changes what the domain holds: the worker accounts for it.
+        if let Some(hotplug) = &self.hotplug {
+            if hotplug.offline(range) {
+                self.wake_for_hotplug();
+            }
+        }
     }
 }

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The balloon: the target, the policy worker that moves the domain towards it, and
-//! its status.
+//! its status. `worker.rs` is the worker, `engine.rs` the reservation engine,
+//! `target.rs` target parsing and limits, `policy.rs` the tunables and backoff,
+//! `status.rs` the state and reason users read, `interfaces.rs` the sysfs files, the
+//! xenstore watches and the kernel's callbacks.
 //!
 //! Targets arrive from xenstore (`memory/target`, KiB, watched) and from sysfs; each
 //! is clamped to [`Limits`] and re-arms the worker at once. The worker runs a bounded
@@ -10,7 +13,7 @@
 //! the delay up to `max_schedule_delay` (so an unreachable target costs one batch per
 //! delay, not a spinning CPU). After `max_retry_count` attempts without progress (0:
 //! unlimited) it stops until the target changes. Every run ends by writing the status
-//! to xenstore (`memory/ebb-state`).
+//! to xenstore (`data/ebb-state`).
 //!
 //! When the target lies above what the domain holds plus the balloon, the worker grows
 //! the guest with memory hotplug (`hotplug/`), one step per run and without holding
@@ -41,70 +44,31 @@ use kernel::sync::Arc;
 use kernel::sync::Mutex;
 use kernel::sync::SpinLock;
 
-use crate::delayed_work::DelayedWork;
-use crate::delayed_work::DelayedWorkOwner;
-use crate::engine::Batch;
-use crate::engine::Reservation;
-use crate::engine::Staging;
-use crate::engine::Stall;
-use crate::hotplug::Grow;
 use crate::hotplug::Hotplug;
 use crate::hotplug::Summary;
-use crate::memory_hotplug::OnlinePages;
-use crate::memory_hotplug::OnliningPages;
-use crate::memory_notifier::MemoryEvents;
-use crate::memory_notifier::PfnRange;
-use crate::target::pages_to_kib;
-use crate::target::Limits;
-use crate::xen_reservation;
-use crate::xenstore;
+use crate::rust::delayed_work::DelayedWork;
+use crate::rust::xen_reservation;
+use crate::rust::xenstore;
 
-/// Batches per worker run before the worker yields the workqueue.
-const BATCHES_PER_RUN: usize = 64;
+use engine::Reservation;
+use engine::Staging;
+use policy::Backoff;
+use policy::Tunables;
+use status::Progress;
+use target::pages_to_kib;
+use target::Limits;
+
+mod engine;
+pub(crate) mod interfaces;
+mod policy;
+mod status;
+pub(crate) mod target;
+mod worker;
+
 /// Pages the OOM notifier gives back per call: one 2 MiB extent.
 const OOM_DEFLATE_PAGES: usize = 512;
 /// How long the OOM notifier waits for the worker to release the balloon's lock.
 const OOM_LOCK_WAIT_MS: u32 = 100;
-/// Retries of the rmmod drain after its first attempt, with 1, 2, 4, 8, 16 s before
-/// them.
-const DRAIN_RETRIES: u32 = 5;
-
-/// Where the balloon stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Progress {
-    /// The domain holds the (clamped) target.
-    Reached,
-    /// Moving towards it.
-    Working,
-    /// The last attempt made no progress; retrying after `schedule_delay`.
-    Stalled(Stall),
-    /// `max_retry_count` attempts made no progress; waiting for a new target.
-    GaveUp(Stall),
-    /// A memory block ebb added is not onlined (`auto_online_blocks` is `offline`);
-    /// waiting for a user to online it or for a new target.
-    NotOnlined,
-}
-
-impl Progress {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Reached => "reached",
-            Self::Working => "working",
-            Self::Stalled(_) => "stalled",
-            Self::GaveUp(_) => "gave_up",
-            Self::NotOnlined => "not_onlined",
-        }
-    }
-}
-
-/// The C driver's tunables (same names and units).
-pub(crate) struct Tunables {
-    pub(crate) scrub_pages: bool,
-    pub(crate) schedule_delay_s: u32,
-    pub(crate) max_schedule_delay_s: u32,
-    pub(crate) retry_count: u32,
-    pub(crate) max_retry_count: u32,
-}
 
 /// Everything the balloon's lock protects.
 pub(crate) struct BalloonState {
@@ -120,24 +84,29 @@ pub(crate) struct BalloonState {
     pub(crate) maximum_pages: Option<usize>,
     /// Malformed targets the host wrote to xenstore (each refused).
     pub(crate) rejected_targets: u64,
+    /// What users set.
     pub(crate) tunables: Tunables,
+    /// The worker's retry state.
+    pub(crate) backoff: Backoff,
 }
 
 impl BalloonState {
-    /// Why the target is not (exactly) what was asked: a stall, an OOM deflate, a
-    /// clamp, or `none`.
+    /// Why the target is not (exactly) what was asked.
     pub(crate) fn reason(&self) -> &'static str {
-        match self.progress {
-            Progress::Stalled(stall) | Progress::GaveUp(stall) => stall.name(),
-            _ if self.oom_deflated => "oom_deflate",
-            _ if self.target_pages != self.requested_pages => "clamped",
-            _ => "none",
-        }
+        self.progress
+            .reason(self.oom_deflated, self.target_pages != self.requested_pages)
     }
 
     /// The state's name.
     pub(crate) fn progress_name(&self) -> &'static str {
         self.progress.name()
+    }
+
+    /// The worker moved pages, or has nothing left to do: a later stall starts its
+    /// backoff over.
+    fn made_progress(&mut self, progress: Progress) {
+        self.progress = progress;
+        self.backoff.reset();
     }
 }
 
@@ -170,18 +139,6 @@ pub(crate) struct Balloon {
     status_write_failed: AtomicBool,
 }
 
-// SAFETY: `WORK_OFFSET` is the offset of the `worker` field; `Balloon` lives in an
-// `Arc` and the driver cancels the worker (`Balloon::stop`) before its last reference
-// goes; dropping the field cancels it too.
-unsafe impl DelayedWorkOwner for Balloon {
-    const WORK_OFFSET: usize = core::mem::offset_of!(Balloon, worker);
-
-    fn run(&self) {
-        self.work_towards_target();
-        self.publish_status();
-    }
-}
-
 impl Balloon {
     /// The balloon of a domain holding `reservation` pages; the target starts there.
     pub(crate) fn new(
@@ -200,13 +157,8 @@ impl Balloon {
             oom_deflated_pages: 0,
             maximum_pages,
             rejected_targets: 0,
-            tunables: Tunables {
-                scrub_pages: true,
-                schedule_delay_s: 1,
-                max_schedule_delay_s: 32,
-                retry_count: 0,
-                max_retry_count: 0,
-            },
+            tunables: Tunables::DEFAULT,
+            backoff: Backoff::new(),
         };
         Ok(try_pin_init!(Self {
             worker <- DelayedWork::new(),
@@ -230,9 +182,7 @@ impl Balloon {
             state.requested_pages = requested_pages;
             state.target_pages = target;
             state.oom_deflated = false;
-            state.tunables.retry_count = 0;
-            state.tunables.schedule_delay_s = 1;
-            state.progress = Progress::Working;
+            state.made_progress(Progress::Working);
             state.reservation.retry_superpages(self.superpages);
         }
         if let Some(hotplug) = &self.hotplug {
@@ -314,219 +264,9 @@ impl Balloon {
         }
     }
 
-    fn work_towards_target(&self) {
-        self.state
-            .lock()
-            .reservation
-            .retry_superpages(self.superpages);
-        let mut moved = 0;
-        for _ in 0..BATCHES_PER_RUN {
-            let mut state = self.state.lock();
-            self.count_hotplugged(&mut state);
-            let current = state.reservation.current_pages();
-            let target = state.target_pages;
-            if current > target {
-                if let Some(hotplug) = &self.hotplug {
-                    drop(state);
-                    let removed = hotplug.shrink(current - target, self.limits.reserve_pages);
-                    state = self.state.lock();
-                    let released = self.count_hotplugged(&mut state);
-                    if removed {
-                        moved += released;
-                        state.progress = Progress::Working;
-                        continue;
-                    }
-                }
-            }
-            let current = state.reservation.current_pages();
-            let target = state.target_pages;
-            let batch = if current > target {
-                // Allocate and scrub without the state lock, then release under it.
-                let scrub = state.tunables.scrub_pages;
-                let superpages = state.reservation.superpage_allocs();
-                drop(state);
-                let mut staging = self.staging.lock();
-                staging.fill(
-                    current - target,
-                    superpages,
-                    scrub,
-                    self.limits.reserve_pages,
-                );
-                state = self.state.lock();
-                // A user's offline may have released hotplug frames meanwhile.
-                self.count_hotplugged(&mut state);
-                let still_wanted = state
-                    .reservation
-                    .current_pages()
-                    .saturating_sub(state.target_pages);
-                state.reservation.release(&mut staging, still_wanted)
-            } else if current < target && state.reservation.ballooned_pages() > 0 {
-                state.reservation.balloon_in(target - current, true)
-            } else if let (true, Some(hotplug)) = (current < target, &self.hotplug) {
-                drop(state);
-                self.grow(hotplug, target - current);
-                return;
-            } else {
-                // Reached, or nothing left to take back.
-                state.progress = Progress::Reached;
-                state.tunables.retry_count = 0;
-                state.tunables.schedule_delay_s = 1;
-                return;
-            };
-            match batch {
-                Batch {
-                    pages: 0,
-                    stall: Some(stall),
-                } => {
-                    let delay = self.back_off(&mut state, stall);
-                    drop(state);
-                    if let Some(delay_s) = delay {
-                        self.schedule_run(kernel::time::msecs_to_jiffies(
-                            delay_s.saturating_mul(1000),
-                        ));
-                    }
-                    return;
-                }
-                // The engine fell back from 2 MiB to 4 KiB extents: next batch.
-                Batch {
-                    pages: 0,
-                    stall: None,
-                } => {}
-                Batch { pages, .. } => {
-                    moved += pages;
-                    state.progress = Progress::Working;
-                    state.tunables.retry_count = 0;
-                    state.tunables.schedule_delay_s = 1;
-                }
-            }
-        }
-        if moved > 0 {
-            self.schedule_run(0);
-            return;
-        }
-        // A whole run of fallbacks without moving a page: back off rather than spin.
-        let delay = self.back_off(&mut self.state.lock(), Stall::HypervisorRefused);
-        if let Some(delay_s) = delay {
-            self.schedule_run(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
-        }
-    }
-
-    /// Folds what hotplug backed and released since the last call into the
-    /// reservation; returns the pages released.
-    fn count_hotplugged(&self, state: &mut BalloonState) -> usize {
-        let Some(hotplug) = &self.hotplug else {
-            return 0;
-        };
-        let changes = hotplug.take_changes();
-        state.reservation.grew(changes.backed, changes.hypercalls);
-        state.reservation.shrank(changes.released);
-        changes.released
-    }
-
-    /// One hotplug step towards a target `lacking` pages away, then re-arms the worker
-    /// as the step's outcome says. Called without the balloon's locks.
-    fn grow(&self, hotplug: &Hotplug, lacking: usize) {
-        let stall = match hotplug.grow(lacking, self.limits.reserve_pages) {
-            Grow::Backed | Grow::Added => None,
-            Grow::NotOnlined => {
-                // The online callback re-arms the worker when a user onlines a block.
-                self.state.lock().progress = Progress::NotOnlined;
-                return;
-            }
-            Grow::Nothing => {
-                let mut state = self.state.lock();
-                self.count_hotplugged(&mut state);
-                state.progress = Progress::Reached;
-                state.tunables.retry_count = 0;
-                state.tunables.schedule_delay_s = 1;
-                return;
-            }
-            Grow::EnomemHypervisor => Some(Stall::EnomemHypervisor),
-            Grow::HypervisorRefused => Some(Stall::HypervisorRefused),
-            Grow::EnomemGuest => Some(Stall::EnomemGuest),
-            Grow::AddFailed => Some(Stall::AddMemoryFailed),
-        };
-        let mut state = self.state.lock();
-        self.count_hotplugged(&mut state);
-        let Some(stall) = stall else {
-            state.progress = Progress::Working;
-            state.tunables.retry_count = 0;
-            state.tunables.schedule_delay_s = 1;
-            drop(state);
-            self.schedule_run(0);
-            return;
-        };
-        let delay = self.back_off(&mut state, stall);
-        drop(state);
-        if let Some(delay_s) = delay {
-            self.schedule_run(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
-        }
-    }
-
-    /// Records an attempt without progress; returns the delay before the next one, or
-    /// `None` when the worker gives up until the target changes.
-    fn back_off(&self, state: &mut BalloonState, stall: Stall) -> Option<u32> {
-        let tunables = &mut state.tunables;
-        tunables.retry_count = tunables.retry_count.saturating_add(1);
-        if tunables.max_retry_count != 0 && tunables.retry_count >= tunables.max_retry_count {
-            state.progress = Progress::GaveUp(stall);
-            return None;
-        }
-        state.progress = Progress::Stalled(stall);
-        let delay = tunables
-            .schedule_delay_s
-            .min(tunables.max_schedule_delay_s)
-            .max(1);
-        tunables.schedule_delay_s = delay
-            .saturating_mul(2)
-            .min(tunables.max_schedule_delay_s.max(1));
-        Some(delay)
-    }
-
-    /// Gives every ballooned page back to the guest (rmmod): populates and frees them,
-    /// waiting and retrying while the hypervisor cannot back them. Returns how many
-    /// pages are still ballooned after the last attempt.
-    pub(crate) fn return_all(&self) -> usize {
-        let mut delay_s = 1u32;
-        let mut retry = 0;
-        loop {
-            // An attempt that failed fell back to 4 KiB extents; the next one starts
-            // with 2 MiB again, as each worker run does, or it repopulates a GiB 4 KiB
-            // at a time.
-            self.state
-                .lock()
-                .reservation
-                .retry_superpages(self.superpages);
-            loop {
-                let mut state = self.state.lock();
-                let ballooned = state.reservation.ballooned_pages();
-                if ballooned == 0 {
-                    return 0;
-                }
-                let batch = state.reservation.balloon_in(ballooned, true);
-                if batch.pages == 0 && batch.stall.is_some() {
-                    break;
-                }
-            }
-            let remaining = self.state.lock().reservation.ballooned_pages();
-            // The wait announced last is followed by an attempt, too: the host may
-            // raise the maximum during it.
-            if retry == DRAIN_RETRIES {
-                return remaining;
-            }
-            retry += 1;
-            pr_warn!(
-                "unload: the hypervisor backs none of the {} ballooned pages left; retry {}/{} in {} s\n",
-                remaining,
-                retry,
-                DRAIN_RETRIES,
-                delay_s
-            );
-            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(
-                i64::from(delay_s) * 1000,
-            ));
-            delay_s *= 2;
-        }
+    /// Schedules a run of the worker after `seconds`.
+    fn schedule_run_in(&self, seconds: u32) {
+        self.schedule_run(kernel::time::msecs_to_jiffies(seconds.saturating_mul(1000)));
     }
 
     /// Gives up to one 2 MiB extent back to the guest when it is out of memory. The
@@ -564,7 +304,7 @@ impl Balloon {
         state.oom_deflated_pages += batch.pages as u64;
         let delay_s = state.tunables.max_schedule_delay_s;
         drop(state);
-        self.schedule_run(kernel::time::msecs_to_jiffies(delay_s.saturating_mul(1000)));
+        self.schedule_run_in(delay_s);
         batch.pages
     }
 
@@ -608,42 +348,6 @@ impl Balloon {
         if let Err(err) = xenstore::write(c"data", c"ebb-state", &line) {
             if !self.status_write_failed.swap(true, Ordering::Relaxed) {
                 pr_warn!("cannot write data/ebb-state: {:?}\n", err);
-            }
-        }
-    }
-}
-
-impl OnlinePages for Balloon {
-    fn online(&self, pages: OnliningPages) -> Option<OnliningPages> {
-        match &self.hotplug {
-            Some(hotplug) if hotplug.contains(pages.pfn()) => {
-                hotplug.online(pages);
-                self.wake_for_hotplug();
-                None
-            }
-            _ => Some(pages),
-        }
-    }
-}
-
-impl MemoryEvents for Balloon {
-    fn going_offline(&self, range: PfnRange) -> Result {
-        self.hotplug
-            .as_ref()
-            .map_or(Ok(()), |hotplug| hotplug.going_offline(range))
-    }
-
-    fn cancel_offline(&self, range: PfnRange) {
-        if let Some(hotplug) = &self.hotplug {
-            hotplug.cancel_offline(range);
-        }
-    }
-
-    fn offline(&self, range: PfnRange) {
-        // A user's offline changes what the domain holds: the worker accounts for it.
-        if let Some(hotplug) = &self.hotplug {
-            if hotplug.offline(range) {
-                self.wake_for_hotplug();
             }
         }
     }

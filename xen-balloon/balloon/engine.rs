@@ -17,40 +17,17 @@
 //!
 //! Locking: neither type has a lock of its own. [`Reservation`] lives inside the
 //! balloon's state mutex and [`Staging`] inside the worker's staging mutex (see
-//! `balloon.rs`, which takes staging before state).
+//! `balloon/mod.rs`, which takes staging before state).
 
 use kernel::prelude::*;
 
-use crate::memory;
-use crate::page_run::PageRun;
-use crate::xen_reservation;
-use crate::xen_reservation::ExtentOrder;
-use crate::xen_reservation::MAX_EXTENTS_PER_CALL;
+use crate::rust::memory;
+use crate::rust::page_run::PageRun;
+use crate::rust::xen_reservation;
+use crate::rust::xen_reservation::ExtentOrder;
+use crate::rust::xen_reservation::MAX_EXTENTS_PER_CALL;
 
-/// Why a batch stopped short.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Stall {
-    /// The guest had no free page to give without reclaim storms.
-    EnomemGuest,
-    /// The hypervisor had no frame to back a page (a populate handled nothing).
-    EnomemHypervisor,
-    /// The hypervisor refused the call or part of it.
-    HypervisorRefused,
-    /// The kernel refused to add a memory block.
-    AddMemoryFailed,
-}
-
-impl Stall {
-    /// The name shown in sysfs and xenstore.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::EnomemGuest => "enomem_guest",
-            Self::EnomemHypervisor => "enomem_hypervisor",
-            Self::HypervisorRefused => "hypervisor_refused",
-            Self::AddMemoryFailed => "add_memory_failed",
-        }
-    }
-}
+use super::status::Stall;
 
 /// What one batch did.
 #[derive(Clone, Copy, Debug, Default)]
