@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the test guest's initramfs: busybox and bash (static), ebb's guest-side
-# programs (tests/guest/*.c, static), the kernel's modules
-# and ebb.ko with modules.dep, the kselftest runner from the kernel tree, the upstream
-# memory-hotplug selftest, ebb's own kselftests and the balloon benchmark's guest side
+# programs (tests/guest/*.c, static), the kernel's modules and ebb.ko (in updates/)
+# with modules.dep, the kselftest runner from the kernel tree, the upstream
+# memory-hotplug selftest, ebb's own kselftests (installed by their Makefile, the
+# kselftest way) and the balloon benchmark's guest side
 # (tests/bench/, in /bench). The archive is reproducible: same
 # inputs, same bytes.
 #
@@ -63,24 +64,29 @@ fi
 rm -f "$root/lib/modules/$kver/build" "$root/lib/modules/$kver/source"
 depmod -b "$root" "$kver"
 
-# The kselftest layout as `make -C tools/testing/selftests install` makes it.
+# The kselftest layout as `make -C tools/testing/selftests install` makes it: the
+# runner and its helpers from the kernel tree, then each collection through its own
+# Makefile's lib.mk targets, `install` and `emit_tests` (what the kernel's
+# kselftest_install runs per target). ebb's Makefile names the kernel's selftests
+# folder with KSELFTEST=, as it lives outside the kernel tree. The tests find ebb.ko
+# with modprobe, through the depmod data above.
 ks=$root/kselftest
 selftests=$src/tools/testing/selftests
 install -m 0755 "$selftests/run_kselftest.sh" "$ks/"
-mkdir -p "$ks/kselftest" "$ks/memory-hotplug" "$ks/ebb"
+mkdir -p "$ks/kselftest"
 install -m 0644 "$selftests/kselftest/runner.sh" "$selftests/kselftest/ktap_helpers.sh" "$ks/kselftest/"
 install -m 0755 "$selftests/kselftest/prefix.pl" "$ks/kselftest/"
+# Only the upstream memory-hotplug test of its collection runs here (its Makefile's
+# own targets would write into the shared kernel source).
+mkdir -p "$ks/memory-hotplug"
 install -m 0755 "$selftests/memory-hotplug/mem-on-off-test.sh" "$ks/memory-hotplug/"
 echo "memory-hotplug:mem-on-off-test.sh" > "$ks/kselftest-list.txt"
-for t in "$EBB_ROOT"/tests/selftests/ebb/*; do
-    case "$t" in
-        */settings) install -m 0644 "$t" "$ks/ebb/" ;;
-        *.sh)
-            install -m 0755 "$t" "$ks/ebb/"
-            case "$t" in */lib.sh) ;; *) echo "ebb:$(basename "$t")" >> "$ks/kselftest-list.txt" ;; esac ;;
-    esac
-done
-
+ebb_tests=(make -s --no-print-directory -C "$EBB_ROOT/tests/selftests/ebb" KSELFTEST="$selftests"
+    OUTPUT="$EBB_BUILD/$flavour/kselftest-ebb")
+mkdir -p "$EBB_BUILD/$flavour/kselftest-ebb"
+"${ebb_tests[@]}" INSTALL_PATH="$ks/ebb" install >/dev/null || die "installing ebb's kselftests failed"
+"${ebb_tests[@]}" COLLECTION=ebb emit_tests >> "$ks/kselftest-list.txt" ||
+    die "listing ebb's kselftests failed"
 # Fixed timestamps and ordering make the archive reproducible.
 find "$root" -exec touch -h -d @0 {} +
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible -R 0:0) \

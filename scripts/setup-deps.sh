@@ -45,6 +45,7 @@ PKGS=(
     libclang-19-dev llvm-19 lld-19 clang-19
     flex bison bc libelf-dev libssl-dev cpio dwarves xz-utils kmod
     busybox-static bash-static build-essential python3
+    rsync
 )
 BPO_PKGS=(qemu-system-x86)
 

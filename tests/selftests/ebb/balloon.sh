@@ -12,20 +12,11 @@ cd "$(dirname "$0")" || exit 1
 CYCLES=20
 
 ktap_print_header
-
-if ! on_xen; then
-    ktap_set_plan 1
-    ktap_test_skip "balloon through sysfs (not on Xen: ebb.ko refuses to load)"
-    ktap_finished
-fi
-if [ ! -f "$EBB_KO" ]; then
-    ktap_skip_all "ebb.ko not installed at $EBB_KO"
-    exit "$KSFT_SKIP"
-fi
+ebb_require "balloon through sysfs" xen ebb.ko
 ktap_set_plan 9
 log_mark=$(kmsg_mark balloon.sh)
 
-ebb_loaded && rmmod ebb
+ebb_unload
 mem_boot=$(mem_total_kb)
 # The host's agent (scripts/run-guest.sh) holds the worker mid-way for test 6, with
 # ebbhv's fail-next.
@@ -46,7 +37,7 @@ write_refused() {
     [ "$before" = "$after" ] || { ktap_print_msg "write of '$2' to $1 changed something"; return 1; }
 }
 
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+ebb_start
 
 # 1. The C driver's files with its modes, plus ebb's status files.
 ok=1
@@ -58,8 +49,7 @@ for entry in target_kb:644 target:644 schedule_delay:444 max_schedule_delay:644 
     mode=$(stat -c %a "$SYS/$f" 2>/dev/null)
     [ "$mode" = "${entry#*:}" ] || { ok=0; ktap_print_msg "$f: mode '$mode', want ${entry#*:}"; }
 done
-[ $ok = 1 ] && ktap_test_pass "sysfs files exist with the C driver's modes" ||
-    ktap_test_fail "sysfs files exist with the C driver's modes"
+ktap_test_result "sysfs files exist with the C driver's modes" [ $ok = 1 ]
 
 start_kb=$(cat $SYS/info/current_kb)
 floor_kb=$(cat $SYS/ebb/floor_kb)
@@ -82,13 +72,13 @@ calls=$(($(cat $SYS/ebb/hypercalls) - calls_before))
 ktap_print_msg "down: state $state, current $cur KiB, MemTotal $mem kB, $calls hypercalls, reason $(cat $SYS/ebb/reason)"
 # 64 extents of 2 MiB, then the 4 KiB fallback for the last 12 KiB: the balloon holds
 # exactly the target, and MemTotal shrinks by exactly what it gave.
-if [ "$state" = reached ] && [ "$cur" = "$down_kb" ] &&
-    [ $((mem_boot - mem)) = $((start_kb - down_kb)) ] &&
-    [ "$(cat $SYS/ebb/ballooned_pages)" = $(((start_kb - down_kb) / 4)) ]; then
-    ktap_test_pass "balloon down by 128 MiB + 12 KiB: info/current_kb and MemTotal follow target_kb to the page"
-else
-    ktap_test_fail "balloon down by 128 MiB + 12 KiB: info/current_kb and MemTotal follow target_kb to the page"
-fi
+down_exactly() {
+    [ "$state" = reached ] && [ "$cur" = "$down_kb" ] &&
+        [ $((mem_boot - mem)) = $((start_kb - down_kb)) ] &&
+        [ "$(cat $SYS/ebb/ballooned_pages)" = $(((start_kb - down_kb) / 4)) ]
+}
+ktap_test_result "balloon down by 128 MiB + 12 KiB: info/current_kb and MemTotal follow target_kb to the page" \
+    down_exactly
 
 # 3. Balloon up to where it started, through `target` in bytes with a suffix.
 calls_before=$(cat $SYS/ebb/hypercalls)
@@ -99,11 +89,8 @@ ktap_print_msg "up 128 MiB in $(($(uptime_cs) - t0))0 ms, $(($(cat $SYS/ebb/hype
 cur=$(cat $SYS/info/current_kb)
 mem=$(mem_total_kb)
 ktap_print_msg "up: state $state, current $cur KiB, MemTotal $mem kB, ballooned $(cat $SYS/ebb/ballooned_pages)"
-if [ "$state" = reached ] && [ "$cur" = "$start_kb" ] && [ "$mem" = "$mem_boot" ]; then
-    ktap_test_pass "balloon up: back to the start, MemTotal restored"
-else
-    ktap_test_fail "balloon up: back to the start, MemTotal restored"
-fi
+back_at_start() { [ "$state" = reached ] && [ "$cur" = "$start_kb" ] && [ "$mem" = "$mem_boot" ]; }
+ktap_test_result "balloon up: back to the start, MemTotal restored" back_at_start
 
 # 4. Invalid writes are refused and change nothing; numbers in the C driver's other
 # bases (0x hex, 0 octal) are accepted as it accepts them.
@@ -132,8 +119,8 @@ for f in target_kb target max_schedule_delay max_retry_count scrub_pages; do
         ok=0
     fi
 done
-[ $ok = 1 ] && ktap_test_pass "invalid sysfs writes and writes without CAP_SYS_ADMIN return an error and change nothing; 0x and 0 prefixes work" ||
-    ktap_test_fail "invalid sysfs writes and writes without CAP_SYS_ADMIN return an error and change nothing; 0x and 0 prefixes work"
+ktap_test_result "invalid sysfs writes and writes without CAP_SYS_ADMIN return an error and change nothing; 0x and 0 prefixes work" \
+    [ $ok = 1 ]
 
 # 5. Below the floor and above the maximum: clamped, and the clamp is visible. Above
 # the boot size ebb adds memory blocks, which wait for a user (not_onlined) under the
@@ -145,52 +132,27 @@ low_reason=$(cat $SYS/ebb/reason)
 low_requested=$(cat $SYS/ebb/requested_kb)
 cur=$(cat $SYS/info/current_kb)
 ktap_print_msg "target 0: state $state, target $low_target KiB, current $cur KiB, reason $low_reason"
-if [ "$state" = reached ] && [ "$low_target" = "$floor_kb" ] && [ "$low_reason" = clamped ] &&
-    [ "$low_requested" = 0 ] && [ "$cur" = "$floor_kb" ]; then
-    ktap_test_pass "a target below the floor is clamped to it, visibly"
-else
-    ktap_test_fail "a target below the floor is clamped to it, visibly"
-fi
+clamped_to_floor() {
+    [ "$state" = reached ] && [ "$low_target" = "$floor_kb" ] && [ "$low_reason" = clamped ] &&
+        [ "$low_requested" = 0 ] && [ "$cur" = "$floor_kb" ]
+}
+ktap_test_result "a target below the floor is clamped to it, visibly" clamped_to_floor
 echo $((max_kb + 1048576)) > $SYS/target_kb
 state=$(wait_state)
 ktap_print_msg "target above max: state $state, target $(cat $SYS/target_kb) KiB, reason $(cat $SYS/ebb/reason)"
-if [ "$(cat $SYS/target_kb)" = "$max_kb" ] && [ "$(cat $SYS/ebb/reason)" = clamped ] &&
-    [ "$(cat $SYS/info/current_kb)" = "$start_kb" ]; then
-    ktap_test_pass "a target above the maximum is clamped to it, visibly"
-else
-    ktap_test_fail "a target above the maximum is clamped to it, visibly"
-fi
+clamped_to_max() {
+    [ "$(cat $SYS/target_kb)" = "$max_kb" ] && [ "$(cat $SYS/ebb/reason)" = clamped ] &&
+        [ "$(cat $SYS/info/current_kb)" = "$start_kb" ]
+}
+ktap_test_result "a target above the maximum is clamped to it, visibly" clamped_to_max
 
-# 6. rmmod in the middle of ballooning down gives everything back. The host holds
-# the worker mid-way (ebbctl fail-next): the first decrease of a 512 MiB balloon-down
-# is cut after $CUT of its 256 extents and the next ones do nothing, so the balloon
-# is stalled with exactly $CUT extents out when rmmod runs; rmmod must take every
-# one back (a populate, which nothing fails).
+# 6. rmmod in the middle of ballooning down gives everything back (lib.sh's
+# rmmod_mid_balloon): the first decrease of a 512 MiB balloon-down is cut after $CUT
+# of its 256 extents of 2 MiB.
 CUT=100
 if [ $have_host = 1 ]; then
-    mid_ok=1
-    host_request fail-next decrease 1 $CUT && host_request fail-next decrease 20 0 || {
-        ktap_print_msg "ebbctl fail-next failed: $(host_output)"; mid_ok=0; }
-    echo $((start_kb - 524288)) > $SYS/target_kb
-    wait_for 30 state_is stalled
-    mid_state=$(cat $SYS/ebb/state)
-    mid=$(cat $SYS/ebb/ballooned_pages)
-    mid_cur=$(cat $SYS/info/current_kb)
-    mid_mem=$(mem_total_kb)
-    ktap_print_msg "before rmmod: state $mid_state ($(cat $SYS/ebb/reason)), $mid pages ballooned, current $mid_cur KiB, MemTotal $mid_mem kB"
-    rmmod ebb
-    status=$?
-    mem=$(mem_total_kb)
-    tot=$(hv_tot_kb)
-    host_request fail-next off || mid_ok=0
-    ktap_print_msg "after rmmod (status $status): MemTotal $mem kB (before insmod $mem_boot), tot_pages $tot kB (before $tot_boot)"
-    if [ $mid_ok = 1 ] && [ "$mid_state" = stalled ] && [ "$mid" = $((CUT * 512)) ] &&
-        [ "$mid_cur" = $((start_kb - CUT * 2048)) ] && [ "$mid_mem" = $((mem_boot - CUT * 2048)) ] &&
-        [ $status = 0 ] && ! ebb_loaded && [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot_boot" ]; then
-        ktap_test_pass "rmmod with the balloon stalled $CUT extents into a 256-extent balloon-down restores MemTotal and tot_pages"
-    else
-        ktap_test_fail "rmmod with the balloon stalled $CUT extents into a 256-extent balloon-down restores MemTotal and tot_pages"
-    fi
+    ktap_test_result "rmmod with the balloon stalled $CUT extents into a 256-extent balloon-down restores MemTotal and tot_pages" \
+        rmmod_mid_balloon "$start_kb" 524288 $CUT 2048 "$mem_boot" "$tot_boot"
 else
     ktap_test_skip "rmmod in the middle of ballooning (no host with fail-next to hold the worker: not ebbhv)"
     rmmod ebb
@@ -200,7 +162,7 @@ fi
 failed=0
 i=0
 while [ $i -lt $CYCLES ]; do
-    insmod "$EBB_KO" || { failed=1; break; }
+    ebb_load || { failed=1; break; }
     echo $(($(cat $SYS/info/current_kb) - 32768)) > $SYS/target_kb
     [ "$(wait_state)" = reached ] || { failed=1; break; }
     rmmod ebb || { failed=1; break; }
@@ -208,15 +170,10 @@ while [ $i -lt $CYCLES ]; do
     i=$((i + 1))
 done
 ktap_print_msg "$i cycles done, MemTotal $(mem_total_kb) kB"
-[ $failed = 0 ] && ktap_test_pass "$CYCLES insmod/balloon/rmmod cycles restore MemTotal each time" ||
-    ktap_test_fail "$CYCLES insmod/balloon/rmmod cycles restore MemTotal each time"
+ktap_test_result "$CYCLES insmod/balloon/rmmod cycles restore MemTotal each time" [ $failed = 0 ]
 
 # 8. The kernel log has no warning from ebb.
-if kernel_warned_since "$log_mark"; then
-    ktap_test_fail "no kernel warning while ballooning"
-else
-    ktap_test_pass "no kernel warning while ballooning"
-fi
+ktap_test_result "no kernel warning while ballooning" kernel_quiet_since "$log_mark"
 
-ebb_loaded && rmmod ebb
+ebb_unload
 ktap_finished

@@ -7,16 +7,8 @@
 cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
-
 ktap_print_header
-skip_all() {
-    ktap_set_plan 1
-    ktap_test_skip "ebbctl from the host ($1)"
-    ktap_finished
-}
-on_xen || skip_all "not on Xen"
-have_xenstore || skip_all "xenstore does not answer"
-host_request ping || skip_all "no host agent answers (run under scripts/run-guest.sh)"
+ebb_require "ebbctl from the host" xen xenstore host
 ktap_set_plan 4
 
 target0=$(xenstore read memory/target)
@@ -24,33 +16,27 @@ new_mib=$((target0 / 1024 - 64))
 host_request mem-set "$new_mib"
 status=$?
 seen=$(xenstore read memory/target)
-if [ $status -eq 0 ] && [ "$seen" = $((new_mib * 1024)) ]; then
-    ktap_test_pass "ebbctl mem-set ${new_mib}m: the guest reads memory/target = $seen"
-else
-    ktap_print_msg "ebbctl status $status; memory/target $target0 -> $seen"
-    ktap_test_fail "ebbctl mem-set ${new_mib}m: the guest reads memory/target = $((new_mib * 1024))"
-fi
+ktap_print_msg "ebbctl status $status; memory/target $target0 -> $seen"
+set_seen() { [ $status -eq 0 ] && [ "$seen" = $((new_mib * 1024)) ]; }
+ktap_test_result "ebbctl mem-set ${new_mib}m: the guest reads memory/target = $((new_mib * 1024))" set_seen
 
 # ebbctl refuses a bad size as a usage error (status 2); any other failure (125: the
 # host agent never answered; 3, 4: no channel to the hypervisor) is not a refusal.
 host_request mem-set 12x
 status=$?
-if [ $status -eq 2 ] && [ "$(xenstore read memory/target)" = "$seen" ]; then
-    ktap_test_pass "a malformed mem-set is refused (ebbctl status 2) and changes nothing"
-else
-    ktap_print_msg "ebbctl status $status (want 2); memory/target $seen -> $(xenstore read memory/target)"
-    ktap_test_fail "a malformed mem-set is refused (ebbctl status 2) and changes nothing"
-fi
+ktap_print_msg "ebbctl status $status (want 2); memory/target $seen -> $(xenstore read memory/target)"
+refused() { [ $status -eq 2 ] && [ "$(xenstore read memory/target)" = "$seen" ]; }
+ktap_test_result "a malformed mem-set is refused (ebbctl status 2) and changes nothing" refused
 
-if [ ! -f "$EBB_KO" ]; then
+if [ -z "$(ebb_ko)" ]; then
     ktap_test_skip "the balloon follows mem-set (ebb.ko not installed)"
     ktap_test_skip "the balloon follows mem-set back up (ebb.ko not installed)"
     host_request mem-set "$((target0 / 1024))"
     ktap_finished
 fi
-ebb_loaded && rmmod ebb
+ebb_unload
 tot_before=$(hv_tot_kb)
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+ebb_start
 
 # Waits until the balloon reports target $1 KiB reached, holding what it reaches it
 # at to the page, then checks that the hypervisor's count of the domain's pages agrees
@@ -73,18 +59,11 @@ follows() {
 
 down_mib=$((target0 / 1024 - 128))
 host_request mem-set "$down_mib"
-if follows $((down_mib * 1024)); then
-    ktap_test_pass "the balloon follows ebbctl mem-set ${down_mib}m, and ebbctl info agrees"
-else
-    ktap_test_fail "the balloon follows ebbctl mem-set ${down_mib}m, and ebbctl info agrees"
-fi
+ktap_test_result "the balloon follows ebbctl mem-set ${down_mib}m, and ebbctl info agrees" \
+    follows $((down_mib * 1024))
 
 host_request mem-set "$((target0 / 1024))"
-if follows "$target0"; then
-    ktap_test_pass "the balloon follows ebbctl mem-set back up, and ebbctl info agrees"
-else
-    ktap_test_fail "the balloon follows ebbctl mem-set back up, and ebbctl info agrees"
-fi
+ktap_test_result "the balloon follows ebbctl mem-set back up, and ebbctl info agrees" follows "$target0"
 
 rmmod ebb
 ktap_finished

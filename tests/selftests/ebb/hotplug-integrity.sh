@@ -14,19 +14,16 @@ ROUNDS=4
 
 what="memory integrity across hotplug"
 ktap_print_header
-on_xen || skip_test "$what" "not on Xen"
-[ -f "$EBB_KO" ] || skip_test "$what" "ebb.ko not installed"
-command -v memcheck >/dev/null || skip_test "$what" "memcheck not installed"
-[ -w $MEM/auto_online_blocks ] || skip_test "$what" "no memory hotplug in this kernel"
+ebb_require "$what" xen ebb.ko memcheck hotplug
 ktap_set_plan 3
 
-ebb_loaded && rmmod ebb
+ebb_unload
 online_policy=$(cat $MEM/auto_online_blocks)
 zone_policy=$(cat $ONLINE_POLICY)
 echo auto-movable > $ONLINE_POLICY
 mem_boot=$(mem_total_kb)
 blocks_boot=$(nr_blocks)
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+ebb_start
 start_kb=$(cat $SYS/info/current_kb)
 [ "$(cat $SYS/ebb/max_kb)" -ge $((start_kb + 262144)) ] || skip_test "$what" "no room for 256 MiB of hotplug"
 free_kb=$(free_kb)
@@ -52,25 +49,18 @@ ROUND
 out=$(memcheck "$fill_mib" $ROUNDS "sh /tmp/ebb-hotplug-round.sh \$1" 2>&1)
 status=$?
 echo "$out" | sed 's/^/# /'
-if [ $status -eq 0 ] && [ "$(echo "$out" | grep -c ' 0 of ')" = $ROUNDS ]; then
-    ktap_test_pass "every page intact after $ROUNDS grow/offline/online/shrink rounds"
-else
-    ktap_test_fail "every page intact after $ROUNDS grow/offline/online/shrink rounds"
-fi
+intact() { [ $status -eq 0 ] && [ "$(echo "$out" | grep -c ' 0 of ')" = $ROUNDS ]; }
+ktap_test_result "every page intact after $ROUNDS grow/offline/online/shrink rounds" intact
 
-if [ "$(echo "$out" | grep -c ': reached at ')" = $((ROUNDS * 3)) ] &&
-    [ "$(echo "$out" | grep -c ' offline: not_onlined at ')" = $ROUNDS ]; then
-    ktap_test_pass "every round reaches its targets; an offlined block is reported not_onlined"
-else
-    ktap_test_fail "every round reaches its targets; an offlined block is reported not_onlined"
-fi
+rounds_reached() {
+    [ "$(echo "$out" | grep -c ': reached at ')" = $((ROUNDS * 3)) ] &&
+        [ "$(echo "$out" | grep -c ' offline: not_onlined at ')" = $ROUNDS ]
+}
+ktap_test_result "every round reaches its targets; an offlined block is reported not_onlined" rounds_reached
 
 rmmod ebb
 echo "$online_policy" > $MEM/auto_online_blocks
 echo "$zone_policy" > $ONLINE_POLICY
-if [ "$(mem_total_kb)" = "$mem_boot" ] && [ "$(nr_blocks)" = "$blocks_boot" ]; then
-    ktap_test_pass "rmmod restores MemTotal and the memory blocks after the rounds"
-else
-    ktap_test_fail "rmmod restores MemTotal and the memory blocks after the rounds"
-fi
+as_at_boot() { [ "$(mem_total_kb)" = "$mem_boot" ] && [ "$(nr_blocks)" = "$blocks_boot" ]; }
+ktap_test_result "rmmod restores MemTotal and the memory blocks after the rounds" as_at_boot
 ktap_finished

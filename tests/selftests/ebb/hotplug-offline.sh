@@ -14,18 +14,11 @@ cd "$(dirname "$0")" || exit 1
 INJECT=/sys/kernel/debug/notifier-error-inject/memory/actions
 
 ktap_print_header
-require_ebbhv "user offline of ebb's blocks" hotplug
+ebb_require "user offline of ebb's blocks" xen ebb.ko xenstore host hotplug
 ktap_set_plan 14
 
-ebb_loaded && rmmod ebb
-online_policy=$(cat $MEM/auto_online_blocks)
-target0=$(xenstore read memory/target)
-mem_boot=$(mem_total_kb)
-blocks_boot=$(nr_blocks)
-tot_boot=$(hv_tot_kb)
-log_mark=$(kmsg_mark hotplug-offline.sh)
+ebb_start_measured hotplug-offline.sh
 echo online_movable > $MEM/auto_online_blocks
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
 
 # Checks that the guest holds target0 + $1 KiB as ebb reaches it: state reached, and
 # current_kb, MemTotal and the hypervisor's tot_pages moved from before insmod by
@@ -45,19 +38,16 @@ holds_above_boot() {
         [ $((mem - mem_boot)) = "$gained" ] && [ $((tot - tot_boot)) = "$gained" ]
 }
 
-# Reports test $2 as passed when status $1 is 0.
-report() {
-    if [ "$1" = 0 ]; then ktap_test_pass "$2"; else ktap_test_fail "$2"; fi
-}
-
 # 1. Grow by 192 MiB: two blocks, the second half backed.
 up_kb=$((target0 + 196608))
 host_request mem-set $((up_kb / 1024))
 wait_state $up_kb >/dev/null
-holds_above_boot 196608 && [ "$(cat $SYS/ebb/hotplug_blocks)" = 2 ] &&
-    [ "$(cat $SYS/ebb/hotplug_ballooned_pages)" = 16384 ] &&
-    [ "$(grep -c ' online zone=Movable ' $SYS/ebb/hotplug_block_list)" = 2 ]
-report $? "grow by 192 MiB: 2 blocks in ZONE_MOVABLE, the second one half backed"
+grown_192() {
+    holds_above_boot 196608 && [ "$(cat $SYS/ebb/hotplug_blocks)" = 2 ] &&
+        [ "$(cat $SYS/ebb/hotplug_ballooned_pages)" = 16384 ] &&
+        [ "$(grep -c ' online zone=Movable ' $SYS/ebb/hotplug_block_list)" = 2 ]
+}
+ktap_test_result "grow by 192 MiB: 2 blocks in ZONE_MOVABLE, the second one half backed" grown_192
 set -- $(ebb_blocks)
 first=$1
 second=$2
@@ -77,15 +67,17 @@ for block in "$second" "$first"; do
     mem=$(mem_total_kb)
     ktap_print_msg "offline $block ($backed_kb KiB backed, $made_up_kb KiB to make up): write status $status, ebb state $state," \
         "block $(ebb_block_state "$block"), tot_pages $tot kB, MemTotal $mem kB"
-    [ $status = 0 ] && [ "$(cat $MEM/$block/state)" = offline ] &&
-        [ "$(ebb_block_state "$block")" = offline ] && [ "$state" = not_onlined ] &&
-        grep -q "^$block offline zone=none backed_pages=0 ballooned_pages=0 " $SYS/ebb/hotplug_block_list &&
-        [ $((tot_boot + 196608 - tot)) = $((backed_kb - made_up_kb)) ] &&
-        [ $((mem_boot + 196608 - mem)) = $((backed_kb - made_up_kb)) ]
-    report $? "user offline of $block gives its $backed_kb KiB back to the hypervisor ($made_up_kb KiB made up elsewhere); ebb says not_onlined"
+    offline_gives_back() {
+        [ $status = 0 ] && [ "$(cat $MEM/$block/state)" = offline ] &&
+            [ "$(ebb_block_state "$block")" = offline ] && [ "$state" = not_onlined ] &&
+            grep -q "^$block offline zone=none backed_pages=0 ballooned_pages=0 " $SYS/ebb/hotplug_block_list &&
+            [ $((tot_boot + 196608 - tot)) = $((backed_kb - made_up_kb)) ] &&
+            [ $((mem_boot + 196608 - mem)) = $((backed_kb - made_up_kb)) ]
+    }
+    ktap_test_result "user offline of $block gives its $backed_kb KiB back to the hypervisor ($made_up_kb KiB made up elsewhere); ebb says not_onlined" offline_gives_back
     echo online_movable > $MEM/$block/state
-    holds_above_boot 196608
-    report $? "user online of $block: ebb backs it again and the domain holds the target"
+    ktap_test_result "user online of $block: ebb backs it again and the domain holds the target" \
+        holds_above_boot 196608
 done
 
 # 6. MEM_GOING_OFFLINE fails (injected after ebb dropped its page references): the
@@ -102,9 +94,11 @@ if modprobe memory-notifier-error-inject 2>/dev/null && [ -d $INJECT ]; then
     echo offline > $MEM/$second/state
     again=$?
     echo online_movable > $MEM/$second/state
-    [ $status != 0 ] && [ "$(cat $MEM/$second/state)" = online ] && [ "$before" = "$after" ] &&
-        [ $((tot - tot_boot)) = 196608 ] && [ $again = 0 ] && holds_above_boot 196608
-    report $? "an injected MEM_GOING_OFFLINE error leaves $second online and unchanged; offline works after"
+    going_offline_refused() {
+        [ $status != 0 ] && [ "$(cat $MEM/$second/state)" = online ] && [ "$before" = "$after" ] &&
+            [ $((tot - tot_boot)) = 196608 ] && [ $again = 0 ] && holds_above_boot 196608
+    }
+    ktap_test_result "an injected MEM_GOING_OFFLINE error leaves $second online and unchanged; offline works after" going_offline_refused
 
     # 7. MEM_GOING_ONLINE fails: the block stays offline and ebb keeps waiting.
     echo offline > $MEM/$second/state
@@ -117,8 +111,10 @@ if modprobe memory-notifier-error-inject 2>/dev/null && [ -d $INJECT ]; then
     failed_online=$([ $status != 0 ] && [ "$(cat $MEM/$second/state)" = offline ] &&
         [ "$state" = not_onlined ] && echo yes)
     echo online_movable > $MEM/$second/state
-    [ "$failed_online" = yes ] && holds_above_boot 196608
-    report $? "an injected MEM_GOING_ONLINE error leaves $second offline, ebb not_onlined; online works after"
+    going_online_refused() {
+        [ "$failed_online" = yes ] && holds_above_boot 196608
+    }
+    ktap_test_result "an injected MEM_GOING_ONLINE error leaves $second offline, ebb not_onlined; online works after" going_online_refused
 
     # 8. ebb's own hot-remove fails: reported once (unremovable), not retried in a
     # loop; the target is reached by ballooning instead.
@@ -131,11 +127,13 @@ if modprobe memory-notifier-error-inject 2>/dev/null && [ -d $INJECT ]; then
     cur=$(cat $SYS/info/current_kb)
     echo 0 > $INJECT/MEM_GOING_OFFLINE/error
     ktap_print_msg "down to $target0 KiB with offline failing: state $state, current $cur KiB, $reports reports; $(hotplug_files)"
-    [ "$state" = reached ] && [ "$cur" = "$target0" ] && [ "$reports" -ge 1 ] &&
-        [ "$reports" -le 2 ] && [ "$unremovable" = "$reports" ] &&
-        grep -q "unremovable=1" $SYS/ebb/hotplug_block_list &&
-        xenstore read data/ebb-state | grep -q "hotplug_unremovable=$unremovable"
-    report $? "a block that cannot be offlined is reported once as unremovable; ballooning reaches the target"
+    unremovable_reported() {
+        [ "$state" = reached ] && [ "$cur" = "$target0" ] && [ "$reports" -ge 1 ] &&
+            [ "$reports" -le 2 ] && [ "$unremovable" = "$reports" ] &&
+            grep -q "unremovable=1" $SYS/ebb/hotplug_block_list &&
+            xenstore read data/ebb-state | grep -q "hotplug_unremovable=$unremovable"
+    }
+    ktap_test_result "a block that cannot be offlined is reported once as unremovable; ballooning reaches the target" unremovable_reported
 
     # 8b. The unremovable block is tried again once the target changes: with the
     # injection gone, a target lower by what the highest block holds removes that
@@ -151,11 +149,13 @@ if modprobe memory-notifier-error-inject 2>/dev/null && [ -d $INJECT ]; then
     reports_after=$(dmesg_since "$log_mark" | grep -c "cannot be removed now")
     ktap_print_msg "down to $low_kb KiB ($last held $last_kb KiB): state $state, current $cur KiB, tot_pages $tot kB," \
         "ballooned $(cat $SYS/ebb/ballooned_pages) pages (was $ballooned0), $reports_after reports; $(hotplug_files)"
-    [ "$state" = reached ] && [ "$cur" = "$low_kb" ] && [ "$tot" = "$cur" ] &&
-        [ "$(cat $SYS/ebb/ballooned_pages)" = "$ballooned0" ] &&
-        [ "$(cat $SYS/ebb/hotplug_blocks)" = 1 ] && [ "$(cat $SYS/ebb/hotplug_unremovable)" = 0 ] &&
-        ! ebb_blocks | grep -qx "$last" && [ "$reports_after" = "$reports" ]
-    report $? "after a target change the unremovable block is tried again and removed"
+    unremovable_retried() {
+        [ "$state" = reached ] && [ "$cur" = "$low_kb" ] && [ "$tot" = "$cur" ] &&
+            [ "$(cat $SYS/ebb/ballooned_pages)" = "$ballooned0" ] &&
+            [ "$(cat $SYS/ebb/hotplug_blocks)" = 1 ] && [ "$(cat $SYS/ebb/hotplug_unremovable)" = 0 ] &&
+            ! ebb_blocks | grep -qx "$last" && [ "$reports_after" = "$reports" ]
+    }
+    ktap_test_result "after a target change the unremovable block is tried again and removed" unremovable_retried
     rmmod memory-notifier-error-inject
     host_request mem-set $((up_kb / 1024))
     wait_state $up_kb >/dev/null
@@ -185,8 +185,10 @@ for block in $MEM/memory[0-9]*; do
         echo offline > $block/state && echo online_kernel > $block/state
     fi
 done
-[ $status = 0 ] && holds_above_boot 196608
-report $? "mem-on-off-test.sh passes with ebb's blocks present; ebb still holds its target after"
+upstream_test_passes() {
+    [ $status = 0 ] && holds_above_boot 196608
+}
+ktap_test_result "mem-on-off-test.sh passes with ebb's blocks present; ebb still holds its target after" upstream_test_passes
 
 # 10. Invalid writes to an ebb block's state are refused and change nothing.
 before=$(cat $SYS/ebb/hotplug_block_list)
@@ -197,18 +199,22 @@ for value in bogus 42 offlinex online_kernel online_movable; do
         [ "$value" = online_movable ] || { ktap_print_msg "'$value' accepted"; bad=1; }
     fi
 done
-[ $bad = 0 ] && [ "$(cat $SYS/ebb/hotplug_block_list)" = "$before" ] &&
-    [ "$(cat $MEM/$first/state)" = online ]
-report $? "invalid state writes to $first are refused and change nothing"
+invalid_refused() {
+    [ $bad = 0 ] && [ "$(cat $SYS/ebb/hotplug_block_list)" = "$before" ] &&
+        [ "$(cat $MEM/$first/state)" = online ]
+}
+ktap_test_result "invalid state writes to $first are refused and change nothing" invalid_refused
 
 # 11. A target above the maximum is clamped, visibly, and reached.
 max_kb=$(cat $SYS/ebb/max_kb)
 echo $((max_kb + 1048576)) > $SYS/target_kb
 state=$(wait_state "$max_kb")
 ktap_print_msg "target max+1 GiB: target_kb $(cat $SYS/target_kb), reason $(cat $SYS/ebb/reason), state $state; $(hotplug_files)"
-[ "$(cat $SYS/target_kb)" = "$max_kb" ] && [ "$(cat $SYS/ebb/reason)" = clamped ] &&
-    holds_above_boot $((max_kb - target0))
-report $? "a target above the maximum is clamped to $max_kb KiB (reason clamped) and reached"
+clamped_reached() {
+    [ "$(cat $SYS/target_kb)" = "$max_kb" ] && [ "$(cat $SYS/ebb/reason)" = clamped ] &&
+        holds_above_boot $((max_kb - target0))
+}
+ktap_test_result "a target above the maximum is clamped to $max_kb KiB (reason clamped) and reached" clamped_reached
 
 # 12. rmmod while the guest grows: the host holds the growth mid-way (ebbctl
 # fail-next): the first populate backing the new blocks is cut after 10 of its
@@ -232,18 +238,15 @@ if host_can_fail; then
     mid_backed=$(cat $SYS/ebb/hotplug_backed_pages)
     mid_cur=$(cat $SYS/info/current_kb)
     ktap_print_msg "rmmod while growing: state $mid_state ($(cat $SYS/ebb/reason)), current $mid_cur KiB; $(hotplug_files)"
-    rmmod ebb
-    status=$?
-    mem=$(mem_total_kb)
-    tot=$(hv_tot_kb)
-    host_request fail-next off || mid_ok=0
-    ktap_print_msg "after rmmod: status $status, MemTotal $mem kB, tot_pages $tot kB, $(nr_blocks) blocks"
-    [ $mid_ok = 1 ] && [ "$mid_state" = stalled ] && [ "$mid_blocks" = "$region_blocks" ] &&
-        [ "$mid_onlined" = "$region_blocks" ] && [ "$mid_backed" = 5120 ] &&
-        [ "$mid_cur" = $((tot_boot + 20480)) ] &&
-        [ $status = 0 ] && ! ebb_loaded && [ "$mem" = "$mem_boot" ] &&
-        [ "$(nr_blocks)" = "$blocks_boot" ] && [ "$tot" = "$tot_boot" ]
-    report $? "rmmod while growing ($region_blocks blocks added, 10 extents backed) removes ebb's blocks: MemTotal, blocks and tot_pages as before insmod"
+    rmmod_held || mid_ok=0
+    removed_while_growing() {
+        [ $mid_ok = 1 ] && [ "$mid_state" = stalled ] && [ "$mid_blocks" = "$region_blocks" ] &&
+            [ "$mid_onlined" = "$region_blocks" ] && [ "$mid_backed" = 5120 ] &&
+            [ "$mid_cur" = $((tot_boot + 20480)) ] &&
+            [ $RMMOD_STATUS = 0 ] && ! ebb_loaded && [ "$mem" = "$mem_boot" ] &&
+            [ "$(nr_blocks)" = "$blocks_boot" ] && [ "$tot" = "$tot_boot" ]
+    }
+    ktap_test_result "rmmod while growing ($region_blocks blocks added, 10 extents backed) removes ebb's blocks: MemTotal, blocks and tot_pages as before insmod" removed_while_growing
 else
     ktap_test_skip "rmmod while growing (no host with fail-next to hold the growth: not ebbhv)"
     rmmod ebb
@@ -251,6 +254,5 @@ fi
 echo "$online_policy" > $MEM/auto_online_blocks
 
 # 13. No kernel warning.
-! kernel_warned_since "$log_mark"
-report $? "no kernel warning while users offline and online ebb's blocks"
+ktap_test_result "no kernel warning while users offline and online ebb's blocks" kernel_quiet_since "$log_mark"
 ktap_finished

@@ -10,21 +10,12 @@ cd "$(dirname "$0")" || exit 1
 ROUNDS=4
 
 ktap_print_header
-
-if ! on_xen; then
-    ktap_set_plan 1
-    ktap_test_skip "balloon with checksummed memory (not on Xen: ebb.ko refuses to load)"
-    ktap_finished
-fi
-if [ ! -f "$EBB_KO" ] || ! command -v memcheck >/dev/null; then
-    ktap_skip_all "ebb.ko or memcheck not installed"
-    exit "$KSFT_SKIP"
-fi
+ebb_require "balloon with checksummed memory" xen ebb.ko memcheck
 ktap_set_plan 2
 
-ebb_loaded && rmmod ebb
+ebb_unload
 mem_boot=$(mem_total_kb)
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+ebb_start
 
 start_kb=$(cat $SYS/info/current_kb)
 floor_kb=$(cat $SYS/ebb/floor_kb)
@@ -60,17 +51,12 @@ ROUND
 out=$(memcheck "$fill_mib" $ROUNDS "sh /tmp/ebb-round.sh \$1" 2>&1)
 status=$?
 echo "$out" | sed 's/^/# /'
-if [ $status -eq 0 ] && [ "$(echo "$out" | grep -c ' 0 of ')" = $ROUNDS ] &&
-    [ "$(echo "$out" | grep -c ': reached$')" = $((ROUNDS * 2)) ]; then
-    ktap_test_pass "every page intact after $ROUNDS balloon down/up rounds, each target reached to the page"
-else
-    ktap_test_fail "every page intact after $ROUNDS balloon down/up rounds, each target reached to the page"
-fi
+intact() {
+    [ $status -eq 0 ] && [ "$(echo "$out" | grep -c ' 0 of ')" = $ROUNDS ] &&
+        [ "$(echo "$out" | grep -c ': reached$')" = $((ROUNDS * 2)) ]
+}
+ktap_test_result "every page intact after $ROUNDS balloon down/up rounds, each target reached to the page" intact
 
 rmmod ebb
-if [ "$(mem_total_kb)" = "$mem_boot" ]; then
-    ktap_test_pass "rmmod restores MemTotal after the integrity rounds"
-else
-    ktap_test_fail "rmmod restores MemTotal after the integrity rounds"
-fi
+ktap_test_result "rmmod restores MemTotal after the integrity rounds" [ "$(mem_total_kb)" = "$mem_boot" ]
 ktap_finished

@@ -1,10 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
-# Shared by ebb's kselftests: KTAP helpers from the kselftest tree and facts about
-# the guest. Sourced from a test's own directory.
+# Shared by ebb's kselftests: KTAP helpers from the kselftest tree, what a test needs
+# to run (ebb_require), loading and unloading ebb.ko, and facts about the guest.
+# Sourced from a test's own directory, as the kselftest runner starts it.
 
 . ../kselftest/ktap_helpers.sh
-
-EBB_KO=/lib/modules/$(uname -r)/updates/ebb.ko
 
 # True when the kernel runs as a Xen domain (CONFIG_XEN_SYS_HYPERVISOR).
 on_xen() {
@@ -147,6 +146,11 @@ kernel_warned_since() {
     echo "$log" | grep -E "WARNING|BUG|Oops" >&2
 }
 
+# True when the kernel logged no warning, BUG or oops after mark $1 (and has the mark).
+kernel_quiet_since() {
+    ! kernel_warned_since "$1"
+}
+
 # Runs "$@" until it succeeds, for at most $1 seconds.
 wait_for() {
     n=$(($1 * 10))
@@ -221,20 +225,128 @@ ebb_block_pages() {
         END { print sum + 0 }' $SYS/ebb/hotplug_block_list
 }
 
-# Ends the test with a single SKIP line, "$1 ($2)".
+# Ends the test with a single SKIP line, "$1 ($2)" (a plan of one: the host's
+# allow-lists, tests/selftests/ebb/expected-skips.*, match that line).
 skip_test() {
     ktap_set_plan 1
     ktap_test_skip "$1 ($2)"
     ktap_finished
 }
 
-# Skips test "$1" unless ebb.ko can run here under ebbhv with the host's agent
-# answering, and, with "$2" = hotplug, unless the kernel can hotplug memory.
-require_ebbhv() {
-    on_xen || skip_test "$1" "not on Xen"
-    [ -f "$EBB_KO" ] || skip_test "$1" "ebb.ko not installed"
-    have_xenstore || skip_test "$1" "xenstore does not answer"
-    host_request ping || skip_test "$1" "no host agent answers (run under scripts/run-guest.sh)"
-    [ "${2:-}" != hotplug ] || [ -w $MEM/auto_online_blocks ] ||
-        skip_test "$1" "no memory hotplug in this kernel"
+# ebb_require WHAT NEED...: skips the whole test, one SKIP line "WHAT (why)", at the
+# first NEED that this guest does not meet; checked in the order given, so that the
+# reason is the most basic one missing. Each NEED:
+#   xen        the kernel runs as a Xen domain (ebb.ko refuses to load elsewhere)
+#   ebb.ko     ebb.ko is installed where modprobe finds it
+#   memcheck   the guest-side memcheck program (tests/guest/memcheck.c)
+#   xenstore   the xenstore tool, and a store that answers
+#   host       the host's agent answers requests (scripts/run-guest.sh under ebbhv,
+#              scripts/xen/dom0-agent.py under a real Xen)
+#   fail-next  the host can inject faults: ebbhv's ebbctl fail-next
+#   hotplug    the kernel can hotplug memory
+ebb_require() {
+    local what=$1 need why
+    shift
+    for need in "$@"; do
+        case "$need" in
+        # The case's status is its branch's last command: the check.
+        xen) why="not on Xen"; on_xen ;;
+        ebb.ko) why="ebb.ko not installed"; [ -n "$(ebb_ko)" ] ;;
+        memcheck) why="memcheck not installed"; command -v memcheck >/dev/null ;;
+        xenstore) why="xenstore does not answer"; have_xenstore ;;
+        host) why="no host agent answers (run under scripts/run-guest.sh)"; host_request ping ;;
+        fail-next) why="the hypervisor has no fail-next (not ebbhv)"; host_can_fail ;;
+        hotplug) why="no memory hotplug in this kernel"; [ -w $MEM/auto_online_blocks ] ;;
+        *) ktap_exit_fail_msg "ebb_require: no such need '$need'" ;;
+        esac || skip_test "$what" "$why"
+    done
+}
+
+# ebb.ko's path as the module tools find it (modules.dep under /lib/modules/$(uname
+# -r), where scripts/build-initramfs.sh installs it with depmod data, as `make
+# modules_install` would); empty when it is not installed. Only the output tells:
+# busybox's modinfo exits 0 for a module it does not find.
+ebb_ko() {
+    modinfo -n ebb 2>/dev/null
+}
+
+# Loads ebb.ko (modprobe) with module parameters "$@"; fails, with modprobe's
+# message, when it does not load. Fails too when ebb is loaded already: modprobe would
+# say yes without loading it, and its parameters would not apply.
+ebb_load() {
+    if ebb_loaded; then
+        echo "ebb_load: ebb is loaded already" >&2
+        return 1
+    fi
+    modprobe ebb "$@"
+}
+
+# Unloads ebb.ko if it is loaded; fails when rmmod does.
+ebb_unload() {
+    ! ebb_loaded || rmmod ebb
+}
+
+# Loads ebb.ko with parameters "$@", or ends the test (Bail out) when it does not load.
+ebb_start() {
+    ebb_load "$@" || ktap_exit_fail_msg "modprobe ebb $* failed ($(ebb_ko))"
+}
+
+# The start of a test of ebb against the host: ebb unloaded, what the guest holds
+# without it read (online_policy: auto_online_blocks; target0: memory/target;
+# mem_boot: MemTotal; blocks_boot: the memory blocks; tot_boot: the hypervisor's
+# tot_pages, KiB), a mark $1 in the kernel log (log_mark, for dmesg_since), then ebb
+# loaded with parameters "$2"... (or the test ends).
+ebb_start_measured() {
+    local name=$1
+    shift
+    ebb_unload
+    online_policy=$(cat $MEM/auto_online_blocks)
+    target0=$(xenstore read memory/target)
+    mem_boot=$(mem_total_kb)
+    blocks_boot=$(nr_blocks)
+    tot_boot=$(hv_tot_kb)
+    log_mark=$(kmsg_mark "$name")
+    ebb_start "$@"
+}
+
+# rmmod while the host holds ebb with fail-next, then clears the faults. Reads what
+# the guest holds after: RMMOD_STATUS, mem (MemTotal), tot (the hypervisor's tot_pages,
+# KiB). False when the faults could not be cleared.
+rmmod_held() {
+    rmmod ebb
+    RMMOD_STATUS=$?
+    mem=$(mem_total_kb)
+    tot=$(hv_tot_kb)
+    ktap_print_msg "after rmmod (status $RMMOD_STATUS): MemTotal $mem kB, tot_pages $tot kB, $(nr_blocks) memory blocks"
+    host_request fail-next off
+}
+
+# rmmod in the middle of a balloon-down, from START_KB (what info/current_kb reads)
+# by DOWN_KB. The host holds the worker mid-way (ebbctl fail-next): the first decrease
+# is cut after CUT extents of EXTENT_KB and the next 20 do nothing, so the balloon is
+# stalled with exactly CUT extents out when rmmod runs; rmmod must take every one back
+# (a populate, which nothing fails). True when the balloon stalled with exactly those
+# out (ebb/ballooned_pages, info/current_kb and MemTotal) and rmmod took them back:
+# ebb unloaded, MemTotal and the hypervisor's tot_pages at MEM_BOOT and TOT_BOOT, what
+# they were before insmod. Leaves no fault pending.
+rmmod_mid_balloon() {
+    local start_kb=$1 down_kb=$2 cut=$3 extent_kb=$4 mem_boot=$5 tot_boot=$6
+    local ok=1 state pages cur
+    { host_request fail-next decrease 1 "$cut" && host_request fail-next decrease 20 0; } || {
+        ktap_print_msg "ebbctl fail-next failed: $(host_output)"
+        ok=0
+    }
+    echo $((start_kb - down_kb)) > $SYS/target_kb
+    wait_for 30 state_is stalled
+    state=$(cat $SYS/ebb/state)
+    pages=$(cat $SYS/ebb/ballooned_pages)
+    cur=$(cat $SYS/info/current_kb)
+    mem=$(mem_total_kb)
+    ktap_print_msg "before rmmod: state $state ($(cat $SYS/ebb/reason)), $pages pages ballooned, current $cur KiB, MemTotal $mem kB"
+    [ "$state" = stalled ] && [ "$pages" = $((cut * extent_kb / 4)) ] &&
+        [ "$cur" = $((start_kb - cut * extent_kb)) ] &&
+        [ "$mem" = $((mem_boot - cut * extent_kb)) ] || ok=0
+    rmmod_held || ok=0
+    [ $ok = 1 ] && [ $RMMOD_STATUS = 0 ] && ! ebb_loaded && [ "$mem" = "$mem_boot" ] &&
+        [ "$tot" = "$tot_boot" ]
 }

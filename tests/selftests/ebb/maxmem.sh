@@ -9,16 +9,11 @@ cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
 ktap_print_header
-require_ebbhv "the domain maximum at run time" hotplug
+ebb_require "the domain maximum at run time" xen ebb.ko xenstore host hotplug
 ktap_set_plan 3
 
-ebb_loaded && rmmod ebb
-online_policy=$(cat $MEM/auto_online_blocks)
-target0=$(xenstore read memory/target)
 static_max0=$(xenstore read memory/static-max)
-tot_before=$(hv_tot_kb)
-log_mark=$(kmsg_mark maxmem.sh)
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+ebb_start_measured maxmem.sh
 echo online_movable > $MEM/auto_online_blocks
 
 # 1. Raise the maximum by one 128 MiB block past the boot maximum: ebb's highest
@@ -28,13 +23,12 @@ max0=$(cat $SYS/ebb/max_kb)
 new_max=$((static_max0 + 131072))
 max1=$((max0 + 131072))
 host_request mem-max "${new_max}k" || ktap_exit_fail_msg "ebbctl mem-max ${new_max}k failed: $(host_output)"
-if wait_for 10 eval '[ "$(cat $SYS/ebb/max_kb)" = "$max1" ]' &&
-    dmesg_since "$log_mark" | grep -q "the domain's maximum is now $max1 KiB"; then
-    ktap_test_pass "ebb/max_kb follows a raised maximum ($max0 -> $max1 KiB) and the log says so"
-else
-    ktap_print_msg "max_kb $(cat $SYS/ebb/max_kb), want $max1"
-    ktap_test_fail "ebb/max_kb follows a raised maximum ($max0 -> $max1 KiB) and the log says so"
-fi
+max_follows() {
+    wait_for 10 eval '[ "$(cat $SYS/ebb/max_kb)" = "$max1" ]' &&
+        dmesg_since "$log_mark" | grep -q "the domain's maximum is now $max1 KiB"
+}
+ktap_test_result "ebb/max_kb follows a raised maximum ($max0 -> $max1 KiB) and the log says so" max_follows
+ktap_print_msg "max_kb $(cat $SYS/ebb/max_kb), want $max1"
 
 # 2. Grow to the new maximum: past the boot maximum by hotplug, exactly.
 host_request mem-set "${new_max}k" || ktap_print_msg "ebbctl mem-set ${new_max}k failed: $(host_output)"
@@ -44,14 +38,13 @@ tot=$(hv_tot_kb)
 ktap_print_msg "to $new_max KiB: state $state ($(cat $SYS/ebb/reason)), current $cur KiB, tot_pages $tot kB; $(hotplug_files)"
 # Growth adds whole 2 MiB extents to what the domain held at insmod (which may be a
 # few KiB short of its target: within one extent, so reached), in 128 MiB blocks.
-grown=$(((new_max - tot_before) / 2048 * 2048))
-if [ "$state" = reached ] && [ "$cur" = $((tot_before + grown)) ] &&
-    [ "$tot" = "$cur" ] && [ "$(cat $SYS/ebb/hotplug_blocks)" = $(((grown + 131071) / 131072)) ] &&
-    [ "$(cat $SYS/ebb/reason)" = none ]; then
-    ktap_test_pass "a target past the boot maximum is reached by hotplug once the maximum allows it"
-else
-    ktap_test_fail "a target past the boot maximum is reached by hotplug once the maximum allows it"
-fi
+grown=$(((new_max - tot_boot) / 2048 * 2048))
+grown_past_boot_max() {
+    [ "$state" = reached ] && [ "$cur" = $((tot_boot + grown)) ] &&
+        [ "$tot" = "$cur" ] && [ "$(cat $SYS/ebb/hotplug_blocks)" = $(((grown + 131071) / 131072)) ] &&
+        [ "$(cat $SYS/ebb/reason)" = none ]
+}
+ktap_test_result "a target past the boot maximum is reached by hotplug once the maximum allows it" grown_past_boot_max
 
 # 3. Back to the boot size and maximum: every block is removed, and a lowered
 # maximum leaves ebb's highest target where it was.
@@ -62,14 +55,13 @@ calls=$(($(cat $SYS/ebb/hypercalls) - calls0))
 host_request mem-max "${static_max0}k" || ktap_print_msg "ebbctl mem-max ${static_max0}k failed: $(host_output)"
 sleep 1
 tot=$(hv_tot_kb)
-ktap_print_msg "back: state $state, tot_pages $tot kB (boot $tot_before), max_kb $(cat $SYS/ebb/max_kb), $calls reservation hypercalls; $(hotplug_files)"
+ktap_print_msg "back: state $state, tot_pages $tot kB (boot $tot_boot), max_kb $(cat $SYS/ebb/max_kb), $calls reservation hypercalls; $(hotplug_files)"
 # The added blocks go in one shrink step, and their frames back in one hypercall.
-if [ "$state" = reached ] && [ "$tot" = "$tot_before" ] && [ "$calls" = 1 ] &&
-    [ "$(cat $SYS/ebb/hotplug_blocks)" = 0 ] && [ "$(cat $SYS/ebb/max_kb)" = "$max1" ]; then
-    ktap_test_pass "shrinking back removes every added block, their frames in one hypercall; a lowered maximum is no clamp"
-else
-    ktap_test_fail "shrinking back removes every added block, their frames in one hypercall; a lowered maximum is no clamp"
-fi
+shrunk_back() {
+    [ "$state" = reached ] && [ "$tot" = "$tot_boot" ] && [ "$calls" = 1 ] &&
+        [ "$(cat $SYS/ebb/hotplug_blocks)" = 0 ] && [ "$(cat $SYS/ebb/max_kb)" = "$max1" ]
+}
+ktap_test_result "shrinking back removes every added block, their frames in one hypercall; a lowered maximum is no clamp" shrunk_back
 
 rmmod ebb
 echo "$online_policy" > $MEM/auto_online_blocks

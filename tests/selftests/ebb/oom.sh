@@ -7,21 +7,13 @@
 cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
-
 ktap_print_header
-
-skip_all() {
-    ktap_set_plan 1
-    ktap_test_skip "deflate on OOM ($1)"
-    ktap_finished
-}
-on_xen || skip_all "not on Xen: ebb.ko refuses to load"
-[ -f "$EBB_KO" ] && command -v memcheck >/dev/null || skip_all "ebb.ko or memcheck not installed"
+ebb_require "deflate on OOM" xen ebb.ko memcheck
 ktap_set_plan 3
 
-ebb_loaded && rmmod ebb
+ebb_unload
 mem_boot=$(mem_total_kb)
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+ebb_start
 echo 60 > $SYS/max_schedule_delay
 
 floor_kb=$(cat $SYS/ebb/floor_kb)
@@ -44,22 +36,13 @@ echo "$out" | sed 's/^/# /'
 deflated=$(cat $SYS/ebb/oom_deflated_pages)
 reason=$(cat $SYS/ebb/reason)
 ktap_print_msg "memcheck status $status; ebb deflated $deflated pages; reason $reason"
-if [ $status -eq 0 ]; then
-    ktap_test_pass "a program needing more than the free memory completes with its pages intact"
-else
-    ktap_test_fail "a program needing more than the free memory completes with its pages intact"
-fi
-if [ "$deflated" -gt 0 ] && [ "$reason" = oom_deflate ] && ! dmesg_since "$log_mark" | grep -q "Killed process"; then
-    ktap_test_pass "the OOM notifier deflated the balloon, recorded it, and nothing was killed"
-else
-    dmesg_since "$log_mark" | grep -iE "oom|killed" | head -5 | sed 's/^/# /'
-    ktap_test_fail "the OOM notifier deflated the balloon, recorded it, and nothing was killed"
-fi
+ktap_test_result "a program needing more than the free memory completes with its pages intact" [ $status -eq 0 ]
+dmesg_since "$log_mark" | grep -iE "oom|killed" | head -5 | sed 's/^/# /'
+deflated_nothing_killed() {
+    [ "$deflated" -gt 0 ] && [ "$reason" = oom_deflate ] && ! dmesg_since "$log_mark" | grep -q "Killed process"
+}
+ktap_test_result "the OOM notifier deflated the balloon, recorded it, and nothing was killed" deflated_nothing_killed
 
 rmmod ebb
-if [ "$(mem_total_kb)" = "$mem_boot" ]; then
-    ktap_test_pass "rmmod restores MemTotal after deflating on OOM"
-else
-    ktap_test_fail "rmmod restores MemTotal after deflating on OOM"
-fi
+ktap_test_result "rmmod restores MemTotal after deflating on OOM" [ "$(mem_total_kb)" = "$mem_boot" ]
 ktap_finished

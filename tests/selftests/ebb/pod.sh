@@ -12,20 +12,19 @@ cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
 ktap_print_header
-require_ebbhv "populate-on-demand"
-command -v memcheck >/dev/null || skip_test "populate-on-demand" "no memcheck"
+ebb_require "populate-on-demand" xen ebb.ko xenstore host memcheck
 target0=$(xenstore read memory/target)
 [ "$(mem_total_kb)" -gt "$target0" ] ||
     skip_test "populate-on-demand" "not a populate-on-demand domain: MemTotal $(mem_total_kb) kB is within memory/target $target0 KiB"
 ktap_set_plan 4
 
-ebb_loaded && rmmod ebb
+ebb_unload
 static_max=$(xenstore read memory/static-max)
 left_out_kb() { xenstore read data/ebb-left-out-kib 2>/dev/null || echo 0; }
 left0=$(left_out_kb)
 mem_boot=$(mem_total_kb)
 log_mark=$(kmsg_mark pod.sh)
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+ebb_start
 
 # 1. The unbacked part goes out at once: ebb counts the guest as holding static-max
 # (less what earlier loads left out) and reaches the target to the page; the
@@ -42,12 +41,11 @@ settled_at_target() {
         [ $((target0 - tot)) -lt 1024 ] &&
         [ "$(cat $SYS/ebb/ballooned_pages)" = $(((static_max - $(left_out_kb) - target0) / 4)) ]
 }
-settled_at_target
-if [ $? = 0 ] && dmesg_since "$log_mark" | grep -q "populate-on-demand: the memory map holds $static_max KiB ($left0 KiB of it left out by an earlier load)"; then
-    ktap_test_pass "after insmod the domain holds exactly its target: ebb and the hypervisor agree"
-else
-    ktap_test_fail "after insmod the domain holds exactly its target: ebb and the hypervisor agree"
-fi
+holds_target_at_load() {
+    settled_at_target &&
+        dmesg_since "$log_mark" | grep -q "populate-on-demand: the memory map holds $static_max KiB ($left0 KiB of it left out by an earlier load)"
+}
+ktap_test_result "after insmod the domain holds exactly its target: ebb and the hypervisor agree" holds_target_at_load
 
 # 2. Touch all the free memory but a little: without the balloon this kills the domain
 # ("PoD out of memory"); with it every page is there and intact.
@@ -55,11 +53,8 @@ fill_mib=$((($(free_kb) - 16384) / 1024))
 out=$(memcheck "$fill_mib" 1 true 2>&1)
 status=$?
 echo "$out" | while read -r line; do ktap_print_msg "memcheck: $line"; done
-if [ $status = 0 ] && echo "$out" | grep -q ": 0 of .* pages mismatch"; then
-    ktap_test_pass "a program touching all $fill_mib MiB of free memory runs to the end, every page intact"
-else
-    ktap_test_fail "a program touching all $fill_mib MiB of free memory runs to the end, every page intact"
-fi
+intact() { [ $status = 0 ] && echo "$out" | grep -q ": 0 of .* pages mismatch"; }
+ktap_test_result "a program touching all $fill_mib MiB of free memory runs to the end, every page intact" intact
 
 # 3. rmmod takes back what the hypervisor's maximum allows (the domain ends at exactly
 # its maximum); the rest stays out of the guest, reported and recorded to the page.
@@ -69,20 +64,15 @@ rmmod ebb
 mem=$(mem_total_kb)
 left=$(($(left_out_kb) - left0))
 ktap_print_msg "after rmmod: MemTotal $mem kB (boot $mem_boot), $ballooned pages were ballooned, $left KiB left out, tot_pages $(hv_tot_kb) kB (maximum $max_kb KiB)"
-if [ "$left" -gt 0 ] && [ $((mem_boot - mem)) = "$left" ] &&
-    dmesg_since "$log_mark" | grep -q "still ballooned" &&
-    [ "$(hv_tot_kb)" = "$max_kb" ]; then
-    ktap_test_pass "rmmod takes back what the maximum allows and records exactly what stays out"
-else
-    ktap_test_fail "rmmod takes back what the maximum allows and records exactly what stays out"
-fi
+left_out_recorded() {
+    [ "$left" -gt 0 ] && [ $((mem_boot - mem)) = "$left" ] &&
+        dmesg_since "$log_mark" | grep -q "still ballooned" &&
+        [ "$(hv_tot_kb)" = "$max_kb" ]
+}
+ktap_test_result "rmmod takes back what the maximum allows and records exactly what stays out" left_out_recorded
 
 # 4. A second load counts what the first left out: it holds the target exactly again.
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
-if settled_at_target; then
-    ktap_test_pass "a second load counts the pages the first left out and holds the target exactly"
-else
-    ktap_test_fail "a second load counts the pages the first left out and holds the target exactly"
-fi
+ebb_start
+ktap_test_result "a second load counts the pages the first left out and holds the target exactly" settled_at_target
 rmmod ebb
 ktap_finished

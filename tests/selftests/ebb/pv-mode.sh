@@ -11,29 +11,27 @@ cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
 ktap_print_header
-require_ebbhv "the PV engine path"
+ebb_require "the PV engine path" xen ebb.ko xenstore host
 ktap_set_plan 6
 
-report() {
-    if [ "$1" = 0 ]; then ktap_test_pass "$2"; else ktap_test_fail "$2"; fi
-}
-
-ebb_loaded && rmmod ebb
+ebb_unload
 mem_boot=$(mem_total_kb)
 tot_boot=$(hv_tot_kb)
 log_mark=$(kmsg_mark pv-mode.sh)
-insmod "$EBB_KO" pv_mode=1 || ktap_exit_fail_msg "insmod pv_mode=1 failed"
+ebb_start pv_mode=1
 start_kb=$(cat $SYS/info/current_kb)
 
 # 1. PV mode: no hotplug region, so a target above the boot size is clamped to it.
 echo $((start_kb + 262144)) > $SYS/target_kb
 state=$(wait_state)
 ktap_print_msg "target +256 MiB: target_kb $(cat $SYS/target_kb), max_kb $(cat $SYS/ebb/max_kb), reason $(cat $SYS/ebb/reason), $(hotplug_files)"
-dmesg_since "$log_mark" | grep -q "pv_mode: 4 KiB extents and no hotplug" &&
-    [ "$(cat $SYS/ebb/max_kb)" = "$start_kb" ] && [ "$(cat $SYS/target_kb)" = "$start_kb" ] &&
-    [ "$(cat $SYS/ebb/reason)" = clamped ] && [ "$(cat $SYS/ebb/hotplug_blocks)" = 0 ] &&
-    [ "$state" = reached ]
-report $? "pv_mode: no hotplug; a target above the boot size is clamped to it"
+clamped_no_hotplug() {
+    dmesg_since "$log_mark" | grep -q "pv_mode: 4 KiB extents and no hotplug" &&
+        [ "$(cat $SYS/ebb/max_kb)" = "$start_kb" ] && [ "$(cat $SYS/target_kb)" = "$start_kb" ] &&
+        [ "$(cat $SYS/ebb/reason)" = clamped ] && [ "$(cat $SYS/ebb/hotplug_blocks)" = 0 ] &&
+        [ "$state" = reached ]
+}
+ktap_test_result "pv_mode: no hotplug; a target above the boot size is clamped to it" clamped_no_hotplug
 
 # 2-3. Down by 64 MiB and back: 16384 pages in 4 KiB extents, 512 per hypercall.
 for step in down up; do
@@ -46,10 +44,12 @@ for step in down up; do
     mem=$(mem_total_kb)
     tot=$(hv_tot_kb)
     ktap_print_msg "$step to $want_kb KiB: state $state, current $cur KiB, MemTotal $mem kB, tot_pages $tot kB, $hc hypercalls"
-    [ "$state" = reached ] && [ "$cur" = "$want_kb" ] && [ $hc = 32 ] &&
-        [ $((mem_boot - mem)) = $((start_kb - want_kb)) ] &&
-        [ $((tot_boot - tot)) = $((start_kb - want_kb)) ]
-    report $? "pv_mode balloon $step 64 MiB: exactly 32 hypercalls of 512 pages; MemTotal and tot_pages follow"
+    moved_in_pages() {
+        [ "$state" = reached ] && [ "$cur" = "$want_kb" ] && [ $hc = 32 ] &&
+            [ $((mem_boot - mem)) = $((start_kb - want_kb)) ] &&
+            [ $((tot_boot - tot)) = $((start_kb - want_kb)) ]
+    }
+    ktap_test_result "pv_mode balloon $step 64 MiB: exactly 32 hypercalls of 512 pages; MemTotal and tot_pages follow" moved_in_pages
 done
 
 # 4. Integrity: memcheck across two down/up rounds of 4 KiB ballooning.
@@ -71,40 +71,23 @@ free_kb=$(free_kb)
 out=$(memcheck $((free_kb * 5 / 10 / 1024)) 2 "sh /tmp/ebb-pv-round.sh \$1" 2>&1)
 status=$?
 echo "$out" | sed 's/^/# /'
-[ $status = 0 ] && [ "$(echo "$out" | grep -c ' 0 of ')" = 2 ] &&
-    [ "$(echo "$out" | grep -c ': reached at ')" = 4 ]
-report $? "pv_mode: every page intact after 2 rounds of 4 KiB ballooning"
+intact() {
+    [ $status = 0 ] && [ "$(echo "$out" | grep -c ' 0 of ')" = 2 ] &&
+        [ "$(echo "$out" | grep -c ': reached at ')" = 4 ]
+}
+ktap_test_result "pv_mode: every page intact after 2 rounds of 4 KiB ballooning" intact
 
-# 5. rmmod in the middle of ballooning down gives every page back. The host holds
-# the worker there (ebbctl fail-next): the first decrease is cut after $CUT of its
-# 512 pages and the next ones do nothing, so the balloon is stalled with exactly
-# $CUT pages out when rmmod runs.
+# 5. rmmod in the middle of ballooning down gives every page back (lib.sh's
+# rmmod_mid_balloon): the first decrease of a 256 MiB balloon-down is cut after $CUT
+# of its 512 pages.
 CUT=300
 if host_can_fail; then
-    mid_ok=1
-    host_request fail-next decrease 1 $CUT && host_request fail-next decrease 20 0 || {
-        ktap_print_msg "ebbctl fail-next failed: $(host_output)"; mid_ok=0; }
-    echo $((start_kb - 262144)) > $SYS/target_kb
-    wait_for 30 state_is stalled
-    mid_state=$(cat $SYS/ebb/state)
-    mid=$(cat $SYS/ebb/ballooned_pages)
-    mid_cur=$(cat $SYS/info/current_kb)
-    ktap_print_msg "rmmod while ballooning: state $mid_state ($(cat $SYS/ebb/reason)), $mid pages ballooned, current $mid_cur KiB"
-    rmmod ebb
-    status=$?
-    mem=$(mem_total_kb)
-    tot=$(hv_tot_kb)
-    host_request fail-next off || mid_ok=0
-    ktap_print_msg "after rmmod (status $status): MemTotal $mem kB (before insmod $mem_boot), tot_pages $tot kB (before $tot_boot)"
-    [ $mid_ok = 1 ] && [ "$mid_state" = stalled ] && [ "$mid" = $CUT ] &&
-        [ "$mid_cur" = $((start_kb - CUT * 4)) ] && [ $status = 0 ] && ! ebb_loaded &&
-        [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot_boot" ]
-    report $? "pv_mode: rmmod with the balloon stalled $CUT pages into a balloon-down restores MemTotal and tot_pages"
+    ktap_test_result "pv_mode: rmmod with the balloon stalled $CUT pages into a balloon-down restores MemTotal and tot_pages" \
+        rmmod_mid_balloon "$start_kb" 262144 $CUT 4 "$mem_boot" "$tot_boot"
 else
     ktap_test_skip "pv_mode: rmmod in the middle of ballooning (no host with fail-next to hold the worker: not ebbhv)"
     rmmod ebb
 fi
 
-! kernel_warned_since "$log_mark"
-report $? "no kernel warning in pv_mode"
+ktap_test_result "no kernel warning in pv_mode" kernel_quiet_since "$log_mark"
 ktap_finished

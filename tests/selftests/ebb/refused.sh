@@ -34,17 +34,7 @@ GROW_KB=262144
 DRAIN_WARN="unload: the hypervisor backs none"
 
 ktap_print_header
-skip_all() {
-    ktap_set_plan 1
-    ktap_test_skip "balloon against a hypervisor that refuses calls ($1)"
-    ktap_finished
-}
-on_xen || skip_all "not on Xen"
-[ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
-have_xenstore || skip_all "xenstore does not answer"
-host_request ping || skip_all "no host agent answers (run under scripts/run-guest.sh)"
-host_request fail-next off || skip_all "the hypervisor has no fail-next (not ebbhv)"
-[ -w $MEM/auto_online_blocks ] || skip_all "no memory hotplug in this kernel"
+ebb_require "balloon against a hypervisor that refuses calls" xen ebb.ko xenstore host fail-next hotplug
 ktap_set_plan 10
 
 # Calls the pending faults of op $1 still affect, from the last hv_info.
@@ -86,9 +76,6 @@ watch_attempts() {
     done
     return 1
 }
-report() {
-    if [ "$1" = 0 ]; then ktap_test_pass "$2"; else ktap_test_fail "$2"; fi
-}
 
 # The guest's and the hypervisor's books at one moment, in KiB and pages:
 # CUR MEMT TOT OUT IN CALLS FAILS STATE REASON. Read twice around `ebbctl info`, and
@@ -127,7 +114,31 @@ moved_exactly() {
         [ $((MEMT - B_MEMT)) = "$1" ] && [ "$CUR" = "$TOT" ]
 }
 
-ebb_loaded && rmmod ebb
+# Sets target $1 KiB with faults of op $2 (decrease or populate) injected, the first
+# call cut after $CUT extents: true when the balloon stalls there on
+# hypervisor_refused with a fault still pending and exactly those extents moved, by
+# $3 KiB (negative: out), in both books and in ebb/pages_out or pages_in. Then waits
+# up to 60 s for the target and takes the books again.
+stalls_after_cut() {
+    local target=$1 op=$2 moved_kb=$3 moved ok=1
+    echo "$target" > $SYS/target_kb
+    wait_for 30 state_is stalled
+    snapshot
+    show "stalled after the cut"
+    case "$op" in
+    decrease) moved=$((OUT - B_OUT)) ;;
+    *) moved=$((IN - B_IN)) ;;
+    esac
+    [ "$STATE" = stalled ] && [ "$REASON" = hypervisor_refused ] &&
+        [ "$(pending_calls "$op")" -ge 1 ] && moved_exactly "$moved_kb" &&
+        [ "$moved" = $((CUT_KB / 4)) ] && ok=0
+    wait_for 60 reached_kb "$target"
+    snapshot
+    show "after the faults"
+    return $ok
+}
+
+ebb_unload
 online_policy=$(cat $MEM/auto_online_blocks)
 mem_boot=$(mem_total_kb)
 tot_boot=$(hv_tot_kb)
@@ -143,7 +154,7 @@ restore() {
     [ -n "$RESTORED" ] && return
     RESTORED=1
     host_request fail-next off
-    ebb_loaded && rmmod ebb
+    ebb_unload
     echo "$online_policy" > $MEM/auto_online_blocks
     tot_end=$(hv_tot_kb)
     if [ "$tot_end" != "$tot_boot" ]; then
@@ -165,10 +176,12 @@ for req in "2:fail-next populate 0 1" "2:fail-next populate 1 EBUSY" "2:fail-nex
     [ $status = "$want" ] || bad=1
 done
 hv_info
-[ $bad = 0 ] && [ "$(hv fail_populate)" = 0 ] && [ "$(hv fail_decrease)" = 0 ]
-report $? "malformed fail-next requests are refused and inject nothing"
+bad_requests_refused() {
+    [ $bad = 0 ] && [ "$(hv fail_populate)" = 0 ] && [ "$(hv fail_decrease)" = 0 ]
+}
+ktap_test_result "malformed fail-next requests are refused and inject nothing" bad_requests_refused
 
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+ebb_start
 echo $MAX_DELAY_S > $SYS/max_schedule_delay
 wait_for 30 state_is reached || ktap_exit_fail_msg "the balloon did not settle after insmod"
 start_kb=$(cat $SYS/info/current_kb)
@@ -181,25 +194,16 @@ show "baseline"
 down_kb=$((start_kb - STEP_KB))
 inject decrease 1 $CUT
 inject decrease 3 0
-echo $down_kb > $SYS/target_kb
-wait_for 30 state_is stalled
-snapshot
-show "stalled after the cut"
-stalled_ok=1
-if [ "$STATE" = stalled ] && [ "$REASON" = hypervisor_refused ] &&
-    [ "$(pending_calls decrease)" -ge 1 ] && moved_exactly -$CUT_KB &&
-    [ $((OUT - B_OUT)) = $((CUT_KB / 4)) ]; then
-    stalled_ok=0
-fi
-wait_for 30 reached_kb $down_kb
-snapshot
-show "after the faults"
+stalls_after_cut $down_kb decrease -$CUT_KB
+stalled_ok=$?
 decreases=$(($(hv hc_memory_op_1) - B_DEC))
 ktap_print_msg "decrease calls seen by ebbhv: $decreases, by ebb: $((CALLS - B_CALLS)); failures $((FAILS - B_FAILS))"
-[ $stalled_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly -$STEP_KB &&
-    [ $((OUT - B_OUT)) = $((STEP_KB / 4)) ] && [ "$(pending_calls decrease)" = 0 ] &&
-    [ $((CALLS - B_CALLS)) = "$decreases" ] && [ $((FAILS - B_FAILS)) = 4 ]
-report $? "a decrease cut after $CUT of 256 extents: exactly those are out, the rest back in the guest; hypervisor_refused while backing off; target reached after"
+decrease_cut_accounted() {
+    [ $stalled_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly -$STEP_KB &&
+        [ $((OUT - B_OUT)) = $((STEP_KB / 4)) ] && [ "$(pending_calls decrease)" = 0 ] &&
+        [ $((CALLS - B_CALLS)) = "$decreases" ] && [ $((FAILS - B_FAILS)) = 4 ]
+}
+ktap_test_result "a decrease cut after $CUT of 256 extents: exactly those are out, the rest back in the guest; hypervisor_refused while backing off; target reached after" decrease_cut_accounted
 
 # --- 3. Backoff, measured. Balloon-in with the next 5 populates failing (-EBUSY)
 # and max_retry_count 0 (the default: never give up): each attempt is one populate the
@@ -238,10 +242,12 @@ backoff=$(awk -v want="$BACKOFF_EXPECT" '
         print (ok ? "ok" : "bad") gaps
     }' /tmp/ebb-attempts)
 ktap_print_msg "gaps between attempts, then to reached (cs): ${backoff#* } (want $BACKOFF_EXPECT -20/+100, then at least 380)"
-[ "$max_retry0" = 0 ] && [ "${backoff%% *}" = ok ] && [ "$STATE" = reached ] &&
-    moved_exactly $STEP_KB && [ $((IN - B_IN)) = $((STEP_KB / 4)) ] &&
-    [ "$pops" = 6 ] && [ $((FAILS - B_FAILS)) = 5 ] && [ "$(pending_calls populate)" = 0 ]
-report $? "populates failing with -EBUSY: one populate per attempt, 1, 2, 4, 4 s apart (doubling, capped at max_schedule_delay); max_retry_count 0 never gives up; reached after"
+backoff_doubles() {
+    [ "$max_retry0" = 0 ] && [ "${backoff%% *}" = ok ] && [ "$STATE" = reached ] &&
+        moved_exactly $STEP_KB && [ $((IN - B_IN)) = $((STEP_KB / 4)) ] &&
+        [ "$pops" = 6 ] && [ $((FAILS - B_FAILS)) = 5 ] && [ "$(pending_calls populate)" = 0 ]
+}
+ktap_test_result "populates failing with -EBUSY: one populate per attempt, 1, 2, 4, 4 s apart (doubling, capped at max_schedule_delay); max_retry_count 0 never gives up; reached after" backoff_doubles
 
 # --- 3b. max_retry_count 3: the third failed attempt gives up (gave_up, retry_count
 # 3, exactly 3 populates), and no attempt follows in 10 s (more than twice the
@@ -268,8 +274,10 @@ echo $start_kb > $SYS/target_kb
 wait_for 30 reached_kb $start_kb
 snapshot
 echo 0 > $SYS/max_retry_count
-[ $gave_up_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly $STEP_KB
-report $? "max_retry_count 3: gave_up after exactly 3 failed attempts, none after; a new target reaches it"
+gave_up_after_3() {
+    [ $gave_up_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly $STEP_KB
+}
+ktap_test_result "max_retry_count 3: gave_up after exactly 3 failed attempts, none after; a new target reaches it" gave_up_after_3
 
 # --- 4. Balloon-in whose first populate is cut after $CUT extents and the next four
 # fail: exactly those extents are back, then everything is. (Four failures hold the
@@ -280,22 +288,13 @@ wait_for 60 reached_kb $down_kb || ktap_exit_fail_msg "the balloon did not reach
 baseline
 inject populate 1 $CUT
 inject populate 4 -EBUSY
-echo $start_kb > $SYS/target_kb
-wait_for 30 state_is stalled
-snapshot
-show "stalled after the cut"
-cut_ok=1
-if [ "$STATE" = stalled ] && [ "$REASON" = hypervisor_refused ] &&
-    [ "$(pending_calls populate)" -ge 1 ] && moved_exactly $CUT_KB &&
-    [ $((IN - B_IN)) = $((CUT_KB / 4)) ]; then
-    cut_ok=0
-fi
-wait_for 60 reached_kb $start_kb
-snapshot
-show "after the faults"
-[ $cut_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly $STEP_KB &&
-    [ $((IN - B_IN)) = $((STEP_KB / 4)) ] && [ "$(pending_calls populate)" = 0 ]
-report $? "a populate cut after $CUT extents during balloon-in: exactly those are back, then the rest"
+stalls_after_cut $start_kb populate $CUT_KB
+cut_ok=$?
+populate_cut_accounted() {
+    [ $cut_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly $STEP_KB &&
+        [ $((IN - B_IN)) = $((STEP_KB / 4)) ] && [ "$(pending_calls populate)" = 0 ]
+}
+ktap_test_result "a populate cut after $CUT extents during balloon-in: exactly those are back, then the rest" populate_cut_accounted
 
 # --- 5. Hotplug growth: the first populate of the onlined blocks is cut after 10
 # extents, the next four fail (as in 4): ebb holds exactly what was backed, says why
@@ -320,10 +319,12 @@ wait_for 60 reached_kb $up_kb
 snapshot
 show "after the faults"
 ktap_print_msg "$(hotplug_files)"
-[ $grow_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly $GROW_KB &&
-    [ "$(cat $SYS/ebb/hotplug_backed_pages)" = $((GROW_KB / 4)) ] &&
-    [ "$(pending_calls populate)" = 0 ]
-report $? "hotplug growth with a populate cut after 10 extents, then failing: exactly those backed while stalled; the target reached after"
+growth_cut_accounted() {
+    [ $grow_ok = 0 ] && [ "$STATE" = reached ] && moved_exactly $GROW_KB &&
+        [ "$(cat $SYS/ebb/hotplug_backed_pages)" = $((GROW_KB / 4)) ] &&
+        [ "$(pending_calls populate)" = 0 ]
+}
+ktap_test_result "hotplug growth with a populate cut after 10 extents, then failing: exactly those backed while stalled; the target reached after" growth_cut_accounted
 
 # --- 6. rmmod with 512 MiB ballooned while the populates fail (-EBUSY) twice: it
 # warns, waits and retries, then gives every page back.
@@ -340,17 +341,26 @@ mem=$(mem_total_kb)
 hv_info
 tot=$(($(hv tot_pages) * 4))
 ktap_print_msg "rmmod status $status after $warns warnings: MemTotal $mem kB (before insmod $mem_boot), tot_pages $tot kB (before $tot_boot); populate faults pending $(pending_calls populate)"
-[ $status = 0 ] && ! ebb_loaded && [ $warns = 2 ] && [ "$(pending_calls populate)" = 0 ] &&
-    [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot_boot" ]
-report $? "rmmod while populates fail with -EBUSY: it retries after backing off and gives every page back (MemTotal and tot_pages as before insmod)"
+rmmod_retries() {
+    [ $status = 0 ] && ! ebb_loaded && [ $warns = 2 ] && [ "$(pending_calls populate)" = 0 ] &&
+        [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot_boot" ]
+}
+ktap_test_result "rmmod while populates fail with -EBUSY: it retries after backing off and gives every page back (MemTotal and tot_pages as before insmod)" rmmod_retries
 
 # --- 7. A user offlines one of ebb's blocks while the decrease fails: the block's
 # frames stay the domain's, and the books say so; removing the block (the target back
 # at the boot size) must not lose them.
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+ebb_start
 echo $MAX_DELAY_S > $SYS/max_schedule_delay
 echo $up_kb > $SYS/target_kb
-wait_for 90 reached_kb $up_kb || ktap_exit_fail_msg "the guest did not grow to $up_kb kB"
+wait_for 90 reached_kb $up_kb || {
+    # What ebb waits for: a run once stopped here with both blocks added, nothing
+    # backed and no populate made.
+    ktap_print_msg "not grown: state $(cat $SYS/ebb/state) ($(cat $SYS/ebb/reason)), current $(cat $SYS/info/current_kb) KiB; $(hotplug_files)"
+    ktap_print_msg "blocks: $(tr '\n' ';' < $SYS/ebb/hotplug_block_list)"
+    for b in $(ebb_blocks); do ktap_print_msg "$b: $(cat $MEM/$b/state) $(cat $MEM/$b/valid_zones)"; done
+    ktap_exit_fail_msg "the guest did not grow to $up_kb kB"
+}
 block=$(ebb_blocks | sed -n 2p)
 baseline
 inject decrease 1 -EBUSY
@@ -374,9 +384,11 @@ show "back at $start_kb kB"
 ktap_print_msg "$(hotplug_files); $(dmesg_since "$log_mark" | grep "still backs" | tail -n 1)"
 # What the guest has (MemTotal) and what the hypervisor gives it (tot_pages) moved
 # together since insmod, whatever the hypervisor kept.
-[ $kept_ok = 0 ] && [ "$STATE" = reached ] && [ "$CUR" = "$TOT" ] &&
-    [ $((MEMT - mem_boot)) = $((TOT - tot_boot)) ] && [ "$(cat $SYS/ebb/hotplug_blocks)" = 0 ]
-report $? "a failed decrease while a user offlines $block keeps its frames the domain's; removing it later keeps MemTotal and tot_pages in step"
+offline_keeps_frames() {
+    [ $kept_ok = 0 ] && [ "$STATE" = reached ] && [ "$CUR" = "$TOT" ] &&
+        [ $((MEMT - mem_boot)) = $((TOT - tot_boot)) ] && [ "$(cat $SYS/ebb/hotplug_blocks)" = 0 ]
+}
+ktap_test_result "a failed decrease while a user offlines $block keeps its frames the domain's; removing it later keeps MemTotal and tot_pages in step" offline_keeps_frames
 
 # --- 8. rmmod gives everything back.
 rmmod ebb
@@ -384,13 +396,17 @@ status=$?
 mem=$(mem_total_kb)
 tot=$(hv_tot_kb)
 ktap_print_msg "rmmod status $status: MemTotal $mem kB (before insmod $mem_boot), tot_pages $tot kB (before $tot_boot)"
-[ $status = 0 ] && ! ebb_loaded && [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot_boot" ]
-report $? "rmmod after refused calls: MemTotal and tot_pages as before insmod"
+rmmod_gives_back() {
+    [ $status = 0 ] && ! ebb_loaded && [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot_boot" ]
+}
+ktap_test_result "rmmod after refused calls: MemTotal and tot_pages as before insmod" rmmod_gives_back
 
 # --- 9. No kernel warning, and no fault left pending.
 restore
 hv_info
-! kernel_warned_since "$log_mark" && [ "$(hv fail_populate)" = 0 ] &&
-    [ "$(hv fail_decrease)" = 0 ]
-report $? "no kernel warning; no fault left pending"
+quiet_and_clean() {
+    kernel_quiet_since "$log_mark" && [ "$(hv fail_populate)" = 0 ] &&
+        [ "$(hv fail_decrease)" = 0 ]
+}
+ktap_test_result "no kernel warning; no fault left pending" quiet_and_clean
 ktap_finished

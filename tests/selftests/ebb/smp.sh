@@ -15,22 +15,14 @@ cd "$(dirname "$0")" || exit 1
 RACE_SECONDS=${RACE_SECONDS:-40}
 
 ktap_print_header
-require_ebbhv "concurrent targets, user online/offline and reloads" hotplug
-command -v memcheck >/dev/null || skip_test "concurrent targets, user online/offline and reloads" "no memcheck"
+ebb_require "concurrent targets, user online/offline and reloads" xen ebb.ko xenstore host hotplug memcheck
 ktap_set_plan 2
 
-ebb_loaded && rmmod ebb
-online_policy=$(cat $MEM/auto_online_blocks)
-target0=$(xenstore read memory/target)
-mem_boot=$(mem_total_kb)
-blocks_boot=$(nr_blocks)
-tot_before=$(hv_tot_kb)
+ebb_start_measured smp.sh
 cpus=$(grep -c ^processor /proc/cpuinfo)
-log_mark=$(kmsg_mark smp.sh)
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
 echo online_movable > $MEM/auto_online_blocks
 max_kb=$(cat $SYS/ebb/max_kb)
-ktap_print_msg "$cpus vCPUs; boot target $target0 KiB, tot_pages $tot_before kB, max $max_kb KiB; racing for $RACE_SECONDS s"
+ktap_print_msg "$cpus vCPUs; boot target $target0 KiB, tot_pages $tot_boot kB, max $max_kb KiB; racing for $RACE_SECONDS s"
 
 # The race, as memcheck's command. random_target: a target in 2 MiB steps from
 # 256 MiB below the boot target up to the maximum.
@@ -67,10 +59,10 @@ random_target() {
     sleep 4
     rmmod ebb 2>/dev/null && echo >> /tmp/ebb-smp-rmmod
     sleep 0.5
-    insmod $EBB_KO 2>/dev/null && echo >> /tmp/ebb-smp-insmod
+    ebb_load 2>/dev/null && echo >> /tmp/ebb-smp-insmod
   done ) &
 wait
-ebb_loaded || insmod $EBB_KO
+ebb_loaded || ebb_load
 EOF
 
 rm -f /tmp/ebb-smp-*
@@ -82,14 +74,13 @@ done_count() { cat "/tmp/ebb-smp-$1" 2>/dev/null | wc -l; }
 ktap_print_msg "done in the race: $(done_count sysfs) sysfs targets, $(done_count host) host targets, $(done_count offline) offlines, $(done_count online) onlines, $(done_count rmmod) rmmods, $(done_count insmod) insmods"
 # A race in which nothing happened proves nothing: each thread must have got through,
 # in the debug kernel too, which is slower.
-if [ $status = 0 ] && echo "$out" | grep -q ": 0 of .* pages mismatch" &&
-    [ "$(done_count sysfs)" -ge 3 ] && [ "$(done_count host)" -ge 3 ] &&
-    [ "$(done_count offline)" -ge 1 ] && [ "$(done_count rmmod)" -ge 1 ] &&
-    [ "$(done_count insmod)" -ge 1 ]; then
-    ktap_test_pass "every page of $fill_mib MiB intact after $RACE_SECONDS s of racing targets, onlines/offlines and reloads"
-else
-    ktap_test_fail "every page of $fill_mib MiB intact after $RACE_SECONDS s of racing targets, onlines/offlines and reloads"
-fi
+intact_after_race() {
+    [ $status = 0 ] && echo "$out" | grep -q ": 0 of .* pages mismatch" &&
+        [ "$(done_count sysfs)" -ge 3 ] && [ "$(done_count host)" -ge 3 ] &&
+        [ "$(done_count offline)" -ge 1 ] && [ "$(done_count rmmod)" -ge 1 ] &&
+        [ "$(done_count insmod)" -ge 1 ]
+}
+ktap_test_result "every page of $fill_mib MiB intact after $RACE_SECONDS s of racing targets, onlines/offlines and reloads" intact_after_race
 
 # Settle: every block online, ebb back at the boot target, then unloaded.
 for b in $(cut -d' ' -f1 $SYS/ebb/hotplug_block_list); do
@@ -105,11 +96,10 @@ done
 extra_kb=$((($(nr_blocks) - blocks_boot) * 131072))
 mem=$(mem_total_kb)
 tot=$(hv_tot_kb)
-ktap_print_msg "after rmmod: MemTotal $mem kB (boot $mem_boot), tot_pages $tot kB (boot $tot_before), $(($(nr_blocks) - blocks_boot)) blocks left as ordinary memory"
-if [ "$state" = reached ] && [ $((mem - mem_boot)) = "$extra_kb" ] && [ $((tot - tot_before)) = "$extra_kb" ]; then
-    ktap_test_pass "after the race and rmmod, MemTotal and tot_pages agree to the page with the memory the guest holds"
-else
-    ktap_test_fail "after the race and rmmod, MemTotal and tot_pages agree to the page with the memory the guest holds"
-fi
+ktap_print_msg "after rmmod: MemTotal $mem kB (boot $mem_boot), tot_pages $tot kB (boot $tot_boot), $(($(nr_blocks) - blocks_boot)) blocks left as ordinary memory"
+books_agree() {
+    [ "$state" = reached ] && [ $((mem - mem_boot)) = "$extra_kb" ] && [ $((tot - tot_boot)) = "$extra_kb" ]
+}
+ktap_test_result "after the race and rmmod, MemTotal and tot_pages agree to the page with the memory the guest holds" books_agree
 echo "$online_policy" > $MEM/auto_online_blocks
 ktap_finished

@@ -25,7 +25,7 @@ DRAIN_WARN="unload: the hypervisor backs none"
 DRAIN_LEFT="still ballooned"
 
 ktap_print_header
-require_ebbhv "balloon against the hypervisor's maximum"
+ebb_require "balloon against the hypervisor's maximum" xen ebb.ko xenstore host
 ktap_set_plan 15
 
 dmesg_count() { dmesg | grep -c "$1"; }
@@ -35,7 +35,7 @@ not_running() { ! running "$1"; }
 # CPU time of the whole guest (user+nice+system+irq+softirq, USER_HZ ticks).
 busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 
-ebb_loaded && rmmod ebb
+ebb_unload
 mem_boot=$(mem_total_kb)
 hv_info || ktap_exit_fail_msg "ebbctl info failed"
 tot0=$(($(hv tot_pages) * 4))
@@ -66,14 +66,12 @@ bad_mem_max() {
     out=$(host_output)
     hv_info
     static_now=$(xenstore read memory/static-max)
-    if [ $status -eq "$want_status" ] && echo "$out" | grep -q "$want_text" &&
-        [ "$(hv max_pages)" = "$max_pages0" ] && [ "$static_now" = "$static_max0" ]; then
-        ktap_print_msg "$out"
-        ktap_test_pass "ebbctl $* is refused (status $status) and changes nothing"
-    else
-        ktap_print_msg "status $status (want $want_status), output '$out', max_pages $(hv max_pages), static-max $static_now"
-        ktap_test_fail "ebbctl $* is refused with '$want_text' and changes nothing"
-    fi
+    ktap_print_msg "status $status (want $want_status), output '$out', max_pages $(hv max_pages), static-max $static_now"
+    refused_unchanged() {
+        [ $status -eq "$want_status" ] && echo "$out" | grep -q "$want_text" &&
+            [ "$(hv max_pages)" = "$max_pages0" ] && [ "$static_now" = "$static_max0" ]
+    }
+    ktap_test_result "ebbctl $* is refused (status $want_status) and changes nothing" refused_unchanged
 }
 bad_mem_max 2 "bad size" mem-max 12x
 bad_mem_max 2 "bad size" mem-max -1
@@ -83,7 +81,7 @@ bad_mem_max 1 "EINVAL.*non-zero multiple of 4 KiB" mem-max 6k
 bad_mem_max 1 "EINVAL.*expected a number" raw mem-max 12x
 
 # --- enomem_hypervisor while the worker runs.
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+ebb_start
 echo $MAX_DELAY_S > $SYS/max_schedule_delay
 wait_for 30 state_is reached
 start_kb=$(cat $SYS/info/current_kb)
@@ -107,12 +105,11 @@ reason=$(cat $SYS/ebb/reason)
 host_request xenstore-read data/ebb-state
 host_view=$(host_output)
 ktap_print_msg "asked $start_kb kB under a maximum of $squeeze_kb kB: $state, $reason, current $(cat $SYS/info/current_kb) kB; the host reads: $host_view"
-if [ "$state" = stalled ] && [ "$reason" = enomem_hypervisor ] &&
-    echo "$host_view" | grep -q "state=stalled reason=enomem_hypervisor "; then
-    ktap_test_pass "a target above the hypervisor's maximum stalls with reason enomem_hypervisor, in sysfs and in data/ebb-state"
-else
-    ktap_test_fail "a target above the hypervisor's maximum stalls with reason enomem_hypervisor, in sysfs and in data/ebb-state"
-fi
+stalls_enomem_hypervisor() {
+    [ "$state" = stalled ] && [ "$reason" = enomem_hypervisor ] &&
+        echo "$host_view" | grep -q "state=stalled reason=enomem_hypervisor "
+}
+ktap_test_result "a target above the hypervisor's maximum stalls with reason enomem_hypervisor, in sysfs and in data/ebb-state" stalls_enomem_hypervisor
 
 # The balloon took what the maximum allows, to the page, and its books agree.
 hv_info
@@ -120,11 +117,10 @@ tot=$(($(hv tot_pages) * 4))
 max=$(($(hv max_pages) * 4))
 cur=$(cat $SYS/info/current_kb)
 ktap_print_msg "tot_pages $tot kB, max_pages $max kB, info/current_kb $cur kB"
-if [ "$tot" = "$squeeze_kb" ] && [ "$max" = "$squeeze_kb" ] && [ "$cur" = "$tot" ]; then
-    ktap_test_pass "stalled on enomem_hypervisor, the domain holds exactly its maximum and info/current_kb agrees"
-else
-    ktap_test_fail "stalled on enomem_hypervisor, the domain holds exactly its maximum and info/current_kb agrees"
-fi
+holds_maximum() {
+    [ "$tot" = "$squeeze_kb" ] && [ "$max" = "$squeeze_kb" ] && [ "$cur" = "$tot" ]
+}
+ktap_test_result "stalled on enomem_hypervisor, the domain holds exactly its maximum and info/current_kb agrees" holds_maximum
 
 pop0=$(hv hc_memory_op_6)
 idle_ms0=$(hv idle_ms)
@@ -146,13 +142,13 @@ ktap_print_msg "stalled for $WATCH_S s: $fails failed attempts, $calls hypercall
 # guest's count, give or take an attempt between reading the two counters; ebbhv's,
 # sampled apart from them, by the same bound over the window);
 # the vCPU stays within 5% of the idle baseline; the domain does not move.
-if [ $fails -ge 1 ] && [ $fails -le $WATCH_S ] && [ $calls -le $((2 * fails + 2)) ] &&
-    [ $pops -le $((2 * WATCH_S)) ] && [ $stall_ticks -le $((idle_ticks + WATCH_S * 5)) ] &&
-    [ "$tot" = "$squeeze_kb" ] && state_is stalled; then
-    ktap_test_pass "while stalled on enomem_hypervisor the worker retries, backed off: $fails attempts, $pops populates in $WATCH_S s"
-else
-    ktap_test_fail "while stalled on enomem_hypervisor the worker retries, backed off (at most 1 attempt/s, 2 populates each, CPU near idle)"
-fi
+backed_off() {
+    [ $fails -ge 1 ] && [ $fails -le $WATCH_S ] && [ $calls -le $((2 * fails + 2)) ] &&
+        [ $pops -le $((2 * WATCH_S)) ] && [ $stall_ticks -le $((idle_ticks + WATCH_S * 5)) ] &&
+        [ "$tot" = "$squeeze_kb" ] && state_is stalled
+}
+ktap_test_result "while stalled on enomem_hypervisor the worker retries, backed off (at most 1 attempt/s, 2 populates each, CPU near idle)" \
+    backed_off
 
 host_request mem-max "${static_max0}k" || ktap_exit_fail_msg "ebbctl mem-max failed"
 wait_for $((MAX_DELAY_S * 2 + 10)) reached_kb "$start_kb"
@@ -160,11 +156,10 @@ cur=$(cat $SYS/info/current_kb)
 mem=$(mem_total_kb)
 tot=$(hv_tot_kb)
 ktap_print_msg "maximum back to $static_max0 kB: $(cat $SYS/ebb/state), current $cur kB, MemTotal $mem kB (before insmod $mem_boot), tot_pages $tot kB (before $tot0)"
-if state_is reached && [ "$cur" = "$start_kb" ] && [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot0" ]; then
-    ktap_test_pass "once the maximum is raised the balloon reaches the target unasked; MemTotal, current_kb and tot_pages agree"
-else
-    ktap_test_fail "once the maximum is raised the balloon reaches the target unasked; MemTotal, current_kb and tot_pages agree"
-fi
+reached_unasked() {
+    state_is reached && [ "$cur" = "$start_kb" ] && [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot0" ]
+}
+ktap_test_result "once the maximum is raised the balloon reaches the target unasked; MemTotal, current_kb and tot_pages agree" reached_unasked
 
 # --- rmmod with pages the hypervisor will not back: it waits, then the host relents.
 # memory/target is still down_kb: the balloon follows it down again.
@@ -187,16 +182,15 @@ mem=$(mem_total_kb)
 tot=$(hv_tot_kb)
 dmesg | grep "$DRAIN_WARN" | tail -n 1 | while read -r line; do ktap_print_msg "$line"; done
 ktap_print_msg "rmmod status $rmmod_status; MemTotal $mem kB (before insmod $mem_boot), tot_pages $tot kB (before $tot0)"
-if [ $warned -eq 0 ] && [ $waiting -eq 0 ] && [ $rmmod_status -eq 0 ] && ! ebb_loaded &&
-    [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot0" ]; then
-    ktap_test_pass "rmmod under a squeezed maximum warns and waits; raised, it gives every page back (MemTotal and tot_pages as before insmod)"
-else
-    ktap_test_fail "rmmod under a squeezed maximum warns and waits; raised, it gives every page back (MemTotal and tot_pages as before insmod)"
-fi
+rmmod_waits() {
+    [ $warned -eq 0 ] && [ $waiting -eq 0 ] && [ $rmmod_status -eq 0 ] && ! ebb_loaded &&
+        [ "$mem" = "$mem_boot" ] && [ "$tot" = "$tot0" ]
+}
+ktap_test_result "rmmod under a squeezed maximum warns and waits; raised, it gives every page back (MemTotal and tot_pages as before insmod)" rmmod_waits
 
 # --- rmmod that never gets everything back: the host relents only in the last wait,
 # and by one page less than the balloon holds.
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+ebb_start
 wait_for 60 reached_kb $down_kb || ktap_exit_fail_msg "the balloon did not reach $down_kb kB"
 tot=$(hv_tot_kb)
 host_request mem-max "${tot}k" || ktap_exit_fail_msg "ebbctl mem-max failed"
@@ -222,34 +216,31 @@ left_line=$(dmesg | grep "$DRAIN_LEFT" | tail -n 1)
 left_kb=$(echo "$left_line" | sed -n 's/.* (\([0-9]*\) KiB) still ballooned.*/\1/p')
 ktap_print_msg "$left_line"
 ktap_print_msg "rmmod status $rmmod_status after $warns warnings and $pops populates; MemTotal $mem kB (before insmod $mem_boot), tot_pages $tot kB (before $tot0)"
-if [ $warns -eq 5 ] && [ "$left_kb" = 4 ]; then
-    ktap_test_pass "rmmod tries again after its last announced wait, and reports the one page it could not get back"
-else
-    ktap_test_fail "rmmod tries again after its last announced wait, and reports the one page it could not get back (reported: ${left_kb:-nothing} KiB)"
-fi
+rmmod_reports_left() {
+    [ $warns -eq 5 ] && [ "$left_kb" = 4 ]
+}
+ktap_test_result "rmmod tries again after its last announced wait, and reports the one page it could not get back" rmmod_reports_left
 # Six attempts: the first falls back to 4 KiB, each later one starts with 2 MiB again
 # (a 2 MiB populate and at most three 4 KiB ones for the last); 4 KiB all the way
 # would take a populate per 2 MiB run, 128 here.
-if [ $pops -le $((2 * 6 + 2)) ]; then
-    ktap_test_pass "rmmod's later attempts populate 2 MiB extents again after a 4 KiB fallback ($pops populates)"
-else
-    ktap_test_fail "rmmod's later attempts populate 2 MiB extents again after a 4 KiB fallback ($pops populates, at most 14 expected)"
-fi
-if [ $rmmod_status -eq 0 ] && ! ebb_loaded && [ -n "$left_kb" ] &&
-    [ "$mem" = $((mem_boot - left_kb)) ] && [ "$tot" = $((tot0 - left_kb)) ]; then
-    ktap_test_pass "after rmmod with pages left out, MemTotal and tot_pages are both short by exactly what it reported"
-else
-    ktap_test_fail "after rmmod with pages left out, MemTotal and tot_pages are both short by exactly what it reported"
-fi
+repopulates_2mib() {
+    [ $pops -le $((2 * 6 + 2)) ]
+}
+ktap_test_result "rmmod's later attempts populate 2 MiB extents again after a 4 KiB fallback (at most 14 populates)" \
+    repopulates_2mib
+short_by_left() {
+    [ $rmmod_status -eq 0 ] && ! ebb_loaded && [ -n "$left_kb" ] &&
+        [ "$mem" = $((mem_boot - left_kb)) ] && [ "$tot" = $((tot0 - left_kb)) ]
+}
+ktap_test_result "after rmmod with pages left out, MemTotal and tot_pages are both short by exactly what it reported" short_by_left
 
 restore
 hv_info
 target_now=$(xenstore read memory/target)
 ktap_print_msg "restored: max_pages $(hv max_pages), static-max $(hv static_max_kib) kB, memory/target $target_now kB, tot_pages $(($(hv tot_pages) * 4)) kB"
-if [ "$(hv max_pages)" = "$max_pages0" ] && [ "$(hv static_max_kib)" = "$static_max0" ] &&
-    [ "$target_now" = $((target0 - (tot0 - $(hv tot_pages) * 4))) ]; then
-    ktap_test_pass "the maximum is restored and memory/target matches what the domain holds"
-else
-    ktap_test_fail "the maximum is restored and memory/target matches what the domain holds"
-fi
+maximum_restored() {
+    [ "$(hv max_pages)" = "$max_pages0" ] && [ "$(hv static_max_kib)" = "$static_max0" ] &&
+        [ "$target_now" = $((target0 - (tot0 - $(hv tot_pages) * 4))) ]
+}
+ktap_test_result "the maximum is restored and memory/target matches what the domain holds" maximum_restored
 ktap_finished

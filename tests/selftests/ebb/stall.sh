@@ -19,21 +19,12 @@ WATCH_S=10
 MAX_DELAY_S=2
 
 ktap_print_header
-
-if ! on_xen; then
-    ktap_set_plan 1
-    ktap_test_skip "stall on an unreachable target (not on Xen: ebb.ko refuses to load)"
-    ktap_finished
-fi
-if [ ! -f "$EBB_KO" ] || ! command -v memcheck >/dev/null; then
-    ktap_skip_all "ebb.ko or memcheck not installed"
-    exit "$KSFT_SKIP"
-fi
+ebb_require "stall on an unreachable target" xen ebb.ko memcheck
 ktap_set_plan 6
 
-ebb_loaded && rmmod ebb
+ebb_unload
 mem_boot=$(mem_total_kb)
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+ebb_start
 echo $MAX_DELAY_S > $SYS/max_schedule_delay
 
 floor_kb=$(cat $SYS/ebb/floor_kb)
@@ -77,12 +68,11 @@ samples=$(wc -l < /tmp/ebb-free.log)
 min_free=$(sort -n /tmp/ebb-free.log | head -n 1)
 ktap_print_msg "state $state, reason $reason, current $cur KiB ($(((start_kb - cur) / 1024)) MiB out);" \
     "free memory: $samples samples, lowest $min_free kB, now $final_free kB; reserve $reserve_kb KiB"
-if [ "$state" = stalled ] && [ "$reason" = enomem_guest ] && [ "$cur" -lt "$start_kb" ] &&
-    [ "$cur" -gt "$floor_kb" ]; then
-    ktap_test_pass "an unreachable target stalls with reason enomem_guest"
-else
-    ktap_test_fail "an unreachable target stalls with reason enomem_guest"
-fi
+stalls_enomem_guest() {
+    [ "$state" = stalled ] && [ "$reason" = enomem_guest ] && [ "$cur" -lt "$start_kb" ] &&
+        [ "$cur" -gt "$floor_kb" ]
+}
+ktap_test_result "an unreachable target stalls with reason enomem_guest" stalls_enomem_guest
 # The lowest sample may read below the reserve by what the sampling itself holds
 # (the shell and awk processes that read /proc/meminfo and /proc/zoneinfo, started
 # after ebb last looked at the free memory): 1 MiB, far less than the reserve, which
@@ -91,12 +81,11 @@ fi
 # the kernel's own free count (ebb's measure) leaves out: 8 MiB under ebbhv, up to
 # 8.1 MiB seen on a real Xen PV domU (4 KiB balloon allocations); 16 MiB covers them,
 # far below where a balloon that ignored the reserve would stop.
-if [ "$samples" -ge 10 ] && [ "$min_free" -ge $((reserve_kb - 1024)) ] &&
-    [ "$final_free" -ge $((reserve_kb - 1024)) ] && [ "$final_free" -le $((reserve_kb + 16384)) ]; then
-    ktap_test_pass "ballooning out stops at the free-memory reserve ($reserve_kb KiB) and never goes below it"
-else
-    ktap_test_fail "ballooning out stops at the free-memory reserve ($reserve_kb KiB) and never goes below it"
-fi
+stops_at_reserve() {
+    [ "$samples" -ge 10 ] && [ "$min_free" -ge $((reserve_kb - 1024)) ] &&
+        [ "$final_free" -ge $((reserve_kb - 1024)) ] && [ "$final_free" -le $((reserve_kb + 16384)) ]
+}
+ktap_test_result "ballooning out stops at the free-memory reserve ($reserve_kb KiB) and never goes below it" stops_at_reserve
 
 # 3. Backed off while stalled, and still trying: at most one attempt a second
 # (max_schedule_delay 2 s: about 5 in the window, at least 3 when a busy host delays
@@ -111,12 +100,12 @@ calls=$(($(cat $SYS/ebb/hypercalls) - calls0))
 fails=$(($(cat $SYS/ebb/failures) - fails0))
 hz_ticks=$((busy1 - busy0))
 ktap_print_msg "stalled for $WATCH_S s: $calls hypercalls, $fails failed attempts, $hz_ticks busy ticks (baseline $idle_ticks), schedule_delay $(cat $SYS/schedule_delay) s, state $(cat $SYS/ebb/state)"
-if [ $fails -ge 3 ] && [ $fails -le $WATCH_S ] && [ $calls -le $fails ] &&
-    [ $hz_ticks -le $((idle_ticks + WATCH_S * 5)) ] && state_is stalled; then
-    ktap_test_pass "while stalled the worker retries, backed off: $fails attempts in $WATCH_S s, $calls hypercalls, CPU near idle"
-else
-    ktap_test_fail "while stalled the worker retries, backed off (at most one attempt a second, a hypercall at most per attempt, CPU near idle)"
-fi
+backed_off() {
+    [ $fails -ge 3 ] && [ $fails -le $WATCH_S ] && [ $calls -le $fails ] &&
+        [ $hz_ticks -le $((idle_ticks + WATCH_S * 5)) ] && state_is stalled
+}
+ktap_test_result "while stalled the worker retries, backed off (at most one attempt a second, a hypercall at most per attempt, CPU near idle)" \
+    backed_off
 
 # 4. max_retry_count 3, then the target set again (which restarts the count): the
 # worker gives up once 3 attempts in a row found nothing, and makes no attempt in
@@ -129,11 +118,10 @@ fails0=$(cat $SYS/ebb/failures)
 sleep 5
 fails=$(($(cat $SYS/ebb/failures) - fails0))
 ktap_print_msg "max_retry_count 3: state $(cat $SYS/ebb/state), retry_count $retries, $fails attempts in the next 5 s"
-if [ "$(cat $SYS/ebb/state)" = gave_up ] && [ "$retries" = 3 ] && [ $fails -eq 0 ]; then
-    ktap_test_pass "with max_retry_count 3 the worker gives up after 3 attempts without progress and stops trying"
-else
-    ktap_test_fail "with max_retry_count 3 the worker gives up after 3 attempts without progress and stops trying"
-fi
+gives_up() {
+    [ "$(cat $SYS/ebb/state)" = gave_up ] && [ "$retries" = 3 ] && [ $fails -eq 0 ]
+}
+ktap_test_result "with max_retry_count 3 the worker gives up after 3 attempts without progress and stops trying" gives_up
 # Never giving up again (which re-arms the worker).
 echo 0 > $SYS/max_retry_count
 
@@ -142,16 +130,8 @@ touch /tmp/ebb-release
 wait $holder
 wait_for 30 reached_kb "$floor_kb"
 ktap_print_msg "after release: state $(cat $SYS/ebb/state), current $(cat $SYS/info/current_kb) KiB"
-if reached_kb "$floor_kb"; then
-    ktap_test_pass "the target is reached once memory is released, without a new request"
-else
-    ktap_test_fail "the target is reached once memory is released, without a new request"
-fi
+ktap_test_result "the target is reached once memory is released, without a new request" reached_kb "$floor_kb"
 
 rmmod ebb
-if [ "$(mem_total_kb)" = "$mem_boot" ]; then
-    ktap_test_pass "rmmod restores MemTotal after a stall"
-else
-    ktap_test_fail "rmmod restores MemTotal after a stall"
-fi
+ktap_test_result "rmmod restores MemTotal after a stall" [ "$(mem_total_kb)" = "$mem_boot" ]
 ktap_finished

@@ -7,26 +7,15 @@
 cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
-
 ktap_print_header
-
-skip_all() {
-    ktap_set_plan 1
-    ktap_test_skip "ebb's xenstore status ($1)"
-    ktap_finished
-}
-on_xen || skip_all "not on Xen: ebb.ko refuses to load"
-[ -f "$EBB_KO" ] || skip_all "ebb.ko not installed"
-command -v xenstore >/dev/null || skip_all "no xenstore tool in the guest"
-[ -e /dev/xen/xenbus ] && timeout 10 xenstore read domid >/dev/null 2>&1 ||
-    skip_all "xenstore does not answer (no /dev/xen/xenbus or no store)"
+ebb_require "ebb's xenstore status" xen ebb.ko xenstore
 ktap_set_plan 5
 
-ebb_loaded && rmmod ebb
+ebb_unload
 mem_boot=$(mem_total_kb)
 target0=$(xenstore read memory/target)
 log_mark=$(kmsg_mark xenstore.sh)
-insmod "$EBB_KO" || ktap_exit_fail_msg "insmod failed"
+ebb_start
 
 # Reads one key=value field of data/ebb-state.
 state_field() {
@@ -49,36 +38,32 @@ wait_field() {
 }
 
 start_kb=$(cat $SYS/info/current_kb)
-if wait_field current_kb "$start_kb"; then
-    ktap_test_pass "data/ebb-state is published once xenstore is up"
-else
-    ktap_print_msg "data/ebb-state: '$(xenstore read data/ebb-state 2>&1)'"
-    ktap_test_fail "data/ebb-state is published once xenstore is up"
-fi
+ktap_print_msg "data/ebb-state: '$(xenstore read data/ebb-state 2>&1)'"
+published() {
+    wait_field current_kb "$start_kb"
+}
+ktap_test_result "data/ebb-state is published once xenstore is up" published
 
 down_kb=$((start_kb - 32768))
 echo $down_kb > $SYS/target_kb
 wait_field target_kb "$down_kb" state reached
 cur=$(state_field current_kb)
 ktap_print_msg "data/ebb-state: $(xenstore read data/ebb-state 2>&1)"
-if [ "$(state_field target_kb)" = "$down_kb" ] && [ "$cur" = "$down_kb" ]; then
-    ktap_test_pass "data/ebb-state follows a balloon-down"
-else
-    ktap_test_fail "data/ebb-state follows a balloon-down"
-fi
+follows_down() {
+    [ "$(state_field target_kb)" = "$down_kb" ] && [ "$cur" = "$down_kb" ]
+}
+ktap_test_result "data/ebb-state follows a balloon-down" follows_down
 
 before=$(cat $SYS/target_kb)
-if xenstore write memory/target 65536 2>/dev/null; then
-    ktap_print_msg "the store accepted the guest's write to memory/target"
-    ktap_test_fail "a guest write to memory/target is refused and changes nothing"
-else
-    sleep 1
-    if [ "$(cat $SYS/target_kb)" = "$before" ]; then
-        ktap_test_pass "a guest write to memory/target is refused and changes nothing"
-    else
-        ktap_test_fail "a guest write to memory/target is refused and changes nothing"
+guest_write_refused() {
+    if xenstore write memory/target 65536 2>/dev/null; then
+        ktap_print_msg "the store accepted the guest's write to memory/target"
+        return 1
     fi
-fi
+    sleep 1
+    [ "$(cat $SYS/target_kb)" = "$before" ]
+}
+ktap_test_result "a guest write to memory/target is refused and changes nothing" guest_write_refused
 
 # A malformed memory/target from the host is refused, counted and reported, and the
 # target stays; the next well-formed one is taken. (xenbus_scanf("%llu"), as the C
@@ -111,12 +96,11 @@ dmesg_since "$log_mark" | grep -q 'memory/target "12abc" is not a decimal number
 # the boot target, which later tests start from.
 host_request xenstore-write memory/target "$target0" || ok=0
 wait_field target_kb "$target0" state reached || ok=0
-if [ $ok = 1 ] && [ "$(cat $SYS/target_kb)" = "$target0" ] &&
-    [ "$(state_field rejected_targets)" = $((rejected_before + n)) ]; then
-    ktap_test_pass "malformed host targets are refused, counted and logged; the target stays; a good one is taken"
-else
-    ktap_test_fail "malformed host targets are refused, counted and logged; the target stays; a good one is taken"
-fi
+malformed_refused() {
+    [ $ok = 1 ] && [ "$(cat $SYS/target_kb)" = "$target0" ] &&
+        [ "$(state_field rejected_targets)" = $((rejected_before + n)) ]
+}
+ktap_test_result "malformed host targets are refused, counted and logged; the target stays; a good one is taken" malformed_refused
 
 # control/feature-balloon: ebbhv lets the guest create it; libxl creates no such node
 # and the guest may not (EACCES): then ebb says so once and goes on.
@@ -124,11 +108,10 @@ feature_loaded=$(xenstore read control/feature-balloon 2>&1)
 rmmod ebb
 feature_unloaded=$(xenstore read control/feature-balloon 2>&1)
 refusals=$(dmesg_since "$log_mark" | grep -c "the toolstack does not let the guest write control/feature-balloon")
-if { [ "$feature_loaded" = 1 ] && [ "$feature_unloaded" = 0 ] && [ "$refusals" = 0 ]; } ||
-    { [ "${feature_loaded#*ENOENT}" != "$feature_loaded" ] && [ "$refusals" = 1 ]; }; then
-    ktap_test_pass "control/feature-balloon is 1 while ebb is loaded and 0 after rmmod, or its refusal is reported once"
-else
-    ktap_test_fail "control/feature-balloon is 1 while ebb is loaded and 0 after rmmod, or its refusal is reported once (read '$feature_loaded', then '$feature_unloaded'; $refusals reports)"
-fi
+feature_balloon() {
+    { [ "$feature_loaded" = 1 ] && [ "$feature_unloaded" = 0 ] && [ "$refusals" = 0 ]; } ||
+        { [ "${feature_loaded#*ENOENT}" != "$feature_loaded" ] && [ "$refusals" = 1 ]; }
+}
+ktap_test_result "control/feature-balloon is 1 while ebb is loaded and 0 after rmmod, or its refusal is reported once" feature_balloon
 [ "$(mem_total_kb)" = "$mem_boot" ] || ktap_print_msg "MemTotal $(mem_total_kb) kB after rmmod, $mem_boot before"
 ktap_finished
