@@ -10,15 +10,37 @@
 pub mod codec;
 pub mod domctl;
 pub mod memory;
+pub mod platform;
 pub mod sysctl;
 pub mod xenstore;
 
-/// Hypercall numbers (`public/xen.h`).
+/// Hypercall numbers (`__HYPERVISOR_*`, `public/xen.h`): the core serves
+/// memory_op, sysctl and domctl, the platform the others.
 pub mod hypercall {
-    /// `__HYPERVISOR_memory_op`.
+    /// set_timer_op.
+    pub const SET_TIMER_OP: u64 = 15;
+    /// memory_op.
     pub const MEMORY_OP: u64 = 12;
-    /// `__HYPERVISOR_sysctl`.
+    /// xen_version.
+    pub const XEN_VERSION: u64 = 17;
+    /// console_io.
+    pub const CONSOLE_IO: u64 = 18;
+    /// grant_table_op.
+    pub const GRANT_TABLE_OP: u64 = 20;
+    /// vm_assist.
+    pub const VM_ASSIST: u64 = 21;
+    /// vcpu_op.
+    pub const VCPU_OP: u64 = 24;
+    /// sched_op.
+    pub const SCHED_OP: u64 = 29;
+    /// event_channel_op.
+    pub const EVENT_CHANNEL_OP: u64 = 32;
+    /// physdev_op.
+    pub const PHYSDEV_OP: u64 = 33;
+    /// hvm_op.
+    pub const HVM_OP: u64 = 34;
+    /// sysctl.
     pub const SYSCTL: u64 = 35;
-    /// `__HYPERVISOR_domctl`.
+    /// domctl.
     pub const DOMCTL: u64 = 36;
 }

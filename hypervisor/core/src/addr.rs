@@ -1,9 +1,16 @@
-//! Address spaces and frame numbers, each its own type.
+//! Address spaces and frame numbers, each its own type: the one vocabulary of the
+//! hypervisor workspace (core, `ebbhv-x86`, `ebbhv-hal` and `ebbhv` all use it).
 //!
 //! Machine frames ([`Mfn`]) and guest frames ([`Gfn`]) are never interchangeable: a
-//! function that maps one to the other says so in its signature. Addresses that a
-//! hypercall caller passes in are [`CallerAddr`]: an allegation to be checked by
-//! [`crate::guest`], not something the hypervisor can dereference.
+//! function that maps one to the other says so in its signature. The same holds
+//! for addresses: a guest-physical address ([`GuestPhys`]) is not a host-physical
+//! one ([`HostPhys`]; nested paging sits between them), and a guest-virtual one
+//! ([`GuestVirt`]) needs the guest's page tables to mean anything. A frame number
+//! becomes an address, and back, only through the methods here ([`Mfn::addr`],
+//! [`HostPhys::mfn`], [`Gfn::addr`], [`GuestPhys::gfn`]), never by a shift at the
+//! call site. Addresses that a hypercall caller passes in are [`CallerAddr`]: an
+//! allegation to be checked by [`crate::guest`], not something the hypervisor can
+//! dereference.
 
 use core::fmt;
 use core::ops::Range;
@@ -127,6 +134,18 @@ macro_rules! frame_number {
 
 frame_number!(Mfn, "mfn:");
 
+impl Mfn {
+    /// The machine address where the frame starts.
+    pub fn addr(self) -> HostPhys {
+        HostPhys(self.0 << PAGE_SHIFT)
+    }
+
+    /// The machine address `offset` bytes into the frame (`offset` < 4096).
+    pub fn at(self, offset: u64) -> HostPhys {
+        HostPhys((self.0 << PAGE_SHIFT) | (offset & (PAGE_SIZE - 1)))
+    }
+}
+
 impl Gfn {
     /// The range of the one frame at this gfn, if it does not overflow.
     pub fn single(self) -> Option<GfnRange> {
@@ -135,6 +154,81 @@ impl Gfn {
 }
 
 frame_number!(Gfn, "gfn:");
+
+impl Gfn {
+    /// The guest-physical address where the frame starts.
+    pub fn addr(self) -> GuestPhys {
+        GuestPhys(self.0 << PAGE_SHIFT)
+    }
+}
+
+/// Whole frames in `bytes` (rounded down).
+pub const fn frames_in(bytes: u64) -> u64 {
+    bytes >> PAGE_SHIFT
+}
+
+macro_rules! address {
+    ($(#[$m:meta])* $name:ident, $what:literal) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub u64);
+
+        impl $name {
+            /// The address `off` bytes further on, if that does not overflow.
+            pub fn checked_add(self, off: u64) -> Option<$name> {
+                self.0.checked_add(off).map($name)
+            }
+
+            /// Offset inside its 4 KiB page.
+            pub fn page_offset(self) -> u64 {
+                self.0 & (PAGE_SIZE - 1)
+            }
+
+            /// The start of its 4 KiB page.
+            pub fn page_base(self) -> $name {
+                $name(self.0 & !(PAGE_SIZE - 1))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($what, "{:#x}"), self.0)
+            }
+        }
+    };
+}
+
+address!(
+    /// A guest-physical address: what the guest believes is physical memory, what
+    /// the p2m (and its mirror, the nested page tables) translates.
+    GuestPhys,
+    "gpa:"
+);
+address!(
+    /// A guest-virtual address: meaningful only through the guest's own page tables.
+    GuestVirt,
+    "gva:"
+);
+address!(
+    /// A host-physical (machine) address. ebbhv identity-maps machine memory, and
+    /// only its hardware layer turns one into a pointer.
+    HostPhys,
+    "hpa:"
+);
+
+impl GuestPhys {
+    /// The guest frame it lies in.
+    pub fn gfn(self) -> Gfn {
+        Gfn(self.0 >> PAGE_SHIFT)
+    }
+}
+
+impl HostPhys {
+    /// The machine frame it lies in.
+    pub fn mfn(self) -> Mfn {
+        Mfn(self.0 >> PAGE_SHIFT)
+    }
+}
 
 /// A half-open range of machine frames.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

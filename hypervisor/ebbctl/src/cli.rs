@@ -6,7 +6,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::size::parse_kib;
-use crate::wire::{encode, request, Reply};
+use ebbhv_core::control::protocol::{encode, Reply};
+
+use crate::wire::request;
 
 /// Default socket, relative to the repository root (what `scripts/run-hv.sh` uses).
 const DEFAULT_SOCKET: &str = "build/hv/ctl.sock";

@@ -6,6 +6,7 @@
 //! reply line and prints it in a form for people and scripts. Exit status: 0 ok,
 //! 1 the hypervisor replied with an error, 2 bad usage, 3 no socket or an I/O
 //! error, 4 no reply in time.
+#![forbid(unsafe_code)]
 
 mod cli;
 mod size;

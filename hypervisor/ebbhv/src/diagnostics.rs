@@ -8,9 +8,9 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use ebbhv_core::abi::hypercall as nr;
 use ebbhv_hal::log;
 use ebbhv_x86::vmcb::ExitCode;
-use ebbhv_x86::xen::hypercall as nr;
 
 use crate::xen::time::Clocks;
 

@@ -10,14 +10,14 @@
 //! the caller's memory is reached through the NPT, exactly as the guest's own
 //! accesses are.
 
-use ebbhv_core::addr::{CallerAddr, Gfn, Mfn};
+use ebbhv_core::addr::{CallerAddr, Mfn};
+use ebbhv_core::addr::{GuestPhys, GuestVirt, HostPhys};
 use ebbhv_core::domain::Domain;
 use ebbhv_core::guest::{BadAddress, GuestMemory};
 use ebbhv_core::p2m::{Mapping, P2mMirror, PageSize};
 use ebbhv_core::platform::FrameOps;
 use ebbhv_hal::frame;
 use ebbhv_hal::npt::Npt;
-use ebbhv_x86::addr::{GuestPhys, GuestVirt, HostPhys};
 use ebbhv_x86::paging::LeafSize;
 use ebbhv_x86::walk::{self, GuestPhysMemory, PagingMode};
 
@@ -47,14 +47,13 @@ fn leaf_size(size: PageSize) -> LeafSize {
 
 impl P2mMirror for NptMirror<'_> {
     fn unmap(&mut self, range: ebbhv_core::addr::GfnRange) {
-        self.0
-            .unmap(GuestPhys(range.start.0 << 12), GuestPhys(range.end.0 << 12));
+        self.0.unmap(range.start.addr(), range.end.addr());
     }
 
     fn map(&mut self, m: Mapping) {
         let r = self.0.map(
-            GuestPhys(m.gfn.0 << 12),
-            HostPhys(m.mfn.0 << 12),
+            m.gfn.addr(),
+            m.mfn.addr(),
             leaf_size(m.size),
             m.kind.writable(),
         );
@@ -78,11 +77,8 @@ impl Translate<'_> {
     pub fn hpa(&self, gpa: GuestPhys) -> Option<(HostPhys, bool)> {
         match self {
             Translate::P2m(d) => {
-                let e = d.p2m().entry(Gfn(gpa.frame()))?;
-                Some((
-                    HostPhys((e.mfn.0 << 12) | gpa.page_offset()),
-                    e.kind.writable(),
-                ))
+                let e = d.p2m().entry(gpa.gfn())?;
+                Some((e.mfn.at(gpa.page_offset()), e.kind.writable()))
             }
             Translate::Npt(n) => n.translate(gpa),
         }
@@ -95,8 +91,7 @@ impl GuestPhysMemory for Translate<'_> {
             return None;
         }
         let (hpa, _) = self.hpa(gpa)?;
-        let (mfn, offset) = frame::locate(hpa);
-        Some(frame::read_u64(mfn, offset))
+        Some(frame::read_u64(hpa.mfn(), hpa.page_offset() as usize))
     }
 }
 
@@ -127,8 +122,7 @@ impl GuestVirtMemory<'_> {
                 if write && !writable {
                     return Err(walk::WalkError::ReadOnly);
                 }
-                let (mfn, at) = frame::locate(hpa);
-                each(mfn, at, c.offset, c.len);
+                each(hpa.mfn(), hpa.page_offset() as usize, c.offset, c.len);
                 Ok(())
             },
         )
@@ -160,8 +154,7 @@ pub fn write_guest_phys(t: &Translate<'_>, gpa: GuestPhys, data: &[u8]) -> Resul
         let at = GuestPhys(gpa.0 + done as u64);
         let n = (4096 - at.page_offset() as usize).min(data.len() - done);
         let (hpa, _) = t.hpa(at).ok_or(at)?;
-        let (mfn, offset) = frame::locate(hpa);
-        frame::write(mfn, offset, &data[done..done + n]);
+        frame::write(hpa.mfn(), hpa.page_offset() as usize, &data[done..done + n]);
         done += n;
     }
     Ok(())

@@ -15,11 +15,11 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use ebbhv_core::abi::memory::{E820Entry, E820_RAM, E820_RESERVED};
-use ebbhv_core::addr::{DomId, Gfn, GfnRange};
+use ebbhv_core::addr::GuestPhys;
+use ebbhv_core::addr::{frames_in, DomId, Gfn, GfnRange};
 use ebbhv_core::domain::DomainConfig;
 use ebbhv_core::hv::Hypervisor;
 use ebbhv_x86::acpi;
-use ebbhv_x86::addr::GuestPhys;
 use ebbhv_x86::elf::Elf;
 use ebbhv_x86::start_info::{self, BootInfo, HvmMemmapEntry, Module};
 
@@ -79,14 +79,14 @@ pub fn build(
     ];
     let config = DomainConfig {
         id: domid,
-        max_pages: maxmem.max(memory) >> 12,
+        max_pages: frames_in(maxmem.max(memory)),
         memory_map: e820.to_vec(),
     };
     hv.create_domain(config, &mut HostFrames)
         .map_err(|_| "the core refused to create the domain")?;
     hv.populate_boot_memory(
         domid,
-        GfnRange::new(Gfn(0), Gfn(memory >> 12)),
+        GfnRange::new(Gfn(0), GuestPhys(memory).gfn()),
         &mut HostFrames,
     )
     .map_err(|_| "not enough free memory for the guest")?;

@@ -3,7 +3,7 @@
 //! host timer, the core's frame heap, then the guest from the payload bundle (or
 //! the built-in self-test guest when there is none).
 
-use ebbhv_core::addr::{DomId, Mfn, MfnRange};
+use ebbhv_core::addr::{DomId, HostPhys, MfnRange};
 use ebbhv_core::heap::FrameHeap;
 use ebbhv_core::hv::{Config, Hypervisor};
 use ebbhv_hal::boot::{Boot, Firmware};
@@ -72,7 +72,9 @@ fn log_firmware(fw: &Firmware) {
 
 /// The core's heap over the free machine memory.
 fn frame_heap(free: &RangeSet<64>) -> FrameHeap {
-    let frames = |r: &ebbhv_x86::ranges::Range| MfnRange::new(Mfn(r.start >> 12), Mfn(r.end >> 12));
+    let frames = |r: &ebbhv_x86::ranges::Range| {
+        MfnRange::new(HostPhys(r.start).mfn(), HostPhys(r.end).mfn())
+    };
     let ranges = free.as_slice();
     let first = frames(ranges.first().expect("free RAM for guests")).start;
     let last = frames(ranges.last().expect("free RAM for guests")).end;

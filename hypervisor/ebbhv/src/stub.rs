@@ -17,6 +17,7 @@ pub const CODE: &[u8] = &[
 /// the self-test.
 pub const UNMAPPED_GPA: u64 = 0x4000_0000;
 
+use ebbhv_core::addr::GuestPhys;
 use ebbhv_core::addr::{DomId, Gfn, GfnRange};
 use ebbhv_core::domain::DomainConfig;
 use ebbhv_core::hv::Hypervisor;
@@ -24,7 +25,6 @@ use ebbhv_hal::log;
 use ebbhv_hal::npt::Npt;
 use ebbhv_hal::qemu_exit::{exit_qemu, ExitCode as RunExit};
 use ebbhv_hal::svm::Vcpu;
-use ebbhv_x86::addr::GuestPhys;
 use ebbhv_x86::vmcb::ExitCode;
 
 use crate::guest_memory::{write_guest_phys, HostFrames, NptMirror, Translate};

@@ -20,7 +20,6 @@
 //! ring, guest virtual memory) are built on top of these accessors in `ebbhv`.
 
 use ebbhv_core::addr::Mfn;
-use ebbhv_x86::addr::HostPhys;
 use ebbhv_x86::ranges::RangeSet;
 
 use crate::sync::SpinLock;
@@ -65,7 +64,7 @@ fn checked(frame: Mfn, offset: usize, len: usize) -> *mut u8 {
             .is_some_and(|end| end <= FRAME_BYTES),
         "{frame:?} + {offset:#x}, {len:#x} bytes: not inside one frame"
     );
-    let start = frame.0.saturating_mul(FRAME_BYTES as u64);
+    let start = frame.addr().0;
     assert!(
         in_pool(start, FRAME_BYTES as u64),
         "{frame:?} is not a frame of the guest-frame pool"
@@ -118,10 +117,4 @@ pub fn copy(from: Mfn, to: Mfn) {
     // SAFETY: two distinct whole pool frames (so they do not overlap), neither
     // referenced anywhere (module invariant); the guest is stopped.
     unsafe { core::ptr::copy_nonoverlapping(src, dst, FRAME_BYTES) };
-}
-
-/// Bytes of a machine address split into frame and offset, for callers that hold
-/// a [`HostPhys`] (a translation result).
-pub fn locate(at: HostPhys) -> (Mfn, usize) {
-    (Mfn(at.frame()), at.page_offset() as usize)
 }

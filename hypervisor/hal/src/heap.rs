@@ -9,7 +9,7 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 
-use ebbhv_x86::addr::HostPhys;
+use ebbhv_core::addr::HostPhys;
 use ebbhv_x86::ranges::Range;
 use linked_list_allocator::Heap;
 

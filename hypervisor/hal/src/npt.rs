@@ -14,7 +14,7 @@
 
 use alloc::collections::BTreeSet;
 
-use ebbhv_x86::addr::{GuestPhys, HostPhys};
+use ebbhv_core::addr::{GuestPhys, HostPhys};
 use ebbhv_x86::npt::{NestedTables, NptError, TableMemory};
 use ebbhv_x86::paging::LeafSize;
 

@@ -15,7 +15,7 @@
 //! register ([`RESET_PORT`], value [`RESET_VALUE`]); the platform turns those port
 //! writes into the end of the run.
 
-use crate::addr::GuestPhys;
+use ebbhv_core::addr::GuestPhys;
 
 /// Bytes [`build`] writes.
 pub const TABLES_BYTES: usize = 1024;

@@ -11,8 +11,6 @@
 #![forbid(unsafe_code)]
 
 pub mod acpi;
-pub mod addr;
-pub mod bytes;
 pub mod cpio;
 pub mod cpuid;
 pub mod elf;
@@ -26,4 +24,3 @@ pub mod time;
 pub mod vintr;
 pub mod vmcb;
 pub mod walk;
-pub mod xen;

@@ -9,10 +9,10 @@
 //! the CPU never has to write them back), and writable unless the caller says
 //! otherwise. Intermediate entries allow everything; the leaf decides.
 
-use crate::addr::{GuestPhys, HostPhys};
 use crate::paging::{
     index, level_shift, LeafSize, ENTRIES, PTE_A, PTE_ADDR, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US,
 };
+use ebbhv_core::addr::{GuestPhys, HostPhys};
 
 /// Storage for table pages.
 pub trait TableMemory {
@@ -185,6 +185,7 @@ fn unmap_level(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ebbhv_core::addr::{Gfn, Mfn};
     extern crate std;
     use std::collections::BTreeMap;
     use std::vec;
@@ -296,8 +297,8 @@ mod tests {
         for i in 0..512u64 {
             t.map(
                 &mut mem,
-                GuestPhys(i << 12),
-                HostPhys(0x20_0000 + (i << 12)),
+                Gfn(i).addr(),
+                Mfn(0x200 + i).addr(),
                 LeafSize::Size4K,
                 true,
             )

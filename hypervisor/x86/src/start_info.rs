@@ -5,8 +5,8 @@
 //! layouts follow Xen's `public/arch-x86/hvm/start_info.h` (also Linux's
 //! `include/xen/interface/hvm/start_info.h`).
 
-use crate::abi_struct;
-use crate::addr::GuestPhys;
+use ebbhv_core::abi_struct;
+use ebbhv_core::addr::GuestPhys;
 
 /// `XEN_HVM_START_MAGIC_VALUE`.
 pub const START_MAGIC: u32 = 0x336e_c578;

@@ -8,8 +8,8 @@
 //! (CPUID hides LA57; Linux PVH enters long mode before its first hypercall), so a
 //! guest in them gets [`WalkError::UnsupportedMode`], i.e. `-EFAULT`.
 
-use crate::addr::{GuestPhys, GuestVirt, PAGE_SIZE};
 use crate::paging::{index, level_shift, PTE_ADDR, PTE_P, PTE_PS, PTE_RW};
+use ebbhv_core::addr::{GuestPhys, GuestVirt, PAGE_SIZE};
 
 /// CR0.PG.
 pub const CR0_PG: u64 = 1 << 31;

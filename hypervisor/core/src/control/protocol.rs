@@ -1,5 +1,7 @@
-//! Parsing request lines and formatting replies: the one place where bytes from
-//! the control channel are checked.
+//! The control protocol's one encoder and decoder, for both ends: parsing request
+//! lines and formatting replies (the hypervisor's side, the one place where bytes
+//! from the control channel are checked), and the token encoding and reply parsing
+//! that `ebbctl` uses on the host.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -210,6 +212,32 @@ pub fn error_reply(code: &str, message: &str) -> String {
     alloc::format!("error {code} {message}\n")
 }
 
+/// A reply line as the requester reads it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Reply {
+    /// `ok` and its tokens, decoded.
+    Ok(Vec<Vec<u8>>),
+    /// `error CODE message`.
+    Error(String, String),
+}
+
+/// Parses a reply line (without its newline); `None` if it is not one.
+pub fn parse_reply(line: &str) -> Option<Reply> {
+    let mut words = line.split(' ').filter(|w| !w.is_empty());
+    match words.next()? {
+        "ok" => words
+            .map(|w| decode(w.as_bytes()))
+            .collect::<Option<Vec<_>>>()
+            .map(Reply::Ok),
+        "error" => {
+            let code = String::from(words.next()?);
+            let message = words.collect::<Vec<_>>().join(" ");
+            Some(Reply::Error(code, message))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +378,21 @@ mod tests {
             error_reply("ENOENT", "no such node"),
             "error ENOENT no such node\n"
         );
+    }
+
+    #[test]
+    fn replies_parse_as_they_were_formatted() {
+        assert_eq!(parse_reply("ok"), Some(Reply::Ok(Vec::new())));
+        let line = ok_reply([encode(b"a b").as_str(), encode(b"").as_str()]);
+        assert_eq!(
+            parse_reply(line.trim_end()),
+            Some(Reply::Ok(alloc::vec![b"a b".to_vec(), Vec::new()]))
+        );
+        assert_eq!(
+            parse_reply(error_reply("ENOENT", "no such node").trim_end()),
+            Some(Reply::Error("ENOENT".into(), "no such node".into()))
+        );
+        assert_eq!(parse_reply("garbage"), None);
+        assert_eq!(parse_reply("ok %zz"), None);
     }
 }

@@ -13,11 +13,12 @@
 //! in the part whose state it uses (`crate::xen` for Xen platform state); a new
 //! memory op belongs to `ebbhv-core`.
 
+use ebbhv_core::abi::hypercall as nr;
+use ebbhv_core::abi::platform::{consoleio, schedop, SchedShutdown};
 use ebbhv_core::addr::CallerAddr;
 use ebbhv_core::error::{Errno, Fatal};
 use ebbhv_core::guest::GuestMemory;
 use ebbhv_core::hypercall::{Caller, Hypercall, Outcome};
-use ebbhv_x86::xen::{consoleio, hypercall as nr, schedop, SchedShutdown};
 
 use super::{domain, Machine};
 use crate::diagnostics::Once;

@@ -7,12 +7,12 @@
 //!
 //! [`EventChannels`]: ebbhv_core::evtchn::EventChannels
 
+use ebbhv_core::abi::platform as xen;
 use ebbhv_core::addr::{CallerAddr, Mfn};
 use ebbhv_core::domain::Domain;
 use ebbhv_core::error::Errno;
 use ebbhv_core::evtchn::{Action, Bitmap, EventBits, Port};
 use ebbhv_hal::frame;
-use ebbhv_x86::xen;
 
 use super::XenPlatform;
 use crate::guest_memory::GuestVirtMemory;

@@ -1,10 +1,10 @@
 //! `HYPERVISOR_hvm_op`: getting and setting HVM parameters.
 
+use ebbhv_core::abi::platform::{hvmop, HvmParam};
 use ebbhv_core::addr::{CallerAddr, DomId};
 use ebbhv_core::error::Errno;
 use ebbhv_core::guest::GuestMemory;
 use ebbhv_hal::log;
-use ebbhv_x86::xen::{hvmop, HvmParam};
 
 use super::XenPlatform;
 use crate::guest_memory::GuestVirtMemory;

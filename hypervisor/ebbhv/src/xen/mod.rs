@@ -13,11 +13,11 @@ pub mod timer;
 mod vcpu_op;
 pub mod version;
 
+use ebbhv_core::abi::platform::{self as xen, hvmop, VcpuTimeInfo, WallClock};
 use ebbhv_core::addr::{DomId, Gfn, Mfn};
 use ebbhv_core::domain::Domain;
 use ebbhv_core::evtchn::{EventChannels, Port};
 use ebbhv_hal::frame;
-use ebbhv_x86::xen::{self, hvmop, VcpuTimeInfo, WallClock};
 
 use self::events::GuestEventBits;
 use self::time::Clocks;

@@ -2,8 +2,8 @@
 //! the TSC is stable), guest system time, and the wall clock at boot, as Xen
 //! publishes them in shared_info and vcpu_info.
 
+use ebbhv_core::abi::platform::{VcpuTimeInfo, WallClock, PVCLOCK_TSC_STABLE};
 use ebbhv_hal::clock::rdtsc;
-use ebbhv_x86::xen::{VcpuTimeInfo, WallClock, PVCLOCK_TSC_STABLE};
 
 /// The guest's clocks, fixed at boot.
 #[derive(Clone, Copy, Debug)]

@@ -1,14 +1,14 @@
 //! `HYPERVISOR_vcpu_op` for the one vCPU: where its vcpu_info, runstate area and
 //! pvclock copy live, and its one-shot timer.
 
+use ebbhv_core::abi::platform::{
+    self as xen, vcpuop, RegisterVcpuInfo, RunstateInfo, SingleshotTimer, VCPU_SSHOTTMR_FUTURE,
+};
 use ebbhv_core::addr::{CallerAddr, Gfn};
 use ebbhv_core::domain::Domain;
 use ebbhv_core::error::Errno;
 use ebbhv_core::guest::GuestMemory;
 use ebbhv_hal::log;
-use ebbhv_x86::xen::{
-    self, vcpuop, RegisterVcpuInfo, RunstateInfo, SingleshotTimer, VCPU_SSHOTTMR_FUTURE,
-};
 
 use super::{VcpuInfoPlace, XenPlatform};
 use crate::guest_memory::GuestVirtMemory;

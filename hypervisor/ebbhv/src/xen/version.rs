@@ -1,11 +1,11 @@
 //! `HYPERVISOR_xen_version`: the version, the strings and the feature bits ebbhv
 //! reports (those of an HVM guest with a callback vector and a safe pvclock).
 
+use ebbhv_core::abi::platform::{feature, xenver, FeatureInfo};
 use ebbhv_core::addr::CallerAddr;
 use ebbhv_core::error::Errno;
 use ebbhv_core::guest::GuestMemory;
 use ebbhv_x86::cpuid::XEN_VERSION;
-use ebbhv_x86::xen::{feature, xenver, FeatureInfo};
 
 use crate::guest_memory::GuestVirtMemory;
 

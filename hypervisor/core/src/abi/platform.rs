@@ -1,40 +1,11 @@
-//! The Xen ABI pieces the platform serves itself (the memory ABI is in
-//! `ebbhv-core`): hypercall and sub-op numbers, and the layouts of shared info,
-//! vcpu_info, the pvclock record, the runstate area and the HVM/vCPU op arguments.
+//! The Xen ABI pieces the platform (`ebbhv`) serves itself, next to the memory
+//! ABI the core serves: sub-op numbers, and the layouts of shared info,
+//! vcpu_info, the pvclock record, the runstate area and the HVM/vCPU op arguments
+//! (the hypercall numbers are [`super::hypercall`]).
 //! x86-64 layouts, from Xen's `public/xen.h`, `public/vcpu.h`, `public/version.h`,
 //! `public/hvm/hvm_op.h`, `public/hvm/params.h` (Linux: `include/xen/interface/`).
 
 use crate::abi_struct;
-
-/// Hypercall numbers (`__HYPERVISOR_*`).
-pub mod hypercall {
-    /// set_timer_op.
-    pub const SET_TIMER_OP: u64 = 15;
-    /// memory_op.
-    pub const MEMORY_OP: u64 = 12;
-    /// xen_version.
-    pub const XEN_VERSION: u64 = 17;
-    /// console_io.
-    pub const CONSOLE_IO: u64 = 18;
-    /// grant_table_op.
-    pub const GRANT_TABLE_OP: u64 = 20;
-    /// vm_assist.
-    pub const VM_ASSIST: u64 = 21;
-    /// vcpu_op.
-    pub const VCPU_OP: u64 = 24;
-    /// sched_op.
-    pub const SCHED_OP: u64 = 29;
-    /// event_channel_op.
-    pub const EVENT_CHANNEL_OP: u64 = 32;
-    /// physdev_op.
-    pub const PHYSDEV_OP: u64 = 33;
-    /// hvm_op.
-    pub const HVM_OP: u64 = 34;
-    /// sysctl.
-    pub const SYSCTL: u64 = 35;
-    /// domctl.
-    pub const DOMCTL: u64 = 36;
-}
 
 /// `XENVER_*` sub-ops.
 pub mod xenver {
