@@ -13,6 +13,7 @@
 //! payload module) is read-only to ebbhv: nothing writes it, and
 //! [`crate::memory`] takes it out of every allocator before anything allocates.
 
+use ebbhv_core::abi::codec::AbiRecord;
 use ebbhv_x86::start_info::{self, HvmMemmapEntry, HvmModlistEntry, HvmStartInfo};
 
 use crate::frame::MAPPED_LIMIT;
@@ -78,6 +79,16 @@ unsafe fn firmware_bytes(pa: u64, len: usize) -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(pa as usize as *const u8, len) }
 }
 
+/// The `count` records of an array the start info points to at `base`.
+fn firmware_array<T: AbiRecord>(base: u64, count: u32) -> impl Iterator<Item = T> {
+    (0..u64::from(count)).map(move |i| {
+        let at = base + i * T::SIZE as u64;
+        // SAFETY: an array of the loader's start info (memory map, module list),
+        // read-only firmware data.
+        T::decode(unsafe { firmware_bytes(at, T::SIZE) })
+    })
+}
+
 /// What the PVH loader handed over.
 pub struct Firmware {
     /// The start info.
@@ -111,32 +122,22 @@ impl Boot {
 
 impl Firmware {
     /// The loader's memory map.
-    pub fn memmap(&self) -> impl Iterator<Item = HvmMemmapEntry> + '_ {
+    pub fn memmap(&self) -> impl Iterator<Item = HvmMemmapEntry> {
         let si = &self.start_info;
-        (0..u64::from(si.memmap_entries)).map(move |i| {
-            let at = si.memmap_paddr + i * HvmMemmapEntry::SIZE as u64;
-            // SAFETY: the loader's memory map array; read-only firmware data.
-            let b = unsafe { firmware_bytes(at, HvmMemmapEntry::SIZE) };
-            HvmMemmapEntry::read_from(b).expect("slice has the entry's size")
-        })
+        firmware_array(si.memmap_paddr, si.memmap_entries)
     }
 
     /// The loader's module list.
-    pub fn modules(&self) -> impl Iterator<Item = HvmModlistEntry> + '_ {
+    pub fn modules(&self) -> impl Iterator<Item = HvmModlistEntry> {
         let si = &self.start_info;
-        (0..u64::from(si.nr_modules)).map(move |i| {
-            let at = si.modlist_paddr + i * HvmModlistEntry::SIZE as u64;
-            // SAFETY: the loader's module list; read-only firmware data.
-            let b = unsafe { firmware_bytes(at, HvmModlistEntry::SIZE) };
-            HvmModlistEntry::read_from(b).expect("slice has the entry's size")
-        })
+        firmware_array(si.modlist_paddr, si.nr_modules)
     }
 
     /// The contents of module 0 (the payload bundle), which [`crate::memory`]
     /// keeps out of every allocator.
     pub(crate) fn module0(&self) -> Option<&'static [u8]> {
         let m = self.modules().next()?;
-        // SAFETY: the loader's module, read-only for the whole run: `memory::plan`
+        // SAFETY: the loader's module, read-only for the whole run: `memory::init`
         // takes its range out of the free RAM before any allocator exists.
         Some(unsafe { firmware_bytes(m.paddr, m.size as usize) })
     }

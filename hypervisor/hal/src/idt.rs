@@ -14,6 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::qemu_exit::{exit_qemu, ExitCode};
 use crate::serial::emergency_writer;
+use crate::timer::TIMER_VECTOR;
 
 /// One 64-bit interrupt gate (Intel SDM vol. 3, 6.14.1; AMD APM vol. 2, 4.8.4).
 #[repr(C)]
@@ -52,9 +53,6 @@ struct Pointer {
     limit: u16,
     base: u64,
 }
-
-/// The host timer's interrupt vector.
-pub const TIMER_VECTOR: u8 = 0x20;
 
 /// Interrupts taken on vectors nobody programmed (counted, then acknowledged).
 pub static STRAY_INTERRUPTS: AtomicU64 = AtomicU64::new(0);

@@ -19,9 +19,12 @@ use ebbhv_x86::time::{apply_ratio, ratio_32_32};
 use ebbhv_x86::msr::APIC_BASE;
 
 use crate::clock::rdtsc;
-use crate::idt::TIMER_VECTOR;
 use crate::msr::{rdmsr, wrmsr};
 use crate::port::outb;
+
+/// The host timer's interrupt vector (its IDT gate leads to
+/// [`host_timer_interrupt`]).
+pub const TIMER_VECTOR: u8 = 0x20;
 
 /// x2APIC MSRs (Intel SDM vol. 3, table 11-6).
 const X2APIC_EOI: u32 = 0x80b;

@@ -1,11 +1,12 @@
-//! ebbhv-x86: the x86 hardware and Xen/PVH ABI definitions of ebbhv, and the pure
-//! logic over them, apart from the code that touches hardware.
+//! ebbhv-x86: the x86 hardware and PVH boot definitions of ebbhv, and the pure
+//! logic over them, apart from the code that touches hardware. Addresses, the
+//! byte codec and the Xen hypercall ABI come from `ebbhv-core`.
 //!
 //! Everything here is safe code over bytes and numbers, so it runs under
 //! `cargo test` on the host: layouts with compile-time size and offset checks (VMCB,
-//! start info, ACPI tables, Xen structures), the page-table walker over a memory
+//! start info, ACPI tables), the page-table walker over a memory
 //! trait, the CPUID policy, the ELF/PVH-note loader, the payload bundle parser and
-//! the virtual local APIC's register file. The `ebbhv` binary adds the privileged
+//! the virtual local APIC's register file. `ebbhv-hal` adds the privileged
 //! instructions and the memory accesses.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
