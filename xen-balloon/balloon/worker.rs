@@ -71,8 +71,28 @@ impl Balloon {
             }
             let current = state.reservation.current_pages();
             let target = state.target_pages;
+            if current > target || (current < target && state.reservation.ballooned_pages() > 0) {
+                // Room in the balloon list for this batch (and a 2 MiB run split into
+                // pages), allocated without the lock.
+                if let Some(capacity) = state.reservation.room_needed() {
+                    drop(state);
+                    let larger = KVVec::with_capacity(capacity, GFP_KERNEL | __GFP_NOWARN);
+                    state = self.state.lock();
+                    match larger {
+                        Ok(larger) => state.reservation.adopt_room(larger),
+                        Err(_) => {
+                            self.back_off(state, Stall::EnomemGuest);
+                            return;
+                        }
+                    }
+                }
+            }
+            let current = state.reservation.current_pages();
+            let target = state.target_pages;
             let batch = if current > target {
-                // Allocate and scrub without the state lock, then release under it.
+                // Allocate and scrub without the state lock, then release: the
+                // hypercall without it too, so that the OOM notifier and sysfs never
+                // wait for it.
                 let scrub = state.tunables.scrub_pages;
                 let superpages = state.reservation.superpage_allocs();
                 drop(state);
@@ -90,9 +110,31 @@ impl Balloon {
                     .reservation
                     .current_pages()
                     .saturating_sub(state.target_pages);
-                state.reservation.release(&mut staging, still_wanted)
+                match state.reservation.stage_release(&mut staging, still_wanted) {
+                    Err(batch) => batch,
+                    Ok(()) => {
+                        drop(state);
+                        staging.release_to_hypervisor();
+                        state = self.state.lock();
+                        state.reservation.settle(&mut staging)
+                    }
+                }
             } else if current < target && state.reservation.ballooned_pages() > 0 {
-                state.reservation.balloon_in(target - current, true)
+                drop(state);
+                let mut staging = self.staging.lock();
+                state = self.state.lock();
+                let lacking = state
+                    .target_pages
+                    .saturating_sub(state.reservation.current_pages());
+                match state.reservation.take_for_populate(lacking, &mut staging) {
+                    Err(batch) => batch,
+                    Ok(()) => {
+                        drop(state);
+                        staging.populate();
+                        state = self.state.lock();
+                        state.reservation.settle(&mut staging)
+                    }
+                }
             } else if let (true, Some(hotplug)) = (current < target, &self.hotplug) {
                 drop(state);
                 self.grow(hotplug, target - current);
