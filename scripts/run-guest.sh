@@ -10,7 +10,7 @@
 #                                      tests/selftests/ebb/expected-skips.<platform>);
 #                                      exit status 0 only if all passed
 #        run-guest.sh bench            run the guest side of the balloon benchmark
-#                                      (ebbhv only; see scripts/bench-balloon.sh),
+#                                      (ebbhv or a real Xen; scripts/bench-balloon.sh),
 #                                      log to results/; exit status of the run
 # Environment:
 #   EBB_PLATFORM  ebbhv (default) or qemu; or xen, xen-pvh, xen-pod, xen-pv: a domU of
@@ -23,6 +23,7 @@
 #   EBB_LOG_BUF_LEN  the guest kernel's log buffer (log_buf_len, 2M): the whole run's
 #                 kernel log must fit, from the boot banner on
 #   EBB_BENCH_HOLD_S  bench: seconds the idle and unreachable phases last (30)
+#   EBB_BENCH_ROUNDS  bench: how many times each move is measured (3)
 # Under ebbhv, QEMU's second serial line is ebbhv's control channel (a Unix socket:
 # <results>/ctl.sock in test mode, build/hv/ctl.sock in shell mode) for ebbctl, and
 # the kselftests may ask the host to run ebbctl verbs (scripts/host-agent.py).
@@ -130,11 +131,11 @@ test)
         --json "$results/summary.json" "$results/console.log"
     ;;
 bench)
-    [ "$platform" = ebbhv ] || die "the balloon benchmark needs ebbhv (its counters and mem-max)"
+    [ "$platform" = ebbhv ] || die "the balloon benchmark runs under ebbhv or a real Xen (EBB_PLATFORM=xen-pvh), not on plain QEMU"
     results=${EBB_RESULTS:-$EBB_ROOT/results/$(date +%Y%m%d-%H%M%S)-bench-$flavour}
     mkdir -p "$results"
     log "balloon benchmark ($flavour kernel); console log: $results/console.log"
-    run_ebbhv "$results/ctl.sock" "${EBB_TIMEOUT:-1800}" "$append ebb.mode=bench ebb.bench_hold=${EBB_BENCH_HOLD_S:-30}" </dev/null 2>&1 \
+    run_ebbhv "$results/ctl.sock" "${EBB_TIMEOUT:-1800}" "$append ebb.mode=bench ebb.bench_hold=${EBB_BENCH_HOLD_S:-30} ebb.bench_rounds=${EBB_BENCH_ROUNDS:-3}" </dev/null 2>&1 \
         | python3 "$EBB_ROOT/scripts/host-agent.py" --log "$results/console.log" \
             --ebbctl "$ebbctl" --socket "$results/ctl.sock"
     ;;

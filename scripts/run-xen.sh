@@ -15,6 +15,10 @@
 #                                    results/, summarise (skips allowed only as listed
 #                                    in tests/selftests/ebb/expected-skips.xen-<guest>);
 #                                    exit status 0 only if all passed
+#        run-xen.sh bench            the guest side of the balloon benchmark
+#                                    (scripts/bench-balloon.sh) in the domU, with
+#                                    its hypercalls counted by dom0 (xentrace); log
+#                                    to results/; exit status of the run
 # Environment:
 #   EBB_XEN_GUEST   the domU: pvh (default; memory = maxmem), pod (PVH with memory <
 #                   maxmem, which Xen runs populate-on-demand: 256 and 512 MiB), pv
@@ -26,9 +30,12 @@
 #   EBB_XEN_CPUID   the guest's xl.cfg cpuid= (host,fsgsbase=0; empty: Xen's default)
 #   EBB_XEN_TSC_MODE  the guest's xl.cfg tsc_mode= (empty: Xen's default)
 #   EBB_XEN_HV_CMDLINE  more of Xen's own command line
+#   EBB_XEN_PCPUS   QEMU's CPUs, Xen's physical ones (2)
+#   EBB_XEN_TCG     options of QEMU's TCG accelerator (e.g. thread=single)
 #   EBB_FLAVOUR     guest kernel flavour (guest)
-#   EBB_TIMEOUT     seconds before a test run is killed (900)
-#   EBB_RESULTS     where a test run's logs go (results/<time>-xen-<guest>)
+#   EBB_TIMEOUT     seconds before a test run is killed (900; bench: 1800)
+#   EBB_RESULTS     where a test or bench run's logs go (results/<time>-xen-<guest>)
+#   EBB_BENCH_HOLD_S, EBB_BENCH_ROUNDS  bench: as scripts/run-guest.sh takes them
 #   EBB_QEMU_EXTRA  more QEMU arguments
 #   EBB_XEN_QEMU    the QEMU binary (build/xen/qemu-system-x86_64: with the SVM fixes)
 set -euo pipefail
@@ -111,7 +118,7 @@ PARAMS
     rm -rf "$stage"
 }
 
-qemu=("${EBB_XEN_QEMU:-$xen/qemu-system-x86_64}" -accel tcg -cpu max -smp 2 -m 3072 -machine pc -nodefaults
+qemu=("${EBB_XEN_QEMU:-$xen/qemu-system-x86_64}" -accel "tcg${EBB_XEN_TCG:+,$EBB_XEN_TCG}" -cpu max -smp "${EBB_XEN_PCPUS:-2}" -m 3072 -machine pc -nodefaults
     -no-reboot -kernel "$xen/xen.elf" -append "$xen_cmdline"
     -initrd "$xen/dom0-vmlinuz $dom0_cmdline,$xen/dom0-initrd.cpio.gz"
     -drive "file=$xen/dom0-rootfs.ext4,if=virtio,format=raw,snapshot=on")
@@ -150,7 +157,23 @@ test)
         --run-status "$status" --run-note "$note" \
         --json "$results/summary.json" "$results/console.log"
     ;;
+bench)
+    results=${EBB_RESULTS:-$EBB_ROOT/results/$(date +%Y%m%d-%H%M%S)-xen-$guest-bench}
+    mkdir -p "$results"
+    make_run "$results" bench \
+        "ebb.mode=bench ebb.bench_hold=${EBB_BENCH_HOLD_S:-30} ebb.bench_rounds=${EBB_BENCH_ROUNDS:-3}"
+    log "balloon benchmark in a $guest domU of Xen ($type, memory $mem maxmem $maxmem MiB, $vcpus vCPUs; $flavour kernel); console log: $results/console.log"
+    status=0
+    timeout --foreground "${EBB_TIMEOUT:-1800}" "${qemu[@]}" \
+        -drive "file=$run_tar,if=virtio,format=raw,readonly=on" \
+        -display none -monitor none -serial stdio "${extra[@]}" \
+        </dev/null >"$results/console.log" 2>&1 || status=$?
+    rm -f "$run_tar"
+    [ "$status" = 0 ] || log "qemu exited with status $status"
+    [ "$status" != 0 ] || grep -q "EBB-BENCH-END rc=0" "$results/console.log" || status=1
+    exit "$status"
+    ;;
 *)
-    die "unknown mode '$mode' (shell or test)"
+    die "unknown mode '$mode' (shell, test or bench)"
     ;;
 esac

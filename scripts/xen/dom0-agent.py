@@ -12,7 +12,10 @@ its exit status in `data/ebb-host/<id>` (tests/selftests/ebb/lib.sh, host_reques
 Verbs, as ebbctl names them:
     ping                        answers 0
     info [--raw]                tot_pages, max_pages (xentop), target_kib and
-                                static_max_kib (xenstore), as ebbctl prints them
+                                static_max_kib (xenstore), as ebbctl prints them; when the
+                                agent counts hypercalls (--count-hypercalls: the
+                                benchmark), also the domain's hypercalls so far:
+                                hypercalls, hc_<number>, trace_lost (HypercallCounter)
     xenstore-read|-write|-ls|-rm  xenstore-read, -write, -list, -rm; relative paths
                                 are under the domain's /local/domain/<domid>
     mem-set SIZE, mem-max SIZE  xl mem-set, xl mem-max (SIZE as ebbctl takes it; a bad
@@ -25,11 +28,14 @@ The agent ends once the domain is gone and its console log is read to the end.
 """
 
 import argparse
+import collections
 import os
 import re
 import shlex
+import struct
 import subprocess
 import sys
+import threading
 import time
 
 REQUEST = re.compile(r"EBB-HOST-REQUEST (\w{1,32}) (.+)$")
@@ -57,6 +63,85 @@ def parse_kib(text):
         return None
     kib = int(digits) << shift
     return kib if kib < 1 << 64 else None
+
+
+# Xen's trace records (public/trace.h): a 32-bit header (event in bits 0-27, the
+# number of 32-bit data words in bits 28-30, bit 31 set when a 64-bit TSC follows),
+# then the data. xentrace's own records (CPU changes) have the same form.
+TRC_LOST_RECORDS = 0x0001F001
+TRC_HVM_HANDLER = 0x00082000
+TRC_HVM_VMMCALL = TRC_HVM_HANDLER + 0x12
+
+
+class HypercallCounter:
+    """Counts the hypercalls of HVM-container domains by number, from Xen's trace
+    buffers: a PVH guest's hypercall is a VMMCALL exit, which Xen traces with the
+    hypercall number (TRC_HVM_VMMCALL, data: eax), once per entry into Xen, so a long
+    memory_op that Xen preempts and continues counts once per continuation. dom0 is PV
+    (its hypercalls are no VMMCALL exits) and the test domain is the only PVH or HVM
+    one, so every count is the test domain's. Only the HVM handler events are traced
+    (xentrace -e), and records Xen could not store are counted (trace_lost), never
+    silently missing.
+
+    xentrace copies the trace into a file (in dom0's tmpfs: a benchmark run's HVM
+    handler events are a few tens of MiB; through a pipe xentrace wrote nothing),
+    which is parsed only when counts are asked for, between the benchmark's phases:
+    dom0 does not compete for the CPUs while a phase is measured."""
+
+    def __init__(self, path="/run/ebb/trace.bin"):
+        self.counts = collections.Counter()
+        self.lost = 0
+        self.pending = b""
+        self.path = path
+        self.file = None
+        # -S: 256 pages of trace buffer per CPU; -s: poll every 20 ms, so that a count
+        # taken 100 ms after the guest asked includes everything before its request.
+        self.proc = subprocess.Popen(
+            ["xentrace", "-D", "-e", hex(TRC_HVM_HANDLER), "-S", "256", "-s", "20", path],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        threading.Thread(target=self._say_errors, daemon=True).start()
+
+    def _say_errors(self):
+        for line in self.proc.stderr:
+            sys.stdout.write(f"[host] xentrace: {line.decode(errors='replace').rstrip()}\n")
+            sys.stdout.flush()
+
+    def _consume(self):
+        """Counts every complete record written since the last call."""
+        if self.file is None:
+            if not os.path.exists(self.path):
+                return
+            self.file = open(self.path, "rb")
+        data = self.pending + self.file.read()
+        at = 0
+        while at + 4 <= len(data):
+            (header,) = struct.unpack_from("<I", data, at)
+            event, words = header & 0x0FFFFFFF, (header >> 28) & 7
+            size = 4 + (8 if header >> 31 else 0) + 4 * words
+            if at + size > len(data):
+                break
+            if words and event in (TRC_HVM_VMMCALL, TRC_LOST_RECORDS):
+                (first,) = struct.unpack_from("<I", data, at + size - 4 * words)
+                if event == TRC_HVM_VMMCALL:
+                    self.counts[first] += 1
+                else:
+                    self.lost += first
+            at += size
+        self.pending = data[at:]
+
+    def snapshot(self):
+        """[(key, value)] of the counts so far, or None with the reason when tracing
+        does not work."""
+        time.sleep(0.1)
+        if self.proc.poll() is not None:
+            return None, f"xentrace ended (status {self.proc.returncode})"
+        try:
+            self._consume()
+        except OSError as e:
+            return None, f"cannot read the trace: {e}"
+        fields = [("hypercalls", sum(self.counts.values())), ("trace_lost", self.lost)]
+        fields += [(f"hc_{nr}", n) for nr, n in sorted(self.counts.items())]
+        return fields, None
 
 
 class Domain:
@@ -106,7 +191,7 @@ class Domain:
         return out if status == 0 else ""
 
 
-def carry_out(dom, argv):
+def carry_out(dom, argv, counter):
     """Runs one request; returns (status, output, what was run)."""
     verb, args = argv[0], argv[1:]
     if verb == "ping" and not args:
@@ -119,6 +204,11 @@ def carry_out(dom, argv):
                   ("target_kib", dom.xs_read("memory/target") or 0),
                   ("static_max_kib", dom.xs_read("memory/static-max") or 0),
                   ("platform", "xen")]
+        if counter is not None:
+            counts, error = counter.snapshot()
+            if counts is None:
+                return 1, f"no hypercall counts: {error}", "xentrace"
+            fields += counts
         if args:
             return 0, "ok " + " ".join(f"{k}={v}" for k, v in fields), "xentop + xenstore"
         return 0, "\n".join(f"{k} {v}" for k, v in fields), "xentop + xenstore"
@@ -186,8 +276,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--domain", required=True, help="the domain's name")
     ap.add_argument("--log", required=True, help="xenconsoled's log of its console")
+    ap.add_argument("--count-hypercalls", action="store_true",
+                    help="trace the domain's hypercalls (xentrace) for info --count-hypercalls")
     args = ap.parse_args()
     dom = Domain(args.domain)
+    counter = HypercallCounter() if args.count_hypercalls else None
 
     def say(text):
         for line in text.splitlines() or [""]:
@@ -206,7 +299,7 @@ def main():
         except ValueError as e:
             say(f"request {req_id}: unparsable ({e})")
             argv = []
-        status, output, ran = carry_out(dom, argv) if argv else (2, "", "-")
+        status, output, ran = carry_out(dom, argv, counter) if argv else (2, "", "-")
         say(f"request {req_id}: {command} -> {status} ({ran})")
         if output:
             say(output)

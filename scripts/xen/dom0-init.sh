@@ -4,7 +4,7 @@
 # domain from /ebb/params with the guest kernel and initramfs in /ebb, and serves it
 # as the host would under ebbhv (/ebb/dom0-agent.py: its console goes to dom0's
 # console behind "[guest] ", its requests are carried out with xl and xenstore).
-# In test mode it powers the machine off once the domain is gone; in shell mode the
+# In test and bench mode it powers the machine off once the domain is gone; in shell mode the
 # console is the domain's (`xl console`; Ctrl-] leaves it for a dom0 shell).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TERM=${TERM:-linux}
@@ -58,8 +58,11 @@ if ! xl create /run/ebb/guest.cfg; then
     xl dmesg | tail -n 30
     off
 fi
-# The agent reads the console log from its start: nothing the guest said is lost.
-python3 /ebb/dom0-agent.py --domain "$domain" --log "/run/ebb/console/guest-$domain.log" &
+# The agent reads the console log from its start: nothing the guest said is lost. The
+# benchmark's phases read the domain's hypercall counts from it (Xen's trace buffers).
+agent_args=(--domain "$domain" --log "/run/ebb/console/guest-$domain.log")
+[ "$EBB_XEN_MODE" != bench ] || agent_args+=(--count-hypercalls)
+python3 /ebb/dom0-agent.py "${agent_args[@]}" &
 agent=$!
 say "xl create took $((SECONDS - start)) s; $(xl list | tail -n +2 | tr -s ' ' | tr '\n' ';')"
 

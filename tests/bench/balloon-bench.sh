@@ -9,6 +9,7 @@
 #   in        balloon back in to the boot size
 #   grow      grow 512 MiB past the boot size (hot-add, online, populate)
 #   shrink    back to the boot size (ebb hot-removes; the C driver only balloons)
+#             (out and in, then grow and shrink, ebb.bench_rounds= times each: 3)
 #   prep      balloon out 256 MiB, to have something to ask back in the next two
 #   idle      nothing to do for ebb.bench_hold= seconds (30): the baseline
 #   stuck     a target the hypervisor refuses (mem-max at the domain's size) held
@@ -18,7 +19,9 @@
 # Each phase reports wall time (target written until current_kb equals it for the
 # C driver, or is within 2 MiB of it and ebb.ko says `reached`), the hypervisor's
 # hypercall and VM exit counters (ebbctl info through the host agent, before and
-# after), and the guest's busy CPU time from /proc/stat. A sampler records
+# after; on a real Xen dom0 counts the domain's hypercalls by number from Xen's trace
+# buffers and there are no exit counts), and the guest's busy CPU time from
+# /proc/stat. A sampler records
 # current_kb and MemTotal every 100 ms. The results are console lines:
 #   EBB-BENCH-INFO key=value ...          the driver and the guest's sizes
 #   EBB-BENCH phase=NAME key=value ...    one per phase
@@ -36,9 +39,13 @@ MIB=1024
 DELTA_KB=$((512 * MIB))
 PHASE_TIMEOUT_S=600
 HOLD_S=30
+ROUNDS=3
 read -ra cmdline </proc/cmdline
 for arg in "${cmdline[@]}"; do
-    case $arg in ebb.bench_hold=*) HOLD_S=${arg#*=} ;; esac
+    case $arg in
+    ebb.bench_hold=*) HOLD_S=${arg#*=} ;;
+    ebb.bench_rounds=*) ROUNDS=${arg#*=} ;;
+    esac
 done
 SAMPLES=/tmp/bench-samples
 
@@ -95,15 +102,37 @@ hv_snap() {
     for kv in $line; do
         case $kv in *=*) snap[${kv%%=*}]=${kv#*=} ;; esac
     done
-    # guest_ms comes last: without it the reply was cut short.
-    for kv in tot_pages max_pages static_max_kib exits hypercalls guest_ms; do
+    # ebbhv: guest_ms comes last, without it the reply was cut short. Xen: the
+    # hypercall counts come from dom0's trace of the domain, which must have lost
+    # nothing.
+    local want="tot_pages max_pages static_max_kib exits hypercalls guest_ms"
+    [ "${snap[platform]:-}" = xen ] && want="tot_pages max_pages static_max_kib hypercalls trace_lost"
+    for kv in $want; do
         [ -n "${snap[$kv]:-}" ] || fail "ebbctl info --raw has no $kv (cut short?): $line"
     done
+    [ "${snap[trace_lost]:-0}" = 0 ] || fail "Xen's trace lost ${snap[trace_lost]} records: the hypercall counts are incomplete"
 }
 
+# Reservation hypercalls: XENMEM_increase_reservation, decrease_reservation and
+# populate_physmap (memory_op 0, 1, 6) under ebbhv; every memory_op (hypercall 12)
+# on Xen, whose trace gives the hypercall's number only (the drivers make no other
+# memory_op while they move memory).
 reservation_calls() {
     local -n s=$1
-    echo $((${s[hc_memory_op_0]:-0} + ${s[hc_memory_op_1]:-0} + ${s[hc_memory_op_6]:-0}))
+    if [ "${s[platform]:-}" = xen ]; then
+        echo "${s[hc_12]:-0}"
+    else
+        echo $((${s[hc_memory_op_0]:-0} + ${s[hc_memory_op_1]:-0} + ${s[hc_memory_op_6]:-0}))
+    fi
+}
+
+# H1[key] - H0[key], or - where the hypervisor does not count it.
+delta() {
+    if [ -n "${H1[$1]:-}" ] && [ -n "${H0[$1]:-}" ]; then
+        echo $((H1[$1] - H0[$1]))
+    else
+        echo -
+    fi
 }
 
 # True when the driver is at target $1. The C driver moves 4 KiB pages and reaches
@@ -128,10 +157,23 @@ wait_target() {
     done
 }
 
+# ebb.ko's own count of the reservation hypercalls it issued (Xen's trace counts
+# every entry into Xen, and Xen re-enters a long memory_op as continuations); the C
+# driver keeps no such count.
+driver_hypercalls() {
+    if [ "$DRIVER" = ebb ]; then
+        read -r DRIVER_HC <"$SYS/ebb/hypercalls"
+    else
+        DRIVER_HC=-
+    fi
+}
+
 declare -A H0 H1
 phase_begin() {
     PHASE=$1
     hv_snap H0
+    driver_hypercalls
+    DRIVER_HC0=$DRIVER_HC
     cpu_busy
     CPU0=$CPU_BUSY_MS
     now_ms
@@ -146,17 +188,19 @@ phase_end() {
     cpu_busy
     local cpu=$((CPU_BUSY_MS - CPU0))
     hv_snap H1
+    driver_hypercalls
+    [ "$DRIVER_HC" = - ] || DRIVER_HC=$((DRIVER_HC - DRIVER_HC0))
     current
     mem_total
     echo "EBB-BENCH phase=$PHASE driver=$DRIVER wall_ms=$wall cpu_ms=$cpu" \
         "hc_reservation=$(($(reservation_calls H1) - $(reservation_calls H0)))" \
-        "hypercalls=$((H1[hypercalls] - H0[hypercalls]))" \
-        "exits=$((H1[exits] - H0[exits]))" \
-        "guest_ms=$((H1[guest_ms] - H0[guest_ms]))" \
+        "hypercalls=$(delta hypercalls)" "exits=$(delta exits)" "guest_ms=$(delta guest_ms)" \
+        "driver_hc=$DRIVER_HC" \
         "current_kb=$CURRENT_KB memtotal_kb=$MEMTOTAL_KB tot_kb=$((H1[tot_pages] * 4))" "$@"
 }
 
-# Runs phase $1: writes target $2 KiB and waits for the driver to reach it.
+# Runs phase $1: writes target $2 KiB and waits for the driver to reach it; $3 is
+# the round.
 move() {
     local from
     current
@@ -165,7 +209,7 @@ move() {
     echo "$2" >"$SYS/target_kb"
     wait_target "$2" || fail "phase $1: target $2 KiB not reached in $PHASE_TIMEOUT_S s (current_kb $CURRENT_KB$(ebb_why))"
     local moved=$((CURRENT_KB - from))
-    phase_end target_kb="$2" moved_kb="${moved#-}"
+    phase_end target_kb="$2" moved_kb="${moved#-}" round="${3:-1}"
 }
 
 ebb_why() {
@@ -222,8 +266,13 @@ read -r high <"$SYS/info/high_kb"
 BOOT_KB=$((CURRENT_KB + low + high))
 read -r block_hex <"$MEM/block_size_bytes"
 BLOCK_KB=$((16#$block_hex / 1024))
-[ $((BOOT_KB + DELTA_KB)) -le "$STATIC_MAX_KB" ] \
-    || fail "maxmem ${STATIC_MAX_KB} KiB leaves no room to grow $DELTA_KB KiB past $BOOT_KB KiB"
+if [ $((BOOT_KB + DELTA_KB)) -gt "$STATIC_MAX_KB" ]; then
+    # A real Xen domU boots with maxmem = memory (a PVH domain with less memory than
+    # maxmem would run populate-on-demand): the host raises the maximum, as
+    # `xl mem-max` does for a user who wants to grow a guest.
+    STATIC_MAX_KB=$((BOOT_KB + DELTA_KB + 128 * MIB))
+    host_request mem-max "${STATIC_MAX_KB}k" >/dev/null 2>&1 || fail "mem-max ${STATIC_MAX_KB}k failed"
+fi
 echo "EBB-BENCH-INFO driver=$DRIVER boot_kb=$BOOT_KB booted_at_kb=$CURRENT_KB static_max_kb=$STATIC_MAX_KB" \
     "block_kb=$BLOCK_KB hold_s=$HOLD_S kernel=$(uname -r)"
 echo "$BOOT_KB" >"$SYS/target_kb"
@@ -246,15 +295,20 @@ mem_total
 MEMTOTAL_BOOT=$MEMTOTAL_KB
 online_blocks
 BLOCKS_BOOT=$ONLINE_BLOCKS
-echo "EBB-BENCH-PROGRESS $DRIVER: balloon out and in $DELTA_KB KiB"
-move out $((BOOT_KB - DELTA_KB))
-move in "$BOOT_KB"
+for round in $(seq "$ROUNDS"); do
+    echo "EBB-BENCH-PROGRESS $DRIVER: balloon out and in $DELTA_KB KiB ($round/$ROUNDS)"
+    move out $((BOOT_KB - DELTA_KB)) "$round"
+    move in "$BOOT_KB" "$round"
+done
 
-echo "EBB-BENCH-PROGRESS $DRIVER: grow $DELTA_KB KiB by hotplug and shrink back"
-move grow $((BOOT_KB + DELTA_KB))
-online_blocks
-GROWN_BLOCKS=$((ONLINE_BLOCKS - BLOCKS_BOOT))
-move shrink "$BOOT_KB"
+for round in $(seq "$ROUNDS"); do
+    echo "EBB-BENCH-PROGRESS $DRIVER: grow $DELTA_KB KiB by hotplug and shrink back ($round/$ROUNDS)"
+    move grow $((BOOT_KB + DELTA_KB)) "$round"
+    online_blocks
+    # The first grow hot-adds; later ones find what the C driver kept.
+    [ "$round" != 1 ] || GROWN_BLOCKS=$((ONLINE_BLOCKS - BLOCKS_BOOT))
+    move shrink "$BOOT_KB" "$round"
+done
 online_blocks
 LEFT_BLOCKS=$((ONLINE_BLOCKS - BLOCKS_BOOT))
 mem_total
@@ -266,6 +320,11 @@ echo "EBB-BENCH phase=leftover driver=$DRIVER blocks_added=$GROWN_BLOCKS blocks_
 echo "EBB-BENCH-PROGRESS $DRIVER: unreachable target for $HOLD_S s (and an idle baseline)"
 move prep $((BOOT_KB - DELTA_KB / 2))
 hold idle
+if [ "${H1[platform]:-}" = xen ]; then
+    # libxl keeps the maximum at or above memory/target: the host's target comes
+    # down to the domain's size first (the sysfs target below overrides it).
+    host_request mem-set "$((H1[tot_pages] * 4))k" >/dev/null 2>&1 || fail "mem-set to the domain's size failed"
+fi
 host_request mem-max "$((H1[tot_pages] * 4))k" >/dev/null 2>&1 || fail "ebbctl mem-max failed"
 phase_begin stuck
 echo "$BOOT_KB" >"$SYS/target_kb"
