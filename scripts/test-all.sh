@@ -97,6 +97,14 @@ check "host: ebbhv is clippy-clean" hv-clippy-ebbhv.log bash -c \
     "cd '$EBB_ROOT/hypervisor/ebbhv' && PATH=/usr/bin:\$PATH RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc \
      /usr/bin/cargo clippy -p ebbhv --release -- -D warnings"
 check "host: ebbhv SVM/NPT self-test under QEMU" hv-selftest.log scripts/run-hv.sh --selftest
+# The framekernel split (hypervisor/ARCHITECTURE.md): unsafe code only in the hal, and
+# no module of ebbhv or the hal importing in a circle.
+check "host: the hypervisor's unsafe code is all in its hal crate" hv-unsafe.log bash -c \
+    "! grep -rnE --include='*.rs' --exclude-dir=target 'unsafe *(\{|fn|impl|extern|trait)|allow\(unsafe_code\)' \
+       '$EBB_ROOT/hypervisor' | grep -v '^$EBB_ROOT/hypervisor/hal/'"
+check "host: ebbhv and its hal import no module in a circle" hv-import-cycles.log bash -c \
+    "'$EBB_ROOT/scripts/import-cycles.py' '$EBB_ROOT/hypervisor/ebbhv/src' && \
+     '$EBB_ROOT/scripts/import-cycles.py' '$EBB_ROOT/hypervisor/hal/src'"
 check "host: fuzzing the core's hypercall dispatcher finds no crash (${EBB_FUZZ_SECONDS:-30} s)" \
     fuzz-dispatch.log scripts/fuzz-core.sh "${EBB_FUZZ_SECONDS:-30}" dispatch
 check "host: fuzzing the core's xenstore ring handler finds no crash (${EBB_FUZZ_SECONDS:-30} s)" \

@@ -10,7 +10,7 @@
 //! the caller's memory is reached through the NPT, exactly as the guest's own
 //! accesses are.
 
-use ebbhv_core::addr::{CallerAddr, Mfn};
+use ebbhv_core::addr::{CallerAddr, Mfn, PAGE_SIZE};
 use ebbhv_core::addr::{GuestPhys, GuestVirt, HostPhys};
 use ebbhv_core::domain::Domain;
 use ebbhv_core::guest::{BadAddress, GuestMemory};
@@ -87,7 +87,7 @@ impl Translate<'_> {
 
 impl GuestPhysMemory for Translate<'_> {
     fn read_u64(&self, gpa: GuestPhys) -> Option<u64> {
-        if gpa.page_offset() > 4096 - 8 {
+        if gpa.page_offset() > PAGE_SIZE - 8 {
             return None;
         }
         let (hpa, _) = self.hpa(gpa)?;
@@ -152,7 +152,7 @@ pub fn write_guest_phys(t: &Translate<'_>, gpa: GuestPhys, data: &[u8]) -> Resul
     let mut done = 0usize;
     while done < data.len() {
         let at = GuestPhys(gpa.0 + done as u64);
-        let n = (4096 - at.page_offset() as usize).min(data.len() - done);
+        let n = ((PAGE_SIZE - at.page_offset()) as usize).min(data.len() - done);
         let (hpa, _) = t.hpa(at).ok_or(at)?;
         frame::write(hpa.mfn(), hpa.page_offset() as usize, &data[done..done + n]);
         done += n;

@@ -4,6 +4,7 @@
 //! structures, extent lists and handles are whatever the fuzzer makes them. Nothing may panic, no hypercall may be fatal, and every invariant
 //! must hold after every step.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use ebbhv_core::abi::hypercall::{DOMCTL, MEMORY_OP, SYSCTL};
 use ebbhv_core::addr::{DomId, Gfn, GfnRange, Mfn, MfnRange};

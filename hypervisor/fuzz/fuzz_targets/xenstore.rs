@@ -4,6 +4,7 @@
 //! panic, the tree's invariants must hold after every step and the guest's node
 //! count stays within its quota.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use ebbhv_core::abi::xenstore::ring;
 use ebbhv_core::addr::DomId;

@@ -19,7 +19,7 @@
 //! Typed views (the event bitmaps in shared_info and vcpu_info, the xenstore
 //! ring, guest virtual memory) are built on top of these accessors in `ebbhv`.
 
-use ebbhv_core::addr::Mfn;
+use ebbhv_core::addr::{Mfn, PAGE_SIZE};
 use ebbhv_x86::ranges::RangeSet;
 
 use crate::sync::SpinLock;
@@ -28,7 +28,7 @@ use crate::sync::SpinLock;
 pub const MAPPED_LIMIT: u64 = 4 << 30;
 
 /// Bytes in a frame.
-pub const FRAME_BYTES: usize = 4096;
+pub const FRAME_BYTES: usize = PAGE_SIZE as usize;
 
 /// The guest-frame pool, once [`register_pool`] has run.
 static POOL: SpinLock<Option<RangeSet<64>>> = SpinLock::new(None);

@@ -9,11 +9,14 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 
-use ebbhv_core::addr::HostPhys;
+use ebbhv_core::addr::{HostPhys, PAGE_SIZE};
 use ebbhv_x86::ranges::Range;
 use linked_list_allocator::Heap;
 
 use crate::sync::SpinLock;
+
+/// Bytes in a page.
+const PAGE_BYTES: usize = PAGE_SIZE as usize;
 
 struct Allocator(SpinLock<Heap>);
 
@@ -72,7 +75,7 @@ pub(crate) struct Pages {
 
 impl Pages {
     fn layout(count: usize) -> Layout {
-        Layout::from_size_align(count * 4096, 4096).expect("page layouts are valid")
+        Layout::from_size_align(count * PAGE_BYTES, PAGE_BYTES).expect("page layouts are valid")
     }
 
     /// `count` zeroed, contiguous pages, or `None` if the allocator is exhausted.
@@ -96,7 +99,7 @@ impl Pages {
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: by the invariant the allocation is `count` pages, owned by `self`, and
         // `&mut self` makes this the only reference.
-        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.count * 4096) }
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.count * PAGE_BYTES) }
     }
 
     /// Gives up ownership without freeing (for pages that live until the machine

@@ -97,8 +97,26 @@ pub mod schedop {
     pub const SHUTDOWN: u64 = 2;
 }
 
+/// `SHUTDOWN_*`: why a guest shuts down (`public/sched.h`).
+pub mod shutdown {
+    /// `SHUTDOWN_poweroff`.
+    pub const POWEROFF: u32 = 0;
+    /// `SHUTDOWN_reboot`.
+    pub const REBOOT: u32 = 1;
+    /// `SHUTDOWN_crash`.
+    pub const CRASH: u32 = 3;
+}
+
+/// `HVM_PARAM_CALLBACK_IRQ` type 2 (in bits 63:56): deliver upcalls on the vector
+/// in bits 7:0 (`public/hvm/params.h`).
+pub const CALLBACK_TYPE_VECTOR: u64 = 2;
+
 /// Bytes of one `vcpu_info`.
 pub const VCPU_INFO_SIZE: usize = 64;
+/// Offset of `vcpu_info.evtchn_upcall_pending`.
+pub const VCPU_INFO_UPCALL_PENDING: usize = 0;
+/// Offset of `vcpu_info.evtchn_pending_sel`.
+pub const VCPU_INFO_PENDING_SEL: usize = 8;
 /// Offset of `vcpu_info.time` (the pvclock record).
 pub const VCPU_INFO_TIME: usize = 32;
 /// Offset of `shared_info.vcpu_info[0]`.

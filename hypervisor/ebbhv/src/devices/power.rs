@@ -5,22 +5,16 @@
 //! maps them to 0, 2 and 3), after the `[hv]` summary of the run (the machine
 //! does that part: `Machine::shutdown`).
 
+use ebbhv_core::abi::platform::shutdown::{CRASH, POWEROFF, REBOOT};
 use ebbhv_hal::qemu_exit::ExitCode;
 use ebbhv_x86::acpi::{power_request, PowerRequest};
-
-/// `SHUTDOWN_poweroff`.
-pub const SHUTDOWN_POWEROFF: u32 = 0;
-/// `SHUTDOWN_reboot`.
-pub const SHUTDOWN_REBOOT: u32 = 1;
-/// `SHUTDOWN_crash`.
-pub const SHUTDOWN_CRASH: u32 = 3;
 
 /// The name of Xen's `SHUTDOWN_*` reason.
 pub fn reason_name(reason: u32) -> &'static str {
     match reason {
-        SHUTDOWN_POWEROFF => "poweroff",
-        SHUTDOWN_REBOOT => "reboot",
-        SHUTDOWN_CRASH => "crash",
+        POWEROFF => "poweroff",
+        REBOOT => "reboot",
+        CRASH => "crash",
         _ => "other",
     }
 }
@@ -28,8 +22,8 @@ pub fn reason_name(reason: u32) -> &'static str {
 /// How the run ends for a guest shutdown with `reason`.
 pub fn exit_code(reason: u32) -> ExitCode {
     match reason {
-        SHUTDOWN_POWEROFF => ExitCode::Success,
-        SHUTDOWN_REBOOT => ExitCode::GuestReboot,
+        POWEROFF => ExitCode::Success,
+        REBOOT => ExitCode::GuestReboot,
         _ => ExitCode::GuestFatal,
     }
 }
@@ -39,7 +33,7 @@ pub fn exit_code(reason: u32) -> ExitCode {
 /// register.
 pub fn port_write(port: u16, value: u8) -> Option<(u32, &'static str)> {
     match power_request(port, value)? {
-        PowerRequest::PowerOff => Some((SHUTDOWN_POWEROFF, "ACPI S5")),
-        PowerRequest::Reset => Some((SHUTDOWN_REBOOT, "ACPI reset register")),
+        PowerRequest::PowerOff => Some((POWEROFF, "ACPI S5")),
+        PowerRequest::Reset => Some((REBOOT, "ACPI reset register")),
     }
 }

@@ -14,13 +14,13 @@
 //! memory op belongs to `ebbhv-core`.
 
 use ebbhv_core::abi::hypercall as nr;
-use ebbhv_core::abi::platform::{consoleio, schedop, SchedShutdown};
+use ebbhv_core::abi::platform::{schedop, SchedShutdown};
 use ebbhv_core::addr::CallerAddr;
 use ebbhv_core::error::{Errno, Fatal};
 use ebbhv_core::guest::GuestMemory;
 use ebbhv_core::hypercall::{Caller, Hypercall, Outcome};
 
-use super::{domain, Machine};
+use super::{caller_memory, domain, Machine};
 use crate::diagnostics::Once;
 use crate::guest_memory::{GuestVirtMemory, HostFrames, Translate};
 use crate::xen::version::xen_version;
@@ -34,9 +34,6 @@ pub enum Done {
 }
 
 type Result<T> = core::result::Result<T, Errno>;
-
-/// Most bytes one console_io write prints (Linux writes in smaller chunks).
-const CONSOLE_CHUNK: usize = 4096;
 
 impl Machine {
     /// Handles the VMMCALL the guest just made.
@@ -55,21 +52,28 @@ impl Machine {
         self.diag.stats_mut().hypercall(call.nr, sub);
         let arg1 = CallerAddr(call.args[1]);
         let platform = match call.nr {
-            nr::XEN_VERSION => Some(xen_version(&mut self.guest_memory(), call.args[0], arg1)),
-            nr::CONSOLE_IO => Some(self.console_io(call.args)),
+            nr::XEN_VERSION => {
+                let mut mem = caller_memory(&self.hv, self.domid, &self.cpu);
+                Some(xen_version(&mut mem, call.args[0], arg1))
+            }
+            nr::CONSOLE_IO => {
+                let mut mem = caller_memory(&self.hv, self.domid, &self.cpu);
+                let result = self.devices.console_io(&mut mem, call.args);
+                if self.devices.console().take_seen() {
+                    self.devices.console().flush();
+                    self.report("boot to /init");
+                }
+                Some(result)
+            }
             nr::VCPU_OP => {
-                let dom = domain(&self.hv, self.domid);
-                let mut mem = GuestVirtMemory {
-                    translate: Translate::P2m(dom),
-                    mode: self.cpu.paging_mode(),
-                };
-                Some(self.xen.vcpu_op(dom, &mut mem, call.args))
+                let mut mem = caller_memory(&self.hv, self.domid, &self.cpu);
+                Some(
+                    self.xen
+                        .vcpu_op(domain(&self.hv, self.domid), &mut mem, call.args),
+                )
             }
             nr::HVM_OP => {
-                let mut mem = GuestVirtMemory {
-                    translate: Translate::P2m(domain(&self.hv, self.domid)),
-                    mode: self.cpu.paging_mode(),
-                };
+                let mut mem = caller_memory(&self.hv, self.domid, &self.cpu);
                 Some(self.xen.hvm_op(&mut mem, call.args[0], arg1))
             }
             nr::SCHED_OP => Some(self.sched_op(call.args[0], arg1)),
@@ -128,36 +132,6 @@ impl Machine {
         })
     }
 
-    /// `HYPERVISOR_console_io`: writes go to COM1 with the `[guest]` prefix (the
-    /// first line containing "Run /init" prints the boot summary), reads take
-    /// queued console input.
-    fn console_io(&mut self, args: [u64; 5]) -> Result<i64> {
-        let len = (args[1] as usize).min(CONSOLE_CHUNK);
-        let mut buf = [0u8; CONSOLE_CHUNK];
-        match args[0] {
-            consoleio::WRITE => {
-                self.guest_memory()
-                    .read(CallerAddr(args[2]), &mut buf[..len])
-                    .map_err(|_| Errno::EFAULT)?;
-                let console = self.devices.console();
-                console.write(&buf[..len]);
-                if console.take_seen() {
-                    console.flush();
-                    self.report("boot to /init");
-                }
-                Ok(0)
-            }
-            consoleio::READ => {
-                let n = self.devices.console_in().read(&mut buf[..len]);
-                self.guest_memory()
-                    .write(CallerAddr(args[2]), &buf[..n])
-                    .map_err(|_| Errno::EFAULT)?;
-                Ok(n as i64)
-            }
-            _ => Err(Errno::ENOSYS),
-        }
-    }
-
     /// `HYPERVISOR_sched_op`: yield polls the devices, block idles, shutdown ends
     /// the run.
     fn sched_op(&mut self, cmd: u64, arg: CallerAddr) -> Result<i64> {
@@ -172,7 +146,7 @@ impl Machine {
             }
             schedop::SHUTDOWN => {
                 let mut b = [0u8; SchedShutdown::SIZE];
-                self.guest_memory()
+                caller_memory(&self.hv, self.domid, &self.cpu)
                     .read(arg, &mut b)
                     .map_err(|_| Errno::EFAULT)?;
                 let reason = SchedShutdown::read_from(&b).ok_or(Errno::EFAULT)?.reason;

@@ -36,7 +36,9 @@ use ebbhv_hal::svm::Vcpu;
 use ebbhv_hal::{clock, log, timer};
 
 use crate::devices::control::POLL_BUDGET;
-use crate::devices::power::{self, SHUTDOWN_POWEROFF};
+use ebbhv_core::abi::platform::shutdown;
+
+use crate::devices::power;
 use crate::devices::Devices;
 use crate::diagnostics::{self, Diagnostics};
 use crate::guest_memory::{GuestVirtMemory, NptMirror, Translate};
@@ -64,6 +66,15 @@ fn domain(hv: &Hypervisor, domid: DomId) -> &Domain {
         .expect("the guest's domain exists while it runs")
 }
 
+/// The caller's memory for a platform hypercall: guest-virtual addresses through
+/// the guest's page tables (as `cpu` has them) and the p2m.
+fn caller_memory<'a>(hv: &'a Hypervisor, domid: DomId, cpu: &Cpu) -> GuestVirtMemory<'a> {
+    GuestVirtMemory {
+        translate: Translate::P2m(domain(hv, domid)),
+        mode: cpu.paging_mode(),
+    }
+}
+
 impl Machine {
     /// The machine for the guest `domid` that the loader built in `hv`, about to
     /// start at `entry`.
@@ -88,15 +99,6 @@ impl Machine {
         m.sync_npt();
         m.publish_time();
         m
-    }
-
-    /// The caller's memory for a platform hypercall: guest-virtual addresses
-    /// through the guest's page tables and the p2m.
-    fn guest_memory(&self) -> GuestVirtMemory<'_> {
-        GuestVirtMemory {
-            translate: Translate::P2m(domain(&self.hv, self.domid)),
-            mode: self.cpu.paging_mode(),
-        }
     }
 
     /// Replays p2m changes into the NPT and flushes the guest TLB if any.
@@ -205,7 +207,7 @@ impl Machine {
             Effect::Xenstore if self.store.has_output() => self.serve_store(),
             Effect::Xenstore => {}
             Effect::Destroy => {
-                self.shutdown(SHUTDOWN_POWEROFF, "destroyed from the control channel")
+                self.shutdown(shutdown::POWEROFF, "destroyed from the control channel")
             }
         }
     }

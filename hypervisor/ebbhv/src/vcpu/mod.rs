@@ -19,10 +19,9 @@ use ebbhv_hal::svm::Vcpu;
 use ebbhv_x86::cpuid::{self, Context};
 use ebbhv_x86::lapic::VLapic;
 use ebbhv_x86::vintr::{self, Offered};
+use ebbhv_x86::vmcb::EVENTINJ_VALID;
 use ebbhv_x86::walk::PagingMode;
 
-/// `exit_int_info` / `event_inj`: valid.
-const EVENT_VALID: u64 = 1 << 31;
 /// RFLAGS.IF.
 const RFLAGS_IF: u64 = 1 << 9;
 /// Exception vectors ebbhv injects.
@@ -96,7 +95,7 @@ impl Cpu {
             self.lapic.accept(v);
         }
         self.offered = None;
-        if int_info & EVENT_VALID != 0 {
+        if int_info & EVENTINJ_VALID != 0 {
             self.vcpu.set_event_inj(int_info);
         }
     }

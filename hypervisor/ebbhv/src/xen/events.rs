@@ -17,10 +17,6 @@ use ebbhv_hal::frame;
 use super::XenPlatform;
 use crate::guest_memory::GuestVirtMemory;
 
-/// Offsets inside vcpu_info (`public/xen.h`).
-const VCPU_INFO_UPCALL_PENDING: usize = 0;
-const VCPU_INFO_PENDING_SEL: usize = 8;
-
 /// The 2-level event bitmaps of the guest, by machine frame.
 ///
 /// # Invariants
@@ -47,7 +43,10 @@ impl GuestEventBits {
         let (frame, offset) = match map {
             Bitmap::Pending => (self.shared, xen::SHARED_INFO_EVTCHN_PENDING + word),
             Bitmap::Mask => (self.shared, xen::SHARED_INFO_EVTCHN_MASK + word),
-            Bitmap::Selector => (self.vcpu_info.0, self.vcpu_info.1 + VCPU_INFO_PENDING_SEL),
+            Bitmap::Selector => (
+                self.vcpu_info.0,
+                self.vcpu_info.1 + xen::VCPU_INFO_PENDING_SEL,
+            ),
         };
         (frame, offset, 1 << (bit % 64))
     }
@@ -56,7 +55,7 @@ impl GuestEventBits {
     pub fn upcall_pending(&self) -> bool {
         let mut b = [0u8];
         let (f, off) = self.vcpu_info;
-        frame::read(f, off + VCPU_INFO_UPCALL_PENDING, &mut b);
+        frame::read(f, off + xen::VCPU_INFO_UPCALL_PENDING, &mut b);
         b[0] != 0
     }
 }
@@ -81,7 +80,7 @@ impl EventBits for GuestEventBits {
 
     fn set_upcall_pending(&mut self) {
         let (f, off) = self.vcpu_info;
-        frame::write(f, off + VCPU_INFO_UPCALL_PENDING, &[1]);
+        frame::write(f, off + xen::VCPU_INFO_UPCALL_PENDING, &[1]);
     }
 }
 

@@ -23,9 +23,6 @@ use self::events::GuestEventBits;
 use self::time::Clocks;
 use self::timer::OneShot;
 
-/// `HVM_PARAM_CALLBACK_IRQ` type 2: deliver upcalls on a vector.
-const CALLBACK_TYPE_VECTOR: u64 = 2;
-
 /// Where the guest asked its vcpu_info to live.
 ///
 /// # Invariants
@@ -103,7 +100,7 @@ impl XenPlatform {
     /// The vector the guest asked upcalls on, if it chose the vector callback type.
     pub fn callback_vector(&self) -> Option<u8> {
         let p = self.params[hvmop::PARAM_CALLBACK_IRQ as usize];
-        (p >> 56 == CALLBACK_TYPE_VECTOR).then_some(p as u8)
+        (p >> 56 == xen::CALLBACK_TYPE_VECTOR).then_some(p as u8)
     }
 
     /// The machine frame and offset of vCPU 0's vcpu_info: where the guest

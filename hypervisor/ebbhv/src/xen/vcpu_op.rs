@@ -4,7 +4,7 @@
 use ebbhv_core::abi::platform::{
     self as xen, vcpuop, RegisterVcpuInfo, RunstateInfo, SingleshotTimer, VCPU_SSHOTTMR_FUTURE,
 };
-use ebbhv_core::addr::{CallerAddr, Gfn};
+use ebbhv_core::addr::{CallerAddr, Gfn, PAGE_SIZE};
 use ebbhv_core::domain::Domain;
 use ebbhv_core::error::Errno;
 use ebbhv_core::guest::GuestMemory;
@@ -39,7 +39,7 @@ impl XenPlatform {
                 mem.read(arg, &mut b).map_err(|_| Errno::EFAULT)?;
                 let req = RegisterVcpuInfo::read_from(&b).ok_or(Errno::EFAULT)?;
                 let offset = req.offset as usize;
-                if offset + xen::VCPU_INFO_SIZE > 4096 || self.vcpu_info.is_some() {
+                if offset + xen::VCPU_INFO_SIZE > PAGE_SIZE as usize || self.vcpu_info.is_some() {
                     return Err(Errno::EINVAL);
                 }
                 let gfn = Gfn(req.mfn);

@@ -2,7 +2,7 @@
 //! reports (those of an HVM guest with a callback vector and a safe pvclock).
 
 use ebbhv_core::abi::platform::{feature, xenver, FeatureInfo};
-use ebbhv_core::addr::CallerAddr;
+use ebbhv_core::addr::{CallerAddr, PAGE_SIZE};
 use ebbhv_core::error::Errno;
 use ebbhv_core::guest::GuestMemory;
 use ebbhv_x86::cpuid::XEN_VERSION;
@@ -31,7 +31,7 @@ pub fn xen_version(mem: &mut GuestVirtMemory<'_>, cmd: u64, arg: CallerAddr) -> 
         xenver::CAPABILITIES => write_str(mem, arg, b"hvm-3.0-x86_64", 1024),
         xenver::CHANGESET => write_str(mem, arg, b"ebbhv", 64),
         xenver::GUEST_HANDLE => write_str(mem, arg, b"", 16),
-        xenver::PAGESIZE => Ok(4096),
+        xenver::PAGESIZE => Ok(PAGE_SIZE as i64),
         xenver::GET_FEATURES => {
             let mut b = [0u8; FeatureInfo::SIZE];
             mem.read(arg, &mut b).map_err(|_| Errno::EFAULT)?;
