@@ -5,10 +5,11 @@
 #
 #   host checks   ebb.ko and the hypervisor workspace build without warnings and are
 #                 clippy- and rustfmt-clean
-#   host tests    cargo test of the hypervisor workspace, short fuzz runs of the
-#                 core's hypercall dispatcher and xenstore (their corpus kept in
-#                 $EBB_CACHE/fuzz-corpus), ebbhv's SVM/NPT self-test under QEMU, the
-#                 KTAP summariser against broken guest logs (scripts/tests/)
+#   host tests    cargo test of the hypervisor workspace and of ebb.ko's pure logic
+#                 (tests/unit), short fuzz runs of the core's hypercall dispatcher
+#                 and xenstore (their corpus kept in $EBB_CACHE/fuzz-corpus), ebbhv's
+#                 SVM/NPT self-test under QEMU, the KTAP summariser against broken
+#                 guest logs (scripts/tests/)
 #   guest tests   every kselftest in the guest, under ebbhv and on plain QEMU
 #                 (scripts/run-guest.sh), and in domUs of a real Xen
 set -uo pipefail
@@ -92,6 +93,8 @@ check "host: hypervisor workspace is rustfmt-clean" hv-fmt.log \
     cargo fmt --manifest-path "$hv_manifest" --all --check
 check "host: hypervisor host crates are clippy-clean" hv-clippy.log \
     cargo clippy --manifest-path "$hv_manifest" --all-targets -- -D warnings
+check "host: ebb.ko unit tests are clippy-clean" unit-clippy.log \
+    cargo clippy --manifest-path "$EBB_ROOT/tests/unit/Cargo.toml" --all-targets -- -D warnings
 check "host: ebbhv image builds" hv-build.log scripts/build-hv.sh
 check "host: ebbhv is clippy-clean" hv-clippy-ebbhv.log bash -c \
     "cd '$EBB_ROOT/hypervisor/ebbhv' && PATH=/usr/bin:\$PATH RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc \
@@ -129,25 +132,32 @@ if [ "$summary_tests_status" != 0 ]; then
         record FAIL "host: ktap-summary tests run (log: $results/ktap-summary-tests.log)"
 fi
 
-log "cargo test (hypervisor workspace)"
-if cargo test --manifest-path "$EBB_ROOT/hypervisor/Cargo.toml" >"$results/cargo-test.log" 2>&1; then
-    cargo_status=0
-else
-    cargo_status=1
-fi
-read -r c_pass c_fail c_skip < <(awk '/^test result:/ {
-        for (i = 1; i <= NF; i++) {
-            if ($(i) ~ /^passed;?/) p += $(i - 1)
-            if ($(i) ~ /^failed;?/) f += $(i - 1)
-            if ($(i) ~ /^ignored;?/) s += $(i - 1)
-        }
-    } END { print p + 0, f + 0, s + 0 }' "$results/cargo-test.log")
-printf 'host: cargo test: %d passed, %d failed, %d ignored\n' "$c_pass" "$c_fail" "$c_skip"
-passed=$((passed + c_pass)) failed=$((failed + c_fail)) skipped=$((skipped + c_skip))
-if [ "$cargo_status" != 0 ] && [ "$c_fail" = 0 ]; then
-    tail -n 40 "$results/cargo-test.log"
-    record FAIL "host: cargo test builds and runs"
-fi
+# cargo_test NAME MANIFEST LOG: runs a crate's or workspace's tests, prints one line
+# with their counts (counted in the totals), and fails when they do not build or run.
+cargo_test() {
+    local name=$1 manifest=$2 logname=$3 status=0
+    log "$name"
+    cargo test --manifest-path "$manifest" >"$results/$logname" 2>&1 || status=1
+    local c_pass c_fail c_skip
+    read -r c_pass c_fail c_skip < <(awk '/^test result:/ {
+            for (i = 1; i <= NF; i++) {
+                if ($(i) ~ /^passed;?/) p += $(i - 1)
+                if ($(i) ~ /^failed;?/) f += $(i - 1)
+                if ($(i) ~ /^ignored;?/) s += $(i - 1)
+            }
+        } END { print p + 0, f + 0, s + 0 }' "$results/$logname")
+    printf 'host: %s: %d passed, %d failed, %d ignored\n' "$name" "$c_pass" "$c_fail" "$c_skip"
+    passed=$((passed + c_pass)) failed=$((failed + c_fail)) skipped=$((skipped + c_skip))
+    if [ "$status" != 0 ] && [ "$c_fail" = 0 ]; then
+        tail -n 40 "$results/$logname"
+        record FAIL "host: $name builds and runs"
+    fi
+}
+
+cargo_test "cargo test" "$hv_manifest" cargo-test.log
+# ebb.ko's pure logic (target parsing, limits, backoff, extent sets, block states),
+# the module's own files compiled on the host (tests/unit/src/lib.rs).
+cargo_test "ebb.ko unit tests" "$EBB_ROOT/tests/unit/Cargo.toml" unit-test.log
 
 # Every kselftest runs twice: as a Xen PVH domain under ebbhv (where ebb.ko works)
 # and on plain QEMU (not Xen: ebb.ko must refuse to load, its Xen tests skip).
