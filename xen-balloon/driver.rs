@@ -15,6 +15,7 @@ use kernel::str::CString;
 use kernel::sync::Arc;
 
 use crate::balloon::interfaces::STATIC_MAX_NODE;
+use crate::balloon::interfaces::SYSFS_FILES;
 use crate::balloon::interfaces::TARGET_NODE;
 use crate::balloon::target::kib_to_pages;
 use crate::balloon::target::pages_to_kib;
@@ -170,7 +171,7 @@ impl kernel::Module for Ebb {
             )?);
             ebb.memory_notifier = Some(MemoryNotifier::register(ebb.balloon.clone())?);
         }
-        ebb.sysfs = Some(SysfsDevice::register(ebb.balloon.clone())?);
+        ebb.sysfs = Some(SysfsDevice::register(ebb.balloon.clone(), &SYSFS_FILES)?);
         ebb.watch = Some(Watch::new(TARGET_NODE, ebb.balloon.clone())?);
         ebb.static_max_watch = Some(Watch::new(STATIC_MAX_NODE, ebb.balloon.clone())?);
         ebb.oom = Some(OomNotifier::register(ebb.balloon.clone())?);

@@ -16,15 +16,16 @@ use crate::rust::memory_hotplug::OnliningPages;
 use crate::rust::memory_notifier::MemoryEvents;
 use crate::rust::memory_notifier::PfnRange;
 use crate::rust::oom::OomHandler;
-use crate::rust::sysfs::Attribute;
+use crate::rust::sysfs::FileSpec;
 use crate::rust::sysfs::SysfsHandler;
 use crate::rust::xenstore;
 use crate::rust::xenstore::WatchHandler;
 
+use super::files::Setting;
+use super::files::Show;
+use super::files::FILES;
 use super::target;
-use super::target::pages_to_kib;
 use super::target::Invalid;
-use super::target::PAGE_BYTES;
 use super::target::PAGE_SIZE;
 use super::Balloon;
 
@@ -37,6 +38,25 @@ impl From<Invalid> for Error {
     }
 }
 
+/// The device's files as the sysfs shim takes them, from [`FILES`].
+pub(crate) const SYSFS_FILES: [FileSpec; FILES.len()] = {
+    let mut specs = [FileSpec {
+        name: c"",
+        dir: None,
+        writable: false,
+    }; FILES.len()];
+    let mut index = 0;
+    while index < FILES.len() {
+        specs[index] = FileSpec {
+            name: FILES[index].name,
+            dir: FILES[index].dir.name(),
+            writable: FILES[index].store.is_some(),
+        };
+        index += 1;
+    }
+    specs
+};
+
 /// The xenstore node the host writes targets to (KiB), relative to the domain's home.
 pub(crate) const TARGET_NODE: &CStr = c"memory/target";
 /// The node the toolstack rewrites when it changes the domain's maximum (KiB).
@@ -45,93 +65,30 @@ pub(crate) const STATIC_MAX_NODE: &CStr = c"memory/static-max";
 const NUMBER_NODE_BYTES: usize = 24;
 
 impl SysfsHandler for Balloon {
-    fn show(&self, attr: Attribute, out: &mut dyn fmt::Write) -> fmt::Result {
-        // Taken before `state`: the hotplug lock is never nested in it.
-        if attr == Attribute::HotplugBlockList {
-            return self
+    fn show(&self, file: usize, out: &mut dyn fmt::Write) -> fmt::Result {
+        match FILES.get(file).ok_or(fmt::Error)?.show {
+            // Under the hotplug lock alone.
+            Show::BlockList => self
                 .hotplug
                 .as_ref()
-                .map_or(Ok(()), |hotplug| hotplug.write_block_list(out));
-        }
-        let hotplug = self.hotplug_summary();
-        let state = self.state.lock();
-        let reservation = &state.reservation;
-        let counters = reservation.counters();
-        let tunables = &state.tunables;
-        match attr {
-            Attribute::TargetKb => writeln!(out, "{}", pages_to_kib(state.target_pages)),
-            Attribute::Target => writeln!(
-                out,
-                "{}",
-                (state.target_pages as u64).saturating_mul(PAGE_BYTES)
-            ),
-            Attribute::ScheduleDelay => writeln!(out, "{}", state.backoff.schedule_delay_s()),
-            Attribute::MaxScheduleDelay => writeln!(out, "{}", tunables.max_schedule_delay_s),
-            Attribute::RetryCount => writeln!(out, "{}", state.backoff.retry_count()),
-            Attribute::MaxRetryCount => writeln!(out, "{}", tunables.max_retry_count),
-            Attribute::ScrubPages => writeln!(out, "{}", u8::from(tunables.scrub_pages)),
-            Attribute::CurrentKb => writeln!(out, "{}", pages_to_kib(reservation.current_pages())),
-            // x86-64 has no highmem: every ballooned page is low memory.
-            Attribute::LowKb => writeln!(out, "{}", pages_to_kib(reservation.ballooned_pages())),
-            Attribute::HighKb => writeln!(out, "0"),
-            Attribute::State => writeln!(out, "{}", state.progress_name()),
-            Attribute::Reason => writeln!(out, "{}", state.reason()),
-            Attribute::RequestedKb => writeln!(out, "{}", pages_to_kib(state.requested_pages)),
-            Attribute::FloorKb => writeln!(
-                out,
-                "{}",
-                pages_to_kib(self.limits.floor_pages(state.maximum_pages))
-            ),
-            Attribute::MaxKb => writeln!(
-                out,
-                "{}",
-                pages_to_kib(self.limits.max_pages(state.maximum_pages))
-            ),
-            Attribute::BalloonedPages => writeln!(out, "{}", reservation.ballooned_pages()),
-            Attribute::Hypercalls => writeln!(out, "{}", counters.hypercalls),
-            Attribute::PagesOut => writeln!(out, "{}", counters.pages_out),
-            Attribute::PagesIn => writeln!(out, "{}", counters.pages_in),
-            Attribute::Failures => writeln!(out, "{}", counters.failures),
-            Attribute::OomDeflatedPages => writeln!(out, "{}", state.oom_deflated_pages),
-            Attribute::RejectedTargets => writeln!(out, "{}", state.rejected_targets),
-            Attribute::HotplugBlocks => writeln!(out, "{}", hotplug.added),
-            Attribute::HotplugOnlined => writeln!(out, "{}", hotplug.onlined),
-            Attribute::HotplugBackedPages => writeln!(out, "{}", hotplug.backed_pages),
-            Attribute::HotplugBalloonedPages => writeln!(out, "{}", hotplug.unbacked_pages),
-            Attribute::HotplugUnremovable => writeln!(out, "{}", hotplug.unremovable),
-            // Written above, before `state` is taken.
-            Attribute::HotplugBlockList => Ok(()),
+                .map_or(Ok(()), |hotplug| hotplug.write_block_list(out)),
+            Show::Value(value) => writeln!(out, "{}", value(&self.status())),
         }
     }
 
-    fn store(&self, attr: Attribute, input: &[u8]) -> Result {
-        match attr {
-            Attribute::TargetKb => {
-                let kib = target::parse_number(input)?;
-                self.set_target(target::kib_to_pages(kib));
-            }
-            Attribute::Target => {
-                let bytes = target::parse_bytes(input)?;
-                self.set_target(usize::try_from(bytes / PAGE_BYTES).map_err(|_| EINVAL)?);
-            }
-            Attribute::MaxScheduleDelay => {
-                let seconds = target::parse_u32(input)?;
-                if seconds == 0 {
-                    return Err(EINVAL);
-                }
+    fn store(&self, file: usize, input: &[u8]) -> Result {
+        // Read-only files: sysfs refuses writes to them, except root's.
+        let parse = FILES.get(file).ok_or(EINVAL)?.store.ok_or(EPERM)?;
+        match parse(input)? {
+            Setting::Target(pages) => self.set_target(pages),
+            Setting::MaxScheduleDelay(seconds) => {
                 self.state.lock().tunables.max_schedule_delay_s = seconds;
             }
-            Attribute::MaxRetryCount => {
-                let count = target::parse_u32(input)?;
+            Setting::MaxRetryCount(count) => {
                 self.state.lock().tunables.max_retry_count = count;
                 self.kick();
             }
-            Attribute::ScrubPages => {
-                let scrub = target::parse_bool(input)?;
-                self.state.lock().tunables.scrub_pages = scrub;
-            }
-            // Read-only files (sysfs refuses writes to them before calling here).
-            _ => return Err(EPERM),
+            Setting::ScrubPages(scrub) => self.state.lock().tunables.scrub_pages = scrub,
         }
         Ok(())
     }

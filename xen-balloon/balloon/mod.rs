@@ -3,8 +3,9 @@
 //! The balloon: the target, the policy worker that moves the domain towards it, and
 //! its status. `worker.rs` is the worker, `engine.rs` the reservation engine,
 //! `target.rs` target parsing and limits, `policy.rs` the tunables and backoff,
-//! `status.rs` the state and reason users read, `interfaces.rs` the sysfs files, the
-//! xenstore watches and the kernel's callbacks.
+//! `status.rs` the state and reason users read, `files.rs` every sysfs file and the
+//! status line, `interfaces.rs` the sysfs handler, the xenstore watches and the
+//! kernel's callbacks.
 //!
 //! Targets arrive from xenstore (`memory/target`, KiB, watched) and from sysfs; each
 //! is clamped to [`Limits`] and re-arms the worker at once. The worker runs a bounded
@@ -52,6 +53,8 @@ use crate::rust::xenstore;
 
 use engine::Reservation;
 use engine::Staging;
+use files::Status;
+use files::StatusLine;
 use policy::Backoff;
 use policy::Tunables;
 use status::Progress;
@@ -59,6 +62,7 @@ use target::pages_to_kib;
 use target::Limits;
 
 mod engine;
+mod files;
 pub(crate) mod interfaces;
 mod policy;
 mod status;
@@ -92,14 +96,9 @@ pub(crate) struct BalloonState {
 
 impl BalloonState {
     /// Why the target is not (exactly) what was asked.
-    pub(crate) fn reason(&self) -> &'static str {
+    fn reason(&self) -> &'static str {
         self.progress
             .reason(self.oom_deflated, self.target_pages != self.requested_pages)
-    }
-
-    /// The state's name.
-    pub(crate) fn progress_name(&self) -> &'static str {
-        self.progress.name()
     }
 
     /// The worker moved pages, or has nothing left to do: a later stall starts its
@@ -324,11 +323,42 @@ impl Balloon {
         }
     }
 
-    /// The hotplug region's summary (all zero without hotplug).
-    pub(crate) fn hotplug_summary(&self) -> Summary {
-        self.hotplug
+    /// What the sysfs files and the status line show, read at once.
+    pub(crate) fn status(&self) -> Status {
+        // Taken before `state`: the hotplug lock is never nested in it.
+        let hotplug = self
+            .hotplug
             .as_ref()
-            .map_or_else(Summary::default, |hotplug| hotplug.summary())
+            .map_or_else(Summary::default, |hotplug| hotplug.summary());
+        let state = self.state.lock();
+        let reservation = &state.reservation;
+        let counters = reservation.counters();
+        Status {
+            state: state.progress.name(),
+            reason: state.reason(),
+            current_pages: reservation.current_pages(),
+            target_pages: state.target_pages,
+            requested_pages: state.requested_pages,
+            ballooned_pages: reservation.ballooned_pages(),
+            floor_pages: self.limits.floor_pages(state.maximum_pages),
+            max_pages: self.limits.max_pages(state.maximum_pages),
+            schedule_delay_s: state.backoff.schedule_delay_s(),
+            max_schedule_delay_s: state.tunables.max_schedule_delay_s,
+            retry_count: state.backoff.retry_count(),
+            max_retry_count: state.tunables.max_retry_count,
+            scrub_pages: state.tunables.scrub_pages,
+            hypercalls: counters.hypercalls,
+            pages_out: counters.pages_out,
+            pages_in: counters.pages_in,
+            failures: counters.failures,
+            oom_deflated_pages: state.oom_deflated_pages,
+            rejected_targets: state.rejected_targets,
+            hotplug_blocks: hotplug.added,
+            hotplug_onlined: hotplug.onlined,
+            hotplug_unremovable: hotplug.unremovable,
+            hotplug_backed_pages: hotplug.backed_pages,
+            hotplug_ballooned_pages: hotplug.unbacked_pages,
+        }
     }
 
     /// Writes a one-line status to xenstore `data/ebb-state` for the host (`memory/`
@@ -337,12 +367,9 @@ impl Balloon {
         if !self.xenstore_up.load(Ordering::Acquire) {
             return;
         }
-        let hotplug = self.hotplug_summary();
-        let line = {
-            let state = self.state.lock();
-            CString::try_from_fmt(fmt!("{}", StatusLine(&state, hotplug)))
-        };
-        let Ok(line) = line else {
+        let status = self.status();
+        // `StatusLine` is `core::fmt::Display` (pure code), which `fmt!` does not take.
+        let Ok(line) = CString::try_from_fmt(format_args!("{}", StatusLine(&status))) else {
             return;
         };
         if let Err(err) = xenstore::write(c"data", c"ebb-state", &line) {
@@ -368,39 +395,5 @@ fn write_feature_balloon(value: &CStr) -> bool {
             pr_warn!("cannot write control/feature-balloon: {:?}\n", err);
             false
         }
-    }
-}
-
-/// The status line: `key=value` pairs separated by spaces.
-struct StatusLine<'a>(&'a BalloonState, Summary);
-
-impl kernel::fmt::Display for StatusLine<'_> {
-    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
-        let state = self.0;
-        let counters = state.reservation.counters();
-        write!(
-            f,
-            "state={} reason={} current_kb={} target_kb={} requested_kb={} ballooned_pages={} \
-             hypercalls={} pages_out={} pages_in={} failures={} oom_deflated_pages={} \
-             rejected_targets={} hotplug_blocks={} hotplug_onlined={} hotplug_unremovable={} hotplug_backed_pages={} \
-             hotplug_ballooned_pages={}",
-            state.progress_name(),
-            state.reason(),
-            pages_to_kib(state.reservation.current_pages()),
-            pages_to_kib(state.target_pages),
-            pages_to_kib(state.requested_pages),
-            state.reservation.ballooned_pages(),
-            counters.hypercalls,
-            counters.pages_out,
-            counters.pages_in,
-            counters.failures,
-            state.oom_deflated_pages,
-            state.rejected_targets,
-            self.1.added,
-            self.1.onlined,
-            self.1.unremovable,
-            self.1.backed_pages,
-            self.1.unbacked_pages,
-        )
     }
 }

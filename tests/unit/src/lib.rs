@@ -13,6 +13,7 @@
 
 #[path = "../../../xen-balloon/balloon"]
 mod balloon {
+    pub(crate) mod files;
     pub(crate) mod policy;
     pub(crate) mod status;
     pub(crate) mod target;
@@ -29,6 +30,8 @@ mod hotplug {
 mod block_tests;
 #[cfg(test)]
 mod extents_tests;
+#[cfg(test)]
+mod files_tests;
 #[cfg(test)]
 mod limits_tests;
 #[cfg(test)]
