@@ -88,8 +88,13 @@ impl Block {
     /// The kernel onlined the extents `chunk` through ebb's callback. Returns those of
     /// them that are backed already (a re-onlining after an offline that kept their
     /// frames): they go to the buddy allocator at once; the rest wait for the worker.
+    ///
+    /// A block a user offlined during a shrink step and onlines again before the step
+    /// ends has its frames in use again: the step's deferred release must skip them,
+    /// or the allocator would hand out pages the hypervisor no longer backs.
     pub(crate) fn online(&mut self, chunk: ExtentSet) -> ExtentSet {
         self.onlined = self.onlined.union(chunk);
+        self.release_deferred = false;
         chunk.intersection(self.backed)
     }
 

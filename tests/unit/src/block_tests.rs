@@ -88,6 +88,23 @@ fn an_offline_block_remembers_what_is_still_backed() {
 }
 
 #[test]
+fn onlining_again_cancels_a_deferred_release() {
+    // A user offlines a backed block while a shrink step defers releases, then onlines
+    // it before the step ends: its frames are in use again and must stay the domain's.
+    let mut block = added();
+    block.online(ALL);
+    for extent in 0..64 {
+        block.backed(extent);
+    }
+    block.going_offline(ExtentSet::EMPTY);
+    block.offline();
+    block.release_deferred = true;
+    assert_eq!(block.online(ExtentSet::range(0, 2)), ExtentSet::range(0, 2));
+    assert!(!block.release_deferred);
+    assert_eq!(block.backed, ALL);
+}
+
+#[test]
 fn a_removed_block_keeps_only_its_backed_extents() {
     let mut block = added();
     block.unremovable = true;
