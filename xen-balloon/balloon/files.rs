@@ -184,14 +184,17 @@ impl File {
     }
 }
 
+/// `pages` shown in KiB.
 fn kib(pages: usize) -> Value {
     Value::Number(pages_to_kib(pages))
 }
 
+/// A counter, delay or flag shown as it is (a flag as 0 or 1).
 fn count(value: impl Into<u64>) -> Value {
     Value::Number(value.into())
 }
 
+/// A count of pages or blocks shown as it is.
 fn number(value: usize) -> Value {
     Value::Number(value as u64)
 }
