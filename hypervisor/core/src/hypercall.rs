@@ -8,7 +8,8 @@
 //! requests become `-errno` (or an extent count); only a [`Fatal`] leaves this layer
 //! as an error.
 //!
-//! Privilege: [`Caller::Guest`] may act only on itself (memory ops naming another
+//! Privilege: a guest's hypercall is served only when its kernel made it
+//! ([`guest_may_call`]); [`Caller::Guest`] may act only on itself (memory ops naming another
 //! domain are denied) and never use sysctl or domctl (`-EPERM`);
 //! [`Caller::ControlPlane`] (ebbctl over the control serial line) may act on any
 //! domain but is no domain itself.
@@ -35,6 +36,20 @@ pub enum Caller {
     Guest(DomId),
     /// The host's control plane.
     ControlPlane,
+}
+
+/// Whether a guest's hypercall may be served, from the privilege level it was made
+/// at (0 the most privileged: x86's CPL). Only the guest's kernel may call: a user
+/// process would otherwise reach every guest address through the buffers it names
+/// and could balloon out kernel frames or power the machine off (KVM's
+/// CVE-2009-3290). As Xen's `hvm_hypercall`, any other level is refused with
+/// `-EPERM`, before the call is decoded or counted by its number.
+pub fn guest_may_call(privilege_level: u8) -> Result<(), Errno> {
+    if privilege_level == 0 {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
 }
 
 /// A hypercall as made: its number and argument registers (rdi, rsi, rdx, r10, r8).
@@ -125,5 +140,20 @@ impl Hypervisor {
         } else {
             Err(Errno::ESRCH)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_guest_kernel_may_call() {
+        assert_eq!(guest_may_call(0), Ok(()));
+        for user in 1..=3 {
+            assert_eq!(guest_may_call(user), Err(Errno::EPERM));
+        }
+        // What the refused caller finds in rax: Xen's -EPERM.
+        assert_eq!(Errno::EPERM.as_return() as u64, u64::MAX);
     }
 }

@@ -1,5 +1,5 @@
 //! Diagnostics: counters of what the guest made ebbhv do (VM exits by exit code,
-//! hypercalls by (number, sub-op), port I/O, timer events and time spent idle),
+//! hypercalls by (number, sub-op) and those refused to user space, port I/O, timer events and time spent idle),
 //! the `[hv]` summary printed when the guest reaches /init and when the run ends,
 //! the counters `ebbctl info` shows, and the things logged once.
 
@@ -65,6 +65,7 @@ impl Diagnostics {
         for (&(number, sub), &n) in &s.hypercalls {
             out.push((format!("hc_{}_{sub}", hypercall_name(number)), n));
         }
+        out.push((String::from("hc_refused_user"), s.refused_hypercalls));
         out.push((String::from("timer_events"), s.timer_events));
         out.push((String::from("idle_ms"), clocks.ticks_to_ms(s.idle_tsc)));
         out.push((
@@ -84,6 +85,8 @@ pub struct Stats {
     exits: [u64; EXIT_SLOTS],
     /// Hypercalls made, by (number, sub-op).
     hypercalls: BTreeMap<(u64, u64), u64>,
+    /// Hypercalls refused because the guest made them from user space.
+    refused_hypercalls: u64,
     /// Port I/O exits, by port.
     io_ports: BTreeMap<u16, u64>,
     /// VIRQ_TIMER events raised.
@@ -97,6 +100,7 @@ impl Default for Stats {
         Stats {
             exits: [0; EXIT_SLOTS],
             hypercalls: BTreeMap::new(),
+            refused_hypercalls: 0,
             io_ports: BTreeMap::new(),
             timer_events: 0,
             idle_tsc: 0,
@@ -130,14 +134,19 @@ impl Stats {
         *self.hypercalls.entry((number, sub)).or_insert(0) += 1;
     }
 
+    /// Counts one hypercall refused with `-EPERM` (made from user space).
+    pub fn refused_hypercall(&mut self) {
+        self.refused_hypercalls += 1;
+    }
+
     /// Exits in total.
     pub fn total_exits(&self) -> u64 {
         self.exits.iter().sum()
     }
 
-    /// Hypercalls in total.
+    /// Hypercalls in total, refused ones included.
     pub fn total_hypercalls(&self) -> u64 {
-        self.hypercalls.values().sum()
+        self.hypercalls.values().sum::<u64>() + self.refused_hypercalls
     }
 }
 
@@ -203,6 +212,9 @@ pub fn report(diag: &Diagnostics, clocks: &Clocks, title: &str) {
             log!("  hypercalls:{line}");
             line.clear();
         }
+    }
+    if s.refused_hypercalls > 0 {
+        line.push_str(&format!(" refused_user={}", s.refused_hypercalls));
     }
     if !line.is_empty() {
         log!("  hypercalls:{line}");

@@ -239,6 +239,7 @@ skip_test() {
 #   xen        the kernel runs as a Xen domain (ebb.ko refuses to load elsewhere)
 #   ebb.ko     ebb.ko is installed where modprobe finds it
 #   memcheck   the guest-side memcheck program (tests/guest/memcheck.c)
+#   vmmcall    the guest-side vmmcall program (tests/guest/vmmcall.c)
 #   xenstore   the xenstore tool, and a store that answers
 #   host       the host's agent answers requests (scripts/run-guest.sh under ebbhv,
 #              scripts/xen/dom0-agent.py under a real Xen)
@@ -253,6 +254,7 @@ ebb_require() {
         xen) why="not on Xen"; on_xen ;;
         ebb.ko) why="ebb.ko not installed"; [ -n "$(ebb_ko)" ] ;;
         memcheck) why="memcheck not installed"; command -v memcheck >/dev/null ;;
+        vmmcall) why="vmmcall not installed"; command -v vmmcall >/dev/null ;;
         xenstore) why="xenstore does not answer"; have_xenstore ;;
         host) why="no host agent answers (run under scripts/run-guest.sh)"; host_request ping ;;
         fail-next) why="the hypervisor has no fail-next (not ebbhv)"; host_can_fail ;;

@@ -1,5 +1,8 @@
 //! VMMCALL: the Xen hypercall table.
 //!
+//! Only the guest's kernel (CPL 0) may call; a call from user space gets `-EPERM`
+//! and is not dispatched (`ebbhv_core::hypercall::guest_may_call`).
+//!
 //! RAX holds the hypercall number, RDI RSI RDX R10 R8 the arguments, and the result
 //! goes back in RAX. Memory ops (and anything else the platform does not serve
 //! itself) go to the core, with the caller's memory reached through its page tables
@@ -18,7 +21,7 @@ use ebbhv_core::abi::platform::{schedop, SchedShutdown};
 use ebbhv_core::addr::CallerAddr;
 use ebbhv_core::error::{Errno, Fatal};
 use ebbhv_core::guest::GuestMemory;
-use ebbhv_core::hypercall::{Caller, Hypercall, Outcome};
+use ebbhv_core::hypercall::{guest_may_call, Caller, Hypercall, Outcome};
 
 use super::{caller_memory, domain, Machine};
 use crate::diagnostics::Once;
@@ -39,6 +42,12 @@ impl Machine {
     /// Handles the VMMCALL the guest just made.
     pub(super) fn hypercall(&mut self) -> core::result::Result<Done, Fatal> {
         let v = self.cpu.vcpu();
+        if let Err(refused) = guest_may_call(v.save().cpl) {
+            // A user process's call: nothing of it is looked at, and it is counted
+            // under one key, so it cannot grow the stats either.
+            self.diag.stats_mut().refused_hypercall();
+            return Ok(Done::Return(refused.as_return()));
+        }
         let r = v.regs();
         let call = Hypercall {
             nr: v.save().rax,
