@@ -38,6 +38,7 @@
 //! and the notifier synchronously.
 
 use core::sync::atomic::AtomicBool;
+use core::sync::atomic::AtomicU32;
 use core::sync::atomic::AtomicUsize;
 use core::sync::atomic::Ordering;
 
@@ -129,7 +130,13 @@ pub(crate) struct Hotplug {
     /// A shrink step is removing blocks: the frames of blocks that go offline wait
     /// for its end ([`Block::release_deferred`]). Cleared only under `blocks`.
     defer_release: AtomicBool,
+    /// How long a block's removal may take before it is given up (`shrink.rs`).
+    remove_timeout_ms: AtomicU32,
 }
+
+/// How long a block's removal may take by default: migrating a 128 MiB block takes
+/// well under a second on hardware and a few seconds under emulation.
+pub(crate) const DEFAULT_REMOVE_TIMEOUT_MS: u32 = 30_000;
 
 impl Hotplug {
     /// The region above `boot_pages` up to `max_pages` (the domain's reservation at
@@ -174,6 +181,7 @@ impl Hotplug {
                 unfolded_hypercalls: AtomicUsize::new(0),
                 unloading: AtomicBool::new(false),
                 defer_release: AtomicBool::new(false),
+                remove_timeout_ms: AtomicU32::new(DEFAULT_REMOVE_TIMEOUT_MS),
             }),
             GFP_KERNEL,
         )?;

@@ -4,6 +4,13 @@
 //! notifier gives their frames back), giving frames of offline blocks back to the
 //! hypervisor, and removing everything at unload.
 //!
+//! A removal gives up after `remove_timeout_ms` (`ebb/remove_timeout_ms`, 30 s by
+//! default): an offline retries migrating a page that never moves until a signal
+//! comes, and none reaches the worker, so each runs in a thread of its own that is
+//! sent one when the time is up (`memory_hotplug::offline_and_remove_within`). The
+//! block then counts as unremovable until the target changes, as when it refuses at
+//! once, and rmmod never waits for a removal without end.
+//!
 //! Lock order: as `hotplug/mod.rs` (`blocks` is never held across
 //! `offline_and_remove_memory`).
 
@@ -35,13 +42,14 @@ impl Hotplug {
         let mut removed = false;
         while let Some((index, pages)) = self.removable_block(excess, free_reserve) {
             // Without the lock: the notifier takes it while the block goes offline.
-            let (start, size) = self.block_range(index);
-            if let Err(err) = memory_hotplug::offline_and_remove(start, size) {
+            if let Err(err) = self.offline_and_remove(index) {
                 pr_info!(
                     "memory block {} cannot be removed now ({:?}): it holds pages that cannot \
-                     move; ballooning instead, and not retrying it until the target changes\n",
+                     move (in {} ms); ballooning instead, and not retrying it until the target \
+                     changes\n",
                     self.region.memory_block_id(index),
-                    err
+                    err,
+                    self.remove_timeout_ms()
                 );
                 self.blocks.lock().blocks[index].unremovable = true;
                 break;
@@ -241,10 +249,26 @@ impl Hotplug {
         removed
     }
 
+    /// Offlines and removes block `index`, giving up after `remove_timeout_ms`.
+    fn offline_and_remove(&self, index: usize) -> Result {
+        let (start, size) = self.block_range(index);
+        memory_hotplug::offline_and_remove_within(start, size, self.remove_timeout_ms())
+    }
+
+    /// How long a removal may take before it is given up, in milliseconds.
+    pub(crate) fn remove_timeout_ms(&self) -> u32 {
+        self.remove_timeout_ms.load(Ordering::Relaxed)
+    }
+
+    /// Sets how long a removal may take before it is given up (at least 1 ms).
+    pub(crate) fn set_remove_timeout_ms(&self, timeout_ms: u32) {
+        self.remove_timeout_ms
+            .store(timeout_ms.max(1), Ordering::Relaxed);
+    }
+
     /// Offlines and removes block `index` at unload; says why when it cannot.
     fn remove_at_unload(&self, index: usize) -> bool {
-        let (start, size) = self.block_range(index);
-        match memory_hotplug::offline_and_remove(start, size) {
+        match self.offline_and_remove(index) {
             Ok(()) => {
                 self.forget_removed(index);
                 true

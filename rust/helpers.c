@@ -5,9 +5,12 @@
 #include <linux/err.h>
 #include <linux/gfp.h>
 #include <linux/highmem.h>
+#include <linux/kthread.h>
 #include <linux/memory_hotplug.h>
 #include <linux/mm.h>
 #include <linux/page-flags.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
 #include <linux/slab.h>
 #include <linux/vmstat.h>
 #include <linux/workqueue.h>
@@ -147,6 +150,50 @@ void ebb_helper_pages_get_offline_refs(unsigned long pfn, unsigned long nr_pages
 
 	for (i = 0; i < nr_pages; i++)
 		page_ref_inc(pfn_to_page(pfn + i));
+}
+
+struct ebb_removal {
+	u64 start;
+	u64 size;
+	int rc;
+	struct completion done;
+};
+
+static int ebb_removal_thread(void *data)
+{
+	struct ebb_removal *removal = data;
+
+	/* offline_pages() gives up with -EINTR once a signal is pending. */
+	allow_signal(SIGKILL);
+	removal->rc = offline_and_remove_memory(removal->start, removal->size);
+	kthread_complete_and_exit(&removal->done, 0);
+}
+
+/*
+ * offline_and_remove_memory(), given up after timeout_ms. An offline retries
+ * migrating the pages it holds until a signal is pending: in a kernel worker, which no
+ * signal reaches, a page that never moves would keep it (and rmmod, which waits for
+ * the worker) forever. So the removal runs in a thread of its own that accepts
+ * SIGKILL, and gets one when the time is up: the offline then fails with -EINTR and
+ * rolls back, and the block stays as it was.
+ */
+int ebb_helper_offline_and_remove_within(u64 start, u64 size, unsigned int timeout_ms)
+{
+	struct ebb_removal removal = { .start = start, .size = size };
+	struct task_struct *task;
+
+	init_completion(&removal.done);
+	task = kthread_create(ebb_removal_thread, &removal, "ebb-remove");
+	if (IS_ERR(task))
+		return PTR_ERR(task);
+	get_task_struct(task);
+	wake_up_process(task);
+	if (!wait_for_completion_timeout(&removal.done, msecs_to_jiffies(timeout_ms))) {
+		send_sig(SIGKILL, task, 1);
+		wait_for_completion(&removal.done);
+	}
+	put_task_struct(task);
+	return removal.rc;
 }
 
 unsigned long ebb_helper_totalram_pages(void)

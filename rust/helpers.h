@@ -39,6 +39,7 @@ void ebb_helper_clear_highpage(struct page *page);
 void ebb_helper_set_page_offline(struct page *page);
 void ebb_helper_clear_page_offline(struct page *page);
 bool ebb_helper_pages_put_offline_refs(unsigned long pfn, unsigned long nr_pages);
+int ebb_helper_offline_and_remove_within(u64 start, u64 size, unsigned int timeout_ms);
 void ebb_helper_pages_get_offline_refs(unsigned long pfn, unsigned long nr_pages);
 unsigned long ebb_helper_totalram_pages(void);
 unsigned long ebb_helper_present_pages(void);

@@ -82,10 +82,14 @@ impl Drop for MemoryGroup {
 }
 
 /// Offlines (migrating what it holds) and removes `size` bytes of memory at `start`
-/// that [`MemoryGroup::add_memory`] added.
-pub(crate) fn offline_and_remove(start: u64, size: u64) -> Result {
+/// that [`MemoryGroup::add_memory`] added, giving up after `timeout_ms` (`EINTR`, the
+/// memory stays as it was): an offline that cannot move a page retries until a
+/// signal comes, so it runs in a thread of its own that is sent one.
+pub(crate) fn offline_and_remove_within(start: u64, size: u64, timeout_ms: u32) -> Result {
     // SAFETY: any range is accepted; one that is not added memory is an error.
-    kernel::error::to_result(unsafe { bindings::offline_and_remove_memory(start, size) })
+    kernel::error::to_result(unsafe {
+        bindings::ebb_helper_offline_and_remove_within(start, size, timeout_ms)
+    })
 }
 
 /// Pages being onlined: 2^order pages from `pfn`, aligned to their size, freshly

@@ -98,6 +98,8 @@ pub(crate) struct Status {
     pub(crate) hotplug_backed_pages: usize,
     /// Pages of onlined blocks kept offline, unbacked.
     pub(crate) hotplug_ballooned_pages: usize,
+    /// How long a block's removal may take before it is given up, in ms.
+    pub(crate) remove_timeout_ms: u32,
 }
 
 /// A file's value.
@@ -138,6 +140,8 @@ pub(crate) enum Setting {
     MaxRetryCount(u32),
     /// `scrub_pages`.
     ScrubPages(bool),
+    /// `ebb/remove_timeout_ms`, in milliseconds (at least 1).
+    RemoveTimeout(u32),
 }
 
 /// Parses a write to a file.
@@ -170,9 +174,18 @@ impl File {
     }
 
     const fn writable(name: &'static CStr, value: fn(&Status) -> Value, store: Parse) -> Self {
+        Self::writable_in(name, Dir::Device, value, store)
+    }
+
+    const fn writable_in(
+        name: &'static CStr,
+        dir: Dir,
+        value: fn(&Status) -> Value,
+        store: Parse,
+    ) -> Self {
         Self {
             store: Some(store),
-            ..Self::read_only(name, Dir::Device, value)
+            ..Self::read_only(name, dir, value)
         }
     }
 
@@ -200,7 +213,7 @@ fn number(value: usize) -> Value {
 }
 
 /// The device's files: those of the status line first, in its order, then the rest.
-pub(crate) static FILES: [File; 28] = [
+pub(crate) static FILES: [File; 29] = [
     File::read_only(c"state", Dir::Ebb, |s| Value::Name(s.state)).in_status_line(),
     File::read_only(c"reason", Dir::Ebb, |s| Value::Name(s.reason)).in_status_line(),
     File::read_only(c"current_kb", Dir::Info, |s| kib(s.current_pages)).in_status_line(),
@@ -273,6 +286,17 @@ pub(crate) static FILES: [File; 28] = [
     File::read_only(c"high_kb", Dir::Info, |_| Value::Number(0)),
     File::read_only(c"floor_kb", Dir::Ebb, |s| kib(s.floor_pages)),
     File::read_only(c"max_kb", Dir::Ebb, |s| kib(s.max_pages)),
+    // A block's removal that takes longer is given up (the block stays, unremovable
+    // until the target changes): an offline can retry a page that never moves forever.
+    File::writable_in(
+        c"remove_timeout_ms",
+        Dir::Ebb,
+        |s| count(s.remove_timeout_ms),
+        |input| match parse_u32(input)? {
+            0 => Err(Invalid),
+            ms => Ok(Setting::RemoveTimeout(ms)),
+        },
+    ),
     File {
         name: c"hotplug_block_list",
         dir: Dir::Ebb,

@@ -89,6 +89,11 @@ impl SysfsHandler for Balloon {
                 self.kick();
             }
             Setting::ScrubPages(scrub) => self.state.lock().tunables.scrub_pages = scrub,
+            Setting::RemoveTimeout(timeout_ms) => match &self.hotplug {
+                Some(hotplug) => hotplug.set_remove_timeout_ms(timeout_ms),
+                // Without hotplug there is nothing to remove.
+                None => return Err(ENODEV),
+            },
         }
         Ok(())
     }

@@ -47,6 +47,7 @@ use kernel::sync::SpinLock;
 
 use crate::hotplug::Hotplug;
 use crate::hotplug::Summary;
+use crate::hotplug::DEFAULT_REMOVE_TIMEOUT_MS;
 use crate::rust::delayed_work::DelayedWork;
 use crate::rust::xen_reservation;
 use crate::rust::xenstore;
@@ -358,6 +359,12 @@ impl Balloon {
             hotplug_unremovable: hotplug.unremovable,
             hotplug_backed_pages: hotplug.backed_pages,
             hotplug_ballooned_pages: hotplug.unbacked_pages,
+            remove_timeout_ms: self
+                .hotplug
+                .as_ref()
+                .map_or(DEFAULT_REMOVE_TIMEOUT_MS, |hotplug| {
+                    hotplug.remove_timeout_ms()
+                }),
         }
     }
 

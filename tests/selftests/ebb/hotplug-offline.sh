@@ -14,8 +14,8 @@ cd "$(dirname "$0")" || exit 1
 INJECT=/sys/kernel/debug/notifier-error-inject/memory/actions
 
 ktap_print_header
-ebb_require "user offline of ebb's blocks" xen ebb.ko xenstore host hotplug
-ktap_set_plan 14
+ebb_require "user offline of ebb's blocks" xen ebb.ko xenstore host hotplug memcheck
+ktap_set_plan 15
 
 ebb_start_measured hotplug-offline.sh
 echo online_movable > $MEM/auto_online_blocks
@@ -165,6 +165,38 @@ else
     ktap_test_skip "unremovable block reporting (no memory-notifier-error-inject)"
     ktap_test_skip "unremovable block retried after a target change (no memory-notifier-error-inject)"
 fi
+
+# 8c. A removal that outlasts ebb/remove_timeout_ms is given up: the offline is
+# interrupted (EINTR), the block stays and is reported unremovable, and ballooning
+# reaches the target. memcheck holds 512 MiB meanwhile: user memory fills
+# ZONE_MOVABLE, ebb's blocks, first, so each offline has pages to migrate and outlasts
+# 1 ms; every one of them must stay intact. A timeout of 0 is refused.
+timeout0=$(cat $SYS/ebb/remove_timeout_ms)
+{ echo 0 > $SYS/ebb/remove_timeout_ms; } 2>/dev/null && zero_refused=no || zero_refused=yes
+reports0=$(dmesg_since "$log_mark" | grep -c "cannot be removed now (Error(4))")
+cat > /tmp/ebb-remove-timeout.sh <<SCRIPT
+. $PWD/lib.sh
+echo 1 > $SYS/ebb/remove_timeout_ms || exit 1
+host_request mem-set $((target0 / 1024)) >/dev/null 2>&1 || exit 1
+[ "\$(wait_state $target0)" = reached ] || exit 1
+echo \$(cat $SYS/ebb/hotplug_unremovable $SYS/ebb/hotplug_blocks $SYS/info/current_kb) > /tmp/ebb-timed-out
+echo $timeout0 > $SYS/ebb/remove_timeout_ms || exit 1
+host_request mem-set $((up_kb / 1024)) >/dev/null 2>&1 || exit 1
+[ "\$(wait_state $up_kb)" = reached ]
+SCRIPT
+out=$(memcheck 512 1 "sh /tmp/ebb-remove-timeout.sh" 2>&1)
+status=$?
+echo "$out" | sed 's/^/#   /'
+read -r unremovable blocks cur < /tmp/ebb-timed-out 2>/dev/null || true
+reports=$(dmesg_since "$log_mark" | grep -c "cannot be removed now (Error(4))")
+ktap_print_msg "with a 1 ms removal timeout: ${unremovable:-?} of ${blocks:-?} blocks unremovable, current ${cur:-?} KiB," \
+    "$((reports - reports0)) EINTR reports; memcheck status $status; timeout now $(cat $SYS/ebb/remove_timeout_ms) ms"
+removal_times_out() {
+    [ "$zero_refused" = yes ] && [ "$status" = 0 ] && [ "${unremovable:-0}" -ge 1 ] &&
+        [ "${cur:-}" = "$target0" ] && [ $((reports - reports0)) -ge 1 ] &&
+        [ "$(cat $SYS/ebb/remove_timeout_ms)" = "$timeout0" ] && holds_above_boot 196608
+}
+ktap_test_result "a removal that outlasts ebb/remove_timeout_ms is interrupted: the block stays, unremovable, and ballooning reaches the target; memcheck's pages intact" removal_times_out
 
 # 9. The upstream memory-hotplug selftest with ebb's blocks online among the others.
 # It onlines what it offlined with `online`: the auto-movable policy keeps ebb's

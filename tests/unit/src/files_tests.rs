@@ -59,6 +59,7 @@ fn sample() -> Status {
         hotplug_unremovable: 1,
         hotplug_backed_pages: 49152,
         hotplug_ballooned_pages: 16384,
+        remove_timeout_ms: 30000,
     }
 }
 
@@ -97,10 +98,16 @@ fn the_c_drivers_files_keep_their_directories_and_modes() {
 }
 
 #[test]
-fn ebbs_own_files_are_read_only_under_ebb() {
+fn ebbs_own_files_are_under_ebb_and_read_only_but_the_removal_timeout() {
     let own: Vec<&File> = FILES.iter().filter(|file| file.dir == Dir::Ebb).collect();
-    assert_eq!(own.len(), 18);
-    assert!(own.iter().all(|file| file.store.is_none()));
+    assert_eq!(own.len(), 19);
+    let writable: Vec<&str> = own
+        .iter()
+        .filter(|file| file.store.is_some())
+        .map(|file| file.name.to_str().unwrap())
+        .collect();
+    assert_eq!(writable, ["remove_timeout_ms"]);
+    assert!(!file("remove_timeout_ms").status_line);
     assert!(matches!(file("hotplug_block_list").show, Show::BlockList));
     assert!(!file("hotplug_block_list").status_line);
 }
@@ -166,6 +173,14 @@ fn writes_are_parsed_per_file() {
     );
     assert_eq!(store("scrub_pages", b"0\n"), Ok(Setting::ScrubPages(false)));
     assert_eq!(store("scrub_pages", b"on"), Ok(Setting::ScrubPages(true)));
+    assert_eq!(
+        store("remove_timeout_ms", b"1\n"),
+        Ok(Setting::RemoveTimeout(1))
+    );
+    assert_eq!(
+        store("remove_timeout_ms", b"30000"),
+        Ok(Setting::RemoveTimeout(30000))
+    );
 }
 
 #[test]
@@ -180,6 +195,9 @@ fn bad_writes_are_refused() {
         ("max_schedule_delay", b"4294967296"),
         ("max_retry_count", b"-1"),
         ("scrub_pages", b"2"),
+        ("remove_timeout_ms", b"0"),
+        ("remove_timeout_ms", b"-5"),
+        ("remove_timeout_ms", b"1s"),
     ] {
         assert_eq!(store(name, junk), Err(Invalid), "{name} {junk:?}");
     }
