@@ -26,13 +26,16 @@
 //! Lock order: `Balloon::staging` → `Balloon::state`, and `mem_hotplug_lock` →
 //! `Balloon::state` (the online callback and the memory notifier take `state`; nothing
 //! that holds `state` adds, removes, onlines or offlines memory). `Hotplug::blocks` is
-//! never taken under `staging` or `state`. `staging` is the worker's own (it allocates
-//! and scrubs a balloon-out batch under it, without `state`). `state` holds everything
-//! else; it is taken by the worker (once per batch, never across a sleep), sysfs, the
-//! xenstore watch, the hotplug callbacks and the rmmod drain; the OOM notifier only
-//! try-locks it (for a bounded time), because the worker may allocate (its balloon-list
-//! growth) while holding it. Nothing else is taken while holding either, except the
-//! allocator's and the hypervisor's locks.
+//! never taken under `staging` or `state`. `staging` is the worker's own: it allocates
+//! and scrubs a balloon-out batch under it, and makes each batch's hypercall from it,
+//! without `state` (`engine.rs`). `state` holds everything else; it is taken by the
+//! worker (briefly, to move a batch's runs in and out of the balloon and to account
+//! the outcome, never across a hypercall of its own or a sleep), sysfs, the xenstore
+//! watch, the hotplug callbacks and the rmmod drain (which populates under it, with
+//! the worker stopped); the OOM notifier, which may run inside an allocation made by
+//! any of them, only try-locks it, for a bounded time, and populates one extent
+//! under it. Nothing else is taken while holding either, except the allocator's and
+//! the hypervisor's locks.
 
 use core::sync::atomic::AtomicBool;
 use core::sync::atomic::Ordering;
