@@ -204,10 +204,10 @@ fi
 # and a maximum above the boot size are ebbhv's; README, "On a real Xen").
 if scripts/setup-xen.sh; then
     run_guest_tests xen-pvh guest ebb:module.sh ebb:balloon.sh ebb:integrity.sh ebb:oom.sh \
-        ebb:maxmem.sh ebb:stall.sh ebb:throughput.sh ebb:xenstore.sh
+        ebb:maxmem.sh ebb:stall.sh ebb:throughput.sh ebb:xenstore.sh ebb:smp.sh ebb:hostile.sh
     run_guest_tests xen-pod guest ebb:pod.sh ebb:integrity.sh ebb:xenstore.sh
     run_guest_tests xen-pv guest ebb:module.sh ebb:balloon.sh ebb:integrity.sh ebb:oom.sh \
-        ebb:stall.sh ebb:xenstore.sh
+        ebb:stall.sh ebb:xenstore.sh ebb:smp.sh
 else
     record FAIL "guest: the real-Xen test bed sets up (scripts/setup-xen.sh)"
 fi
