@@ -123,6 +123,18 @@ qemu=("${EBB_XEN_QEMU:-$xen/qemu-system-x86_64}" -accel "tcg${EBB_XEN_TCG:+,$EBB
     -initrd "$xen/dom0-vmlinuz $dom0_cmdline,$xen/dom0-initrd.cpio.gz"
     -drive "file=$xen/dom0-rootfs.ext4,if=virtio,format=raw,snapshot=on")
 
+# Runs the machine unattended with run.tar ($run_tar) as dom0's second disk, the
+# console to $1/console.log, for at most $2 seconds; sets status (QEMU's, 124 on a
+# timeout) and removes the archive.
+run_unattended() {
+    status=0
+    timeout --foreground "$2" "${qemu[@]}" \
+        -drive "file=$run_tar,if=virtio,format=raw,readonly=on" \
+        -display none -monitor none -serial stdio "${extra[@]}" \
+        </dev/null >"$1/console.log" 2>&1 || status=$?
+    rm -f "$run_tar"
+}
+
 case "$mode" in
 shell)
     dir=$EBB_BUILD/xen/shell
@@ -138,12 +150,9 @@ test)
     tests=$(IFS=,; echo "$*")
     make_run "$results" test "ebb.mode=test ebb.tests=$tests"
     log "kselftests in a $guest domU of Xen ($type, memory $mem maxmem $maxmem MiB, $vcpus vCPUs; $flavour kernel); console log: $results/console.log"
-    status=0 note=
+    note=
     start=$SECONDS
-    timeout --foreground "${EBB_TIMEOUT:-900}" "${qemu[@]}" \
-        -drive "file=$run_tar,if=virtio,format=raw,readonly=on" \
-        -display none -monitor none -serial stdio "${extra[@]}" \
-        </dev/null >"$results/console.log" 2>&1 || status=$?
+    run_unattended "$results" "${EBB_TIMEOUT:-900}"
     case $status in
         0) ;;
         124) note="timed out after ${EBB_TIMEOUT:-900} s" ;;
@@ -151,7 +160,6 @@ test)
     esac
     [ -z "$note" ] || log "$note"
     log "the run took $((SECONDS - start)) s"
-    rm -f "$run_tar"
     python3 "$EBB_ROOT/scripts/ktap-summary.py" --name "guest (xen-$guest, $vcpus vCPU$([ "$vcpus" = 1 ] || echo s))" \
         --allowed-skips "$EBB_ROOT/tests/selftests/ebb/expected-skips.xen-$guest" \
         --run-status "$status" --run-note "$note" \
@@ -163,12 +171,7 @@ bench)
     make_run "$results" bench \
         "ebb.mode=bench ebb.bench_hold=${EBB_BENCH_HOLD_S:-30} ebb.bench_rounds=${EBB_BENCH_ROUNDS:-3}"
     log "balloon benchmark in a $guest domU of Xen ($type, memory $mem maxmem $maxmem MiB, $vcpus vCPUs; $flavour kernel); console log: $results/console.log"
-    status=0
-    timeout --foreground "${EBB_TIMEOUT:-1800}" "${qemu[@]}" \
-        -drive "file=$run_tar,if=virtio,format=raw,readonly=on" \
-        -display none -monitor none -serial stdio "${extra[@]}" \
-        </dev/null >"$results/console.log" 2>&1 || status=$?
-    rm -f "$run_tar"
+    run_unattended "$results" "${EBB_TIMEOUT:-1800}"
     [ "$status" = 0 ] || log "qemu exited with status $status"
     [ "$status" != 0 ] || grep -q "EBB-BENCH-END rc=0" "$results/console.log" || status=1
     exit "$status"
