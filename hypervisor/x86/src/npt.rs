@@ -118,8 +118,12 @@ impl NestedTables {
     }
 
     /// Translates `gpa` as the CPU would: the host address and whether it is
-    /// writable.
+    /// writable. An address at or above 2^48, which 4 levels cannot index, maps
+    /// to nothing (its high bits are never dropped to land on a lower page).
     pub fn translate(&self, mem: &dyn TableMemory, gpa: GuestPhys) -> Option<(HostPhys, bool)> {
+        if gpa.0 >> level_shift(5) != 0 {
+            return None;
+        }
         let mut table = self.root;
         for level in (1..=4).rev() {
             let e = mem.read(table, index(gpa.0, level));
@@ -259,6 +263,9 @@ mod tests {
             Some((HostPhys(0x8123_4567), true))
         );
         assert_eq!(t.translate(&mem, GuestPhys(0x2000)), None);
+        // Bits 48..51 set: no folding onto the page at 0x1000.
+        assert_eq!(t.translate(&mem, GuestPhys((1 << 48) | 0x1234)), None);
+        assert_eq!(t.translate(&mem, GuestPhys((0xf << 48) | 0x1234)), None);
         let leaf = mem.read(t.root(), 0);
         assert_ne!(leaf & PTE_US, 0, "nested entries need U=1");
 

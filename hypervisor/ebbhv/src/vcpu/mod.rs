@@ -24,6 +24,8 @@ use ebbhv_x86::walk::PagingMode;
 
 /// RFLAGS.IF.
 const RFLAGS_IF: u64 = 1 << 9;
+/// The CPUID leaf whose EAX[7:0] is MAXPHYADDR.
+const PHYS_ADDR_LEAF: u32 = 0x8000_0008;
 /// Exception vectors ebbhv injects.
 const UD: u8 = 6;
 const GP: u8 = 13;
@@ -32,6 +34,8 @@ const GP: u8 = 13;
 /// APIC, and the vector offered to the current run.
 pub struct Cpu {
     vcpu: Vcpu,
+    /// The guest's MAXPHYADDR: CPUID passes the host's leaf 0x80000008 through.
+    phys_bits: u32,
     lapic: VLapic,
     offered: Option<Offered>,
 }
@@ -41,6 +45,7 @@ impl Cpu {
     pub fn new(vcpu: Vcpu) -> Cpu {
         Cpu {
             vcpu,
+            phys_bits: ebbhv_hal::cpuid(PHYS_ADDR_LEAF, 0)[0] & 0xff,
             lapic: VLapic::default(),
             offered: None,
         }
@@ -56,7 +61,8 @@ impl Cpu {
         &mut self.vcpu
     }
 
-    /// The guest's paging registers.
+    /// The guest's paging registers and privilege, for walking its page tables
+    /// as its own access would.
     pub fn paging_mode(&self) -> PagingMode {
         let s = self.vcpu.save();
         PagingMode {
@@ -64,6 +70,9 @@ impl Cpu {
             cr3: s.cr3,
             cr4: s.cr4,
             efer: s.efer,
+            rflags: s.rflags,
+            cpl: s.cpl,
+            phys_bits: self.phys_bits,
         }
     }
 
