@@ -10,6 +10,12 @@ split like a shell would, never through a shell), then writes what it printed to
 guest's xenstore key `data/ebb-host/<id>-output` and its exit status to
 `data/ebb-host/<id>`, where the guest waits for it (the `xenstore wait` tool). The
 log also gets both, behind `[host]`.
+
+When ebbhv reports that the domain crashed (`[hv] domain N crashed: REASON`), the
+agent asks `ebbctl info` (whose `state` and `reason` go to the log, showing that
+ebbhv still answers) and then destroys the domain with `ebbctl shutdown --force`,
+which ends the run as a guest crash (run-hv.sh status 2) at once instead of after
+ebbhv's own grace period.
 """
 
 import argparse
@@ -20,6 +26,7 @@ import subprocess
 import sys
 
 REQUEST = re.compile(r"EBB-HOST-REQUEST (\w{1,32}) (.+)$")
+CRASHED = re.compile(r"\[hv\] domain \d+ crashed: ")
 # What of ebbctl's output the guest can read back (a xenstore value is at most 4 KiB).
 OUTPUT_MAX = 2048
 
@@ -55,6 +62,13 @@ def main():
             if args.echo:
                 sys.stdout.write(line)
                 sys.stdout.flush()
+            if CRASHED.search(line):
+                for verb in (["info"], ["shutdown", "--force"]):
+                    status, output = ebbctl(verb)
+                    note(f"domain crashed: ebbctl {' '.join(verb)} -> {status}")
+                    if output:
+                        note(output)
+                continue
             m = REQUEST.search(line.rstrip("\r\n"))
             if not m:
                 continue

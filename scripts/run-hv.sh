@@ -26,7 +26,9 @@
 # at the path is removed first); `ebbctl --socket PATH info` (or EBBCTL_SOCKET=PATH)
 # talks to ebbhv through it while the guest runs.
 # Exit status: 0 when ebbhv ends the run normally (guest poweroff), 1 hypervisor
-# fault, 2 guest crash or fatal state (both with ebbhv's report above), 3 guest
+# fault, 2 guest crash or a domain ebbhv crashed for a guest fault (both with
+# ebbhv's report above; a crashed domain first waits up to 30 s for a destroy
+# from the control channel, which the host agent of run-guest.sh sends), 3 guest
 # reboot, 124 timeout, anything else from QEMU.
 set -euo pipefail
 EBB_LOG_TAG=run-hv

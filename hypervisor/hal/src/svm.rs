@@ -131,6 +131,10 @@ pub struct Vcpu {
 
 /// The guest's ASID (0 belongs to the host).
 const GUEST_ASID: u32 = 1;
+/// The exceptions intercepted (bit n of the VMCB's exception intercepts is
+/// vector n): #DB and #AC.
+const VECTOR_DB: u32 = 1;
+const VECTOR_AC: u32 = 17;
 /// The PAT value at reset.
 const PAT_RESET: u64 = 0x0007_0406_0007_0406;
 
@@ -175,6 +179,7 @@ impl Vcpu {
             | INTERCEPT2_SKINIT
             | INTERCEPT2_MONITOR
             | INTERCEPT2_MWAIT;
+        c.intercept_exceptions = (1 << VECTOR_DB) | (1 << VECTOR_AC);
         c.iopm_base_pa = v.iopm.phys().0;
         c.msrpm_base_pa = v.msrpm.phys().0;
         c.guest_asid = GUEST_ASID;

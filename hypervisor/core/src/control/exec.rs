@@ -29,6 +29,18 @@ pub struct Context<'a> {
     pub domain: DomId,
     /// The platform's counters for `info` (name, value); names are single tokens.
     pub counters: &'a [(&'a str, u64)],
+    /// Whether the domain runs or crashed, for `info`.
+    pub state: RunState<'a>,
+}
+
+/// Whether the domain's vCPU still runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RunState<'a> {
+    /// It runs (or waits for an event).
+    Running,
+    /// The platform crashed it (a guest fault the hypervisor cannot continue it
+    /// from), for the reason given; its memory and xenstore are still there.
+    Crashed(&'a str),
 }
 
 /// What the platform does after sending the reply.
@@ -173,6 +185,13 @@ fn info(cx: &Context<'_>) -> String {
     let dom = cx.domain;
     let mut fields: Vec<String> = Vec::new();
     fields.push(format!("domid={}", dom.0));
+    match cx.state {
+        RunState::Running => fields.push(String::from("state=running")),
+        RunState::Crashed(reason) => {
+            fields.push(String::from("state=crashed"));
+            fields.push(format!("reason={}", encode(reason.as_bytes())));
+        }
+    }
     if let Some(d) = cx.hv.domain(dom) {
         fields.push(format!("tot_pages={}", d.tot_pages()));
         fields.push(format!("max_pages={}", d.max_pages()));
@@ -247,14 +266,42 @@ mod tests {
     }
 
     fn exec(hv: &mut Hypervisor, store: &mut Xenstore, line: &str) -> (String, Effect) {
+        exec_in(hv, store, line, RunState::Running)
+    }
+
+    fn exec_in(
+        hv: &mut Hypervisor,
+        store: &mut Xenstore,
+        line: &str,
+        state: RunState<'_>,
+    ) -> (String, Effect) {
         let counters = [("exits_total", 5u64), ("hc_memory_op", 2)];
         let mut cx = Context {
             hv,
             store,
             domain: DOM,
             counters: &counters,
+            state,
         };
         execute(line.as_bytes(), &mut cx)
+    }
+
+    #[test]
+    fn info_says_why_a_crashed_domain_crashed() {
+        let (mut hv, mut store) = setup();
+        let crashed = RunState::Crashed("triple fault\x1b[2J");
+        let (reply, effect) = exec_in(&mut hv, &mut store, "info", crashed);
+        assert_eq!(effect, Effect::None);
+        assert!(
+            reply.starts_with(
+                "ok domid=1 state=crashed reason=triple%20fault%1B[2J tot_pages=2048 "
+            ),
+            "{reply}"
+        );
+        let (reply, _) = exec_in(&mut hv, &mut store, "ping", crashed);
+        assert_eq!(reply, "ok pong\n");
+        let (_, effect) = exec_in(&mut hv, &mut store, "destroy", crashed);
+        assert_eq!(effect, Effect::Destroy);
     }
 
     #[test]
@@ -264,7 +311,7 @@ mod tests {
         assert_eq!(effect, Effect::None);
         assert!(
             reply.starts_with(
-                "ok domid=1 tot_pages=2048 max_pages=4096 target_kib=8192 static_max_kib=16384 "
+                "ok domid=1 state=running tot_pages=2048 max_pages=4096 target_kib=8192 static_max_kib=16384 "
             ),
             "{reply}"
         );
@@ -364,7 +411,7 @@ mod tests {
             "ok fail_decrease=1:-EBUSY\n"
         );
         assert!(info(&mut hv, &mut store).starts_with(
-            "ok domid=1 tot_pages=2048 max_pages=4096 fail_populate=3:100 fail_decrease=1:-EBUSY target_kib="
+            "ok domid=1 state=running tot_pages=2048 max_pages=4096 fail_populate=3:100 fail_decrease=1:-EBUSY target_kib="
         ));
         // Bad arguments change nothing.
         for line in [

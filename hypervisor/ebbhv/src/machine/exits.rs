@@ -3,9 +3,12 @@
 //! Every exit either completes the instruction for the guest (CPUID, RDMSR/WRMSR,
 //! IN/OUT, VMMCALL: RIP moves past it, computed by hand since QEMU's TCG has no
 //! NRIP save), injects the fault real hardware would raise (#UD for the SVM
-//! instructions the guest does not have, #GP for a bad MSR access), or stops the run
-//! with a report saying why (nested page fault outside the p2m, triple fault, an
-//! exit ebbhv does not expect, HLT with interrupts off). HLT with interrupts on
+//! instructions the guest does not have, #GP for a bad MSR access or value),
+//! reflects the #DB and #AC it intercepts, or crashes the domain with a report
+//! saying why (nested page fault outside the p2m, triple fault, VMRUN refusing the
+//! guest's state, an exit ebbhv does not expect, HLT with interrupts off): the
+//! guest's fault ends the guest, never the hypervisor, which keeps serving the
+//! control channel (`Machine::crash`). HLT with interrupts on
 //! idles until the guest's next event; an INTR exit needs nothing more, because
 //! the host interrupt behind it was taken on the way out of the world switch.
 //! Before every entry the guest's timer is serviced and any pending vector
@@ -52,11 +55,16 @@ impl Machine {
                     self.cpu.skip(3);
                 }
                 Ok(Done::Again) => {}
-                Err(fatal) => self.stop(format_args!(
+                Err(fatal) => self.crash(format_args!(
                     "the core cannot continue the guest: {fatal:?}"
                 )),
             },
             Ok(ExitCode::Invd) => self.cpu.skip(2),
+            Ok(ExitCode::Exception(vector)) => {
+                if !self.cpu.reflect_exception(vector) {
+                    self.crash(format_args!("unexpected exception {vector} intercepted"))
+                }
+            }
             Ok(
                 ExitCode::Vmrun
                 | ExitCode::Vmload
@@ -69,7 +77,9 @@ impl Machine {
             ) => self.cpu.inject_ud(),
             Ok(ExitCode::Hlt) => {
                 if !self.cpu.interrupts_enabled() {
-                    self.stop(format_args!("guest executed HLT with interrupts off"))
+                    // Nothing can wake it: no NMI source exists, and its events
+                    // and timer are masked.
+                    self.crash(format_args!("HLT with interrupts off"))
                 }
                 self.cpu.complete_hlt();
                 self.block();
@@ -77,16 +87,16 @@ impl Machine {
             Ok(ExitCode::Npf) => {
                 let c = self.cpu.vcpu().control();
                 let (gpa, err) = (c.exit_info2, c.exit_info1);
-                self.stop(format_args!(
+                self.crash(format_args!(
                     "nested page fault at gpa {gpa:#x} (error {err:#x}), outside the guest's p2m"
                 ))
             }
-            Ok(ExitCode::Shutdown) => self.stop(format_args!("guest triple fault (shutdown)")),
-            Ok(ExitCode::Invalid) => {
-                self.stop(format_args!("VMRUN refused the VMCB (VMEXIT_INVALID)"))
-            }
-            Ok(other) => self.stop(format_args!("unexpected exit {other:?}")),
-            Err(raw) => self.stop(format_args!("unknown exit code {raw:#x}")),
+            Ok(ExitCode::Shutdown) => self.crash(format_args!("triple fault (shutdown intercept)")),
+            Ok(ExitCode::Invalid) => self.crash(format_args!(
+                "VMRUN refused the guest's state (VMEXIT_INVALID)"
+            )),
+            Ok(other) => self.crash(format_args!("unexpected exit {other:?}")),
+            Err(raw) => self.crash(format_args!("unknown exit code {raw:#x}")),
         }
     }
 

@@ -26,7 +26,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use ebbhv_core::addr::DomId;
-use ebbhv_core::control::exec::{execute, Context, Effect};
+use ebbhv_core::control::exec::{execute, Context, Effect, RunState};
 use ebbhv_core::domain::Domain;
 use ebbhv_core::evtchn::abi::{VIRQ_CONSOLE, VIRQ_TIMER};
 use ebbhv_core::hv::Hypervisor;
@@ -57,7 +57,16 @@ pub struct Machine {
     store: StoreService,
     devices: Devices,
     diag: Diagnostics,
+    /// Why the domain crashed, once it has: its vCPU never runs again.
+    crashed: Option<String>,
 }
+
+/// How long a crashed domain stays for the control channel (`info` tells why it
+/// crashed) before ebbhv ends the run by itself, for a host that never sends
+/// `destroy`.
+const CRASH_LINGER_S: u64 = 30;
+/// How often the control channel is polled while the domain is crashed.
+const CRASH_POLL_HZ: u64 = 100;
 
 /// The guest's domain in `hv`. It exists for as long as the machine runs: nothing
 /// destroys it (a `destroy` request ends the run instead).
@@ -95,6 +104,7 @@ impl Machine {
             store,
             devices: Devices::new(),
             diag: Diagnostics::default(),
+            crashed: None,
         };
         m.sync_npt();
         m.publish_time();
@@ -198,6 +208,10 @@ impl Machine {
                 store: self.store.store_mut(),
                 domain: self.domid,
                 counters: &counters,
+                state: match &self.crashed {
+                    None => RunState::Running,
+                    Some(reason) => RunState::Crashed(reason),
+                },
             };
             execute(line, &mut cx)
         };
@@ -206,6 +220,13 @@ impl Machine {
             Effect::None => {}
             Effect::Xenstore if self.store.has_output() => self.serve_store(),
             Effect::Xenstore => {}
+            Effect::Destroy if self.crashed.is_some() => {
+                log!(
+                    "crashed domain {} destroyed from the control channel",
+                    self.domid.0
+                );
+                self.end_crashed()
+            }
             Effect::Destroy => {
                 self.shutdown(shutdown::POWEROFF, "destroyed from the control channel")
             }
@@ -226,12 +247,49 @@ impl Machine {
         exit_qemu(power::exit_code(reason))
     }
 
-    /// Prints a report on the guest's state and ends the run.
-    fn stop(&mut self, why: core::fmt::Arguments<'_>) -> ! {
+    /// Crashes the domain for a guest fault ebbhv cannot continue it from: logs
+    /// why with the guest's registers, then keeps serving the control channel
+    /// (`ping`, `info` with `state=crashed reason=...`, `destroy`) with the vCPU
+    /// stopped for good. The run ends as a guest crash (run-hv.sh status 2) on
+    /// `destroy`, or after [`CRASH_LINGER_S`] seconds.
+    fn crash(&mut self, why: core::fmt::Arguments<'_>) -> ! {
         self.devices.flush();
+        let reason = alloc::format!("{why}");
+        log!("domain {} crashed: {reason}", self.domid.0);
+        self.log_guest_state();
+        self.report("domain crashed");
+        self.crashed = Some(reason);
+        let tsc_hz = self.xen.clocks().tsc_hz();
+        let give_up = clock::rdtsc().saturating_add(CRASH_LINGER_S.saturating_mul(tsc_hz));
+        loop {
+            let mut budget = POLL_BUDGET;
+            while let Some(line) = self.devices.control().next_line(&mut budget) {
+                self.control_request(&line);
+            }
+            let now = clock::rdtsc();
+            if now >= give_up {
+                log!(
+                    "crashed domain {} not destroyed within {CRASH_LINGER_S} s",
+                    self.domid.0
+                );
+                self.end_crashed()
+            }
+            timer::arm_at(now.saturating_add(tsc_hz / CRASH_POLL_HZ));
+            timer::wait_for_interrupt();
+            timer::take_fired();
+        }
+    }
+
+    /// Ends the run of a crashed domain: QEMU exits with the guest-crash status.
+    fn end_crashed(&mut self) -> ! {
+        self.devices.flush();
+        exit_qemu(ExitCode::GuestFatal)
+    }
+
+    /// Logs the guest's registers at the exit that crashed it.
+    fn log_guest_state(&self) {
         let v = self.cpu.vcpu();
         let (c, s, r) = (v.control(), v.save(), v.regs());
-        log!("guest stopped: {why}");
         log!(
             "  exit {:#x} info1 {:#x} info2 {:#x} intinfo {:#x}",
             c.exit_code,
@@ -269,7 +327,5 @@ impl Machine {
             s.cr4,
             s.efer
         );
-        self.report("guest stopped");
-        exit_qemu(ExitCode::GuestFatal)
     }
 }

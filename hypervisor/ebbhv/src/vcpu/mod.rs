@@ -18,6 +18,7 @@ pub mod msr;
 use ebbhv_hal::svm::Vcpu;
 use ebbhv_x86::cpuid::{self, Context};
 use ebbhv_x86::lapic::VLapic;
+use ebbhv_x86::msr::EFER_AUTOIBRS;
 use ebbhv_x86::vintr::{self, Offered};
 use ebbhv_x86::vmcb::EVENTINJ_VALID;
 use ebbhv_x86::walk::PagingMode;
@@ -26,9 +27,14 @@ use ebbhv_x86::walk::PagingMode;
 const RFLAGS_IF: u64 = 1 << 9;
 /// The CPUID leaf whose EAX[7:0] is MAXPHYADDR.
 const PHYS_ADDR_LEAF: u32 = 0x8000_0008;
-/// Exception vectors ebbhv injects.
+/// The CPUID leaf whose EAX[8] offers EFER.AUTOIBRS.
+const EXT_FEATURES2_LEAF: u32 = 0x8000_0021;
+const EXT21_EAX_AUTOIBRS: u32 = 1 << 8;
+/// Exception vectors ebbhv injects or reflects.
+const DB: u8 = 1;
 const UD: u8 = 6;
 const GP: u8 = 13;
+const AC: u8 = 17;
 
 /// The guest's CPU: the vCPU (registers, VMCB, nested page tables), its local
 /// APIC, and the vector offered to the current run.
@@ -36,6 +42,8 @@ pub struct Cpu {
     vcpu: Vcpu,
     /// The guest's MAXPHYADDR: CPUID passes the host's leaf 0x80000008 through.
     phys_bits: u32,
+    /// The EFER bits the host CPU offers besides the ones every guest may set.
+    efer_extra: u64,
     lapic: VLapic,
     offered: Option<Offered>,
 }
@@ -46,6 +54,11 @@ impl Cpu {
         Cpu {
             vcpu,
             phys_bits: ebbhv_hal::cpuid(PHYS_ADDR_LEAF, 0)[0] & 0xff,
+            efer_extra: if ebbhv_hal::cpuid(EXT_FEATURES2_LEAF, 0)[0] & EXT21_EAX_AUTOIBRS != 0 {
+                EFER_AUTOIBRS
+            } else {
+                0
+            },
             lapic: VLapic::default(),
             offered: None,
         }
@@ -122,6 +135,23 @@ impl Cpu {
     /// Injects #GP(0).
     pub fn inject_gp(&mut self) {
         self.vcpu.inject_exception(GP, Some(0));
+    }
+
+    /// Gives back to the guest a #DB or #AC that ebbhv intercepted (XSA-156: with
+    /// the intercept, a guest whose exception delivery raises the same exception
+    /// again loops through exits the hypervisor sees, instead of wedging the CPU
+    /// inside microcode). #AC carries its error code (always 0), #DB none. The
+    /// event whose delivery the exception interrupted, if any, is dropped, as the
+    /// CPU drops it for a benign exception handled serially. `false` for any other
+    /// vector.
+    pub fn reflect_exception(&mut self, vector: u8) -> bool {
+        let error = match vector {
+            DB => None,
+            AC => Some(self.vcpu.control().exit_info1 as u32),
+            _ => return false,
+        };
+        self.vcpu.inject_exception(vector, error);
+        true
     }
 
     /// Completes a HLT (with interrupts on): RIP past it, no interrupt shadow.

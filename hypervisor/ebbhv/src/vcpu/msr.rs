@@ -3,12 +3,14 @@
 //! MSRs whose state lives in the VMCB (segment bases, SYSCALL/SYSENTER targets) or
 //! is harmless (TSC_AUX) go straight to the hardware ([`PASS_THROUGH`]); every
 //! other MSR exits. EFER is shadowed so that SVME stays set underneath the guest
-//! but is never shown to it; PAT goes to the VMCB's G_PAT; APIC_BASE and the
+//! but is never shown to it; PAT goes to the VMCB's G_PAT; a value VMRUN would
+//! refuse in either gets #GP (`ebbhv_x86::msr::guest_efer_write`,
+//! `guest_pat_valid`), so a guest cannot stop its own VMRUN; APIC_BASE and the
 //! x2APIC range go to the virtual local APIC; anything else reads as 0 and ignores
 //! writes, logged once per MSR.
 
 use ebbhv_x86::lapic::{Gp, VLapic, APIC_BASE_VALUE};
-use ebbhv_x86::msr::{self, EFER_SVME};
+use ebbhv_x86::msr::{self, guest_efer_write, guest_pat_valid, EFER_SVME};
 
 use super::Cpu;
 use crate::diagnostics::{Diagnostics, Once};
@@ -66,8 +68,13 @@ impl Cpu {
     /// WRMSR: Ok, or #GP.
     fn write_msr(&mut self, diag: &mut Diagnostics, msr: u32, value: u64) -> Result<(), Gp> {
         match msr {
-            msr::EFER => self.vcpu.save_mut().efer = value | EFER_SVME,
-            msr::PAT => self.vcpu.save_mut().g_pat = value,
+            msr::EFER => {
+                let s = self.vcpu.save();
+                let efer = guest_efer_write(s.efer & !EFER_SVME, value, s.cr0, self.efer_extra)?;
+                self.vcpu.save_mut().efer = efer | EFER_SVME;
+            }
+            msr::PAT if guest_pat_valid(value) => self.vcpu.save_mut().g_pat = value,
+            msr::PAT => return Err(Gp),
             msr::APIC_BASE if value & !0xfff == APIC_BASE_VALUE & !0xfff => {}
             msr::APIC_BASE => return Err(Gp),
             x if VLapic::is_x2apic_msr(x) => {
