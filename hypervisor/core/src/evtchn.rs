@@ -211,9 +211,15 @@ impl EventChannels {
         self.alloc(Binding::Unbound { remote }, 0)
     }
 
-    /// `EVTCHNOP_close`: frees the port and drops any pending event on it.
+    /// `EVTCHNOP_close`: frees the port and drops any pending event on it. A port
+    /// the hypervisor holds (the xenstore's) stays: as Xen refuses a guest's close
+    /// of a Xen-attached channel, it is `-EINVAL`, so a guest cannot free it and
+    /// have a later port alias the hypervisor's service.
     pub fn close(&mut self, port: Port, bits: &mut dyn EventBits) -> Result<(), Errno> {
         let c = self.channel_mut(port)?;
+        if c.binding == Binding::Hypervisor {
+            return Err(Errno::EINVAL);
+        }
         let old = c.binding;
         *c = FREE;
         if let Binding::Virq(v) = old {

@@ -77,6 +77,58 @@ pub mod hvmop {
     pub const PARAM_CONSOLE_PFN: u32 = 17;
     /// HVM_PARAM_CONSOLE_EVTCHN.
     pub const PARAM_CONSOLE_EVTCHN: u32 = 18;
+    /// HVM_PARAM_ACPI_IOPORTS_LOCATION.
+    pub const PARAM_ACPI_IOPORTS_LOCATION: u32 = 19;
+    /// HVM_PARAM_VM86_TSS.
+    pub const PARAM_VM86_TSS: u32 = 23;
+    /// HVM_PARAM_VM_GENERATION_ID_ADDR.
+    pub const PARAM_VM_GENERATION_ID_ADDR: u32 = 34;
+    /// HVM_PARAM_X87_FIP_WIDTH.
+    pub const PARAM_X87_FIP_WIDTH: u32 = 36;
+    /// HVM_PARAM_VM86_TSS_SIZED.
+    pub const PARAM_VM86_TSS_SIZED: u32 = 37;
+
+    /// Whether a guest may set its own parameter `index` with `HVMOP_set_param`.
+    /// Xen's `hvm_allow_set_param` lets a domain set only CALLBACK_IRQ, the VM86
+    /// TSS, ACPI_IOPORTS_LOCATION, VM_GENERATION_ID_ADDR, X87_FIP_WIDTH and the
+    /// store and console event channels, and refuses the rest (the store and
+    /// console frames among them) with `-EPERM`. ebbhv refuses the two event
+    /// channels as well: its own side of the store reads `STORE_EVTCHN` to know
+    /// where to notify, so a guest rewriting it would redirect the hypervisor.
+    pub fn guest_may_set(index: u32) -> bool {
+        matches!(
+            index,
+            PARAM_CALLBACK_IRQ
+                | PARAM_ACPI_IOPORTS_LOCATION
+                | PARAM_VM86_TSS
+                | PARAM_VM_GENERATION_ID_ADDR
+                | PARAM_X87_FIP_WIDTH
+                | PARAM_VM86_TSS_SIZED
+        )
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_guest_sets_only_its_callback_and_layout_params() {
+            assert!(guest_may_set(PARAM_CALLBACK_IRQ));
+            assert!(guest_may_set(PARAM_X87_FIP_WIDTH));
+            for read_only in [
+                PARAM_STORE_PFN,
+                PARAM_STORE_EVTCHN,
+                PARAM_CONSOLE_PFN,
+                PARAM_CONSOLE_EVTCHN,
+                3,
+                63,
+                64,
+                u32::MAX,
+            ] {
+                assert!(!guest_may_set(read_only), "param {read_only}");
+            }
+        }
+    }
 }
 
 /// `CONSOLEIO_*`.

@@ -173,6 +173,17 @@ fn send_by_binding() {
 }
 
 #[test]
+fn the_hypervisor_port_cannot_be_closed() {
+    let mut ev = EventChannels::new(ME);
+    let mut bits = FakeBits::default();
+    let store = ev.alloc_hypervisor_port().unwrap();
+    assert_eq!(ev.close(store, &mut bits), Err(Errno::EINVAL));
+    assert_eq!(ev.send(store, &mut bits), Ok(Action::Kick(store)));
+    // The next port allocated is a new one, never the store's.
+    assert_eq!(ev.bind_ipi(0), Ok(store + 1));
+}
+
+#[test]
 fn status_and_bind_vcpu() {
     let mut ev = EventChannels::new(ME);
     let store = ev.alloc_hypervisor_port().unwrap();

@@ -1,4 +1,6 @@
-//! `HYPERVISOR_hvm_op`: getting and setting HVM parameters.
+//! `HYPERVISOR_hvm_op`: getting and setting HVM parameters. The guest may set
+//! only the parameters `hvmop::guest_may_set` allows (`-EPERM` for the rest, the
+//! store's and console's frame and port among them, as Xen refuses them).
 
 use ebbhv_core::abi::platform::{hvmop, HvmParam};
 use ebbhv_core::addr::{CallerAddr, DomId};
@@ -28,6 +30,9 @@ impl XenPlatform {
         }
         let slot = self.params.get_mut(p.index as usize).ok_or(Errno::EINVAL)?;
         if cmd == hvmop::SET_PARAM {
+            if !hvmop::guest_may_set(p.index) {
+                return Err(Errno::EPERM);
+            }
             *slot = p.value;
             log!("hvm param {} set to {:#x}", p.index, p.value);
             return Ok(0);
