@@ -38,7 +38,8 @@ pub struct Config {
     pub guest_max_order: Order,
     /// Largest extent order the control plane may use.
     pub control_max_order: Order,
-    /// Frames of work after which a long hypercall returns a continuation.
+    /// Frames of work after which a long hypercall returns a continuation (frames
+    /// populated, released, exchanged or moved): the bound on one exit's work.
     pub preempt_frames: u64,
     /// Grant table frames a domain may map.
     pub max_grant_frames: u32,
@@ -52,7 +53,9 @@ impl Default for Config {
         Config {
             guest_max_order: Order::ORDER_2M,
             control_max_order: Order::ORDER_1G,
-            preempt_frames: 1 << 18,
+            // 32 MiB: one exit zeroes at most that much (1 GiB before: seconds of
+            // work under QEMU's TCG, with the guest and the control channel waiting).
+            preempt_frames: 1 << 13,
             max_grant_frames: 64,
             gfn_limit: Gfn(1 << 36),
         }

@@ -118,7 +118,7 @@ impl Hypervisor {
                 returned(self.reservation_info(caller, cmd & MEMOP_CMD_MASK, arg, memory))
             }
             XENMEM_MEMORY_MAP => returned(self.memory_map_op(caller, arg, memory)),
-            XENMEM_ADD_TO_PHYSMAP => returned(self.add_to_physmap_op(caller, arg, memory, frames)),
+            XENMEM_ADD_TO_PHYSMAP => self.add_to_physmap_op(caller, call, memory, frames),
             XENMEM_REMOVE_FROM_PHYSMAP => {
                 returned(self.remove_from_physmap_op(caller, arg, memory))
             }

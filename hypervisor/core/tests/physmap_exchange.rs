@@ -361,6 +361,49 @@ fn exchange_continues_through_nr_exchanged() {
 }
 
 #[test]
+fn gmfn_range_continues_with_the_request_advanced() {
+    let config = Config {
+        preempt_frames: 2,
+        ..Config::default()
+    };
+    let mut bed = Bed::with(config, HEAP_FREE, 0x2000);
+    assert_eq!(bed.populate(0, &[1, 2, 3, 4, 5]), 5);
+    let mfns: Vec<Option<Mfn>> = (1..6).map(|g| bed.mfn_of(g)).collect();
+    bed.mem.put(
+        ARG,
+        &XenAddToPhysmap {
+            domid: DomId::SELF.0,
+            size: 5,
+            space: XENMAPSPACE_GMFN_RANGE,
+            idx: 1,
+            gpfn: 0x41,
+        },
+    );
+    let call = Hypercall {
+        nr: MEMORY_OP,
+        args: [XENMEM_ADD_TO_PHYSMAP, ARG, 0, 0, 0],
+    };
+    assert_eq!(
+        bed.call_once(Caller::Guest(DOM), call),
+        Outcome::Continue(call)
+    );
+    let rest: XenAddToPhysmap = bed.mem.get(ARG);
+    assert_eq!((rest.size, rest.idx, rest.gpfn), (3, 3, 0x43));
+    assert_eq!(bed.mfn_of(0x42), mfns[1]);
+    assert_eq!(bed.mfn_of(0x43), None);
+    assert_eq!(
+        bed.memory_op(Caller::Guest(DOM), XENMEM_ADD_TO_PHYSMAP, ARG),
+        0
+    );
+    assert_eq!(
+        (0x41..0x46).map(|g| bed.mfn_of(g)).collect::<Vec<_>>(),
+        mfns
+    );
+    assert!((1..6).all(|g| bed.mfn_of(g).is_none()));
+    bed.check();
+}
+
+#[test]
 fn exchange_out_of_memory_changes_nothing() {
     let mut bed = Bed::with(Config::default(), 1024, 0x2000);
     let ins: Vec<u64> = (0..512).collect();
