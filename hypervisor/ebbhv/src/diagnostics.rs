@@ -1,5 +1,6 @@
 //! Diagnostics: counters of what the guest made ebbhv do (VM exits by exit code,
-//! hypercalls by (number, sub-op) and those refused to user space, port I/O, timer events and time spent idle),
+//! with the longest time one took, hypercalls by (number, sub-op) and those refused
+//! to user space, port I/O, timer events and time spent idle),
 //! the `[hv]` summary printed when the guest reaches /init and when the run ends,
 //! the counters `ebbctl info` shows, and the things logged once.
 
@@ -61,6 +62,13 @@ impl Diagnostics {
             };
             out.push((name, n));
         }
+        for (code, &ticks) in s.exit_max_tsc.iter().enumerate().filter(|(_, &t)| t > 0) {
+            let name = match ExitCode::decode(code as u64) {
+                Ok(c) => format!("exit_max_us_{c:?}"),
+                Err(raw) => format!("exit_max_us_{raw:#x}"),
+            };
+            out.push((name, ticks_to_us(ticks, clocks.tsc_hz())));
+        }
         out.push((String::from("hypercalls"), s.total_hypercalls()));
         for (&(number, sub), &n) in &s.hypercalls {
             out.push((format!("hc_{}_{sub}", hypercall_name(number)), n));
@@ -79,10 +87,18 @@ impl Diagnostics {
 /// Number of exit-code slots: every code up to NPF (0x400) has its own.
 const EXIT_SLOTS: usize = 0x401;
 
+/// Microseconds in `ticks` of a TSC running at `hz`.
+fn ticks_to_us(ticks: u64, hz: u64) -> u64 {
+    (u128::from(ticks) * 1_000_000 / u128::from(hz.max(1))) as u64
+}
+
 /// The counters.
 pub struct Stats {
     /// Exits taken, by exit code (codes above 0x400 share the last slot).
     exits: [u64; EXIT_SLOTS],
+    /// The longest time ebbhv spent handling one exit, by exit code (TSC ticks,
+    /// idling excluded): what the bounded work per exit comes to.
+    exit_max_tsc: [u64; EXIT_SLOTS],
     /// Hypercalls made, by (number, sub-op).
     hypercalls: BTreeMap<(u64, u64), u64>,
     /// Hypercalls refused because the guest made them from user space.
@@ -99,6 +115,7 @@ impl Default for Stats {
     fn default() -> Self {
         Stats {
             exits: [0; EXIT_SLOTS],
+            exit_max_tsc: [0; EXIT_SLOTS],
             hypercalls: BTreeMap::new(),
             refused_hypercalls: 0,
             io_ports: BTreeMap::new(),
@@ -112,6 +129,17 @@ impl Stats {
     /// Counts one exit.
     pub fn exit(&mut self, code: u64) {
         self.exits[(code as usize).min(EXIT_SLOTS - 1)] += 1;
+    }
+
+    /// Notes that handling one exit with `code` took `ticks` (idling excluded).
+    pub fn exit_took(&mut self, code: u64, ticks: u64) {
+        let slot = &mut self.exit_max_tsc[(code as usize).min(EXIT_SLOTS - 1)];
+        *slot = (*slot).max(ticks);
+    }
+
+    /// TSC ticks spent idle so far.
+    pub fn idle_ticks(&self) -> u64 {
+        self.idle_tsc
     }
 
     /// Counts one port I/O exit.

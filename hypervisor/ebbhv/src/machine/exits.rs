@@ -12,11 +12,14 @@
 //! idles until the guest's next event; an INTR exit needs nothing more, because
 //! the host interrupt behind it was taken on the way out of the world switch.
 //! Before every entry the guest's timer is serviced and any pending vector
-//! offered ([`crate::vcpu`]).
+//! offered ([`crate::vcpu`]). The time each exit's handling takes (idling excluded)
+//! is measured from the TSC; `ebbctl info` shows the longest by exit code
+//! (`exit_max_us_*`).
 //!
 //! A new exit reason gets its arm here and its handler in the part that owns the
 //! state it touches (usually [`crate::vcpu`]).
 
+use ebbhv_hal::clock;
 use ebbhv_x86::vmcb::ExitCode;
 
 use super::hypercalls::Done;
@@ -38,8 +41,16 @@ impl Machine {
             self.cpu.vcpu_mut().run();
             self.cpu.after_exit();
             let code = self.cpu.vcpu().control().exit_code;
-            self.diag.stats_mut().exit(code);
+            let stats = self.diag.stats_mut();
+            stats.exit(code);
+            let (started, idle_before) = (clock::rdtsc(), stats.idle_ticks());
             self.dispatch_exit(code);
+            let stats = self.diag.stats_mut();
+            let idled = stats.idle_ticks().wrapping_sub(idle_before);
+            stats.exit_took(
+                code,
+                clock::rdtsc().wrapping_sub(started).saturating_sub(idled),
+            );
         }
     }
 
