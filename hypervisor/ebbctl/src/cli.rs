@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::size::parse_kib;
-use ebbhv_core::control::protocol::{encode, Reply};
+use ebbhv_core::control::protocol::{encode, terminal_safe, Reply};
 
 use crate::wire::request;
 
@@ -256,14 +256,14 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), Error> {
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
+        // Guest-chosen bytes: escaped for the terminal.
         "xenstore-read" => {
-            let mut value = tokens.first().cloned().unwrap_or_default();
-            value.push(b'\n');
-            String::from_utf8_lossy(&value).into_owned()
+            let value = tokens.first().cloned().unwrap_or_default();
+            format!("{}\n", terminal_safe(&value))
         }
         "xenstore-ls" => tokens
             .iter()
-            .map(|t| format!("{}\n", String::from_utf8_lossy(t)))
+            .map(|t| format!("{}\n", terminal_safe(t)))
             .collect(),
         "ping" | "mem-set" | "mem-max" | "fail-next" => tokens
             .iter()

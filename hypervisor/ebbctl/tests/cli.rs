@@ -65,6 +65,8 @@ fn hv(line: &str) -> Option<String> {
         "xs-read memory/target" => "ok 262144\n".into(),
         "xs-read control/shutdown" => "ok \"\"\n".into(),
         "xs-read data/spaced" => "ok a%20b\n".into(),
+        "xs-read data/hostile" => "ok %1B]0;owned%07%0D\n".into(),
+        "xs-ls data" => "ok %1B[2J ok\n".into(),
         "xs-ls memory" => "ok static-max target\n".into(),
         "xs-read missing" => "error ENOENT xenstore refused\n".into(),
         l if l.starts_with("xs-write ") || l.starts_with("xs-rm ") => "ok\n".into(),
@@ -106,6 +108,15 @@ fn verbs_send_the_protocol_lines_and_print_replies() {
     assert_eq!(
         stdout(&ebbctl(&sock, &["xenstore-ls", "memory"])),
         "static-max\ntarget\n"
+    );
+    // Guest-chosen bytes reach the terminal escaped.
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["xenstore-read", "data/hostile"])),
+        "\\x1b]0;owned\\x07\\x0d\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["xenstore-ls", "data"])),
+        "\\x1b[2J\nok\n"
     );
     assert!(ebbctl(&sock, &["xenstore-write", "data/x", "two words"])
         .status

@@ -196,6 +196,26 @@ pub fn encode(bytes: &[u8]) -> String {
     out
 }
 
+/// Guest bytes made safe for a host terminal: printable ASCII and space as they
+/// are, a backslash doubled, every other byte (control characters, escape
+/// sequences, bytes of non-ASCII text) as `\xNN`. A guest chooses xenstore values
+/// and names; printed raw, they could drive the terminal of whoever reads them.
+pub fn terminal_safe(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &c in bytes {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b' ' => out.push(' '),
+            c if c.is_ascii_graphic() => out.push(char::from(c)),
+            // Writing to a String cannot fail.
+            _ => {
+                let _ = write!(out, "\\x{c:02x}");
+            }
+        }
+    }
+    out
+}
+
 /// `ok` followed by the tokens, and the newline.
 pub fn ok_reply<'a>(tokens: impl IntoIterator<Item = &'a str>) -> String {
     let mut out = String::from("ok");
@@ -241,6 +261,18 @@ pub fn parse_reply(line: &str) -> Option<Reply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guest_bytes_reach_a_terminal_escaped() {
+        assert_eq!(terminal_safe(b"1048576"), "1048576");
+        assert_eq!(terminal_safe(b"a b/c"), "a b/c");
+        assert_eq!(
+            terminal_safe(b"\x1b[2J\x07ok\r\n\\x41"),
+            "\\x1b[2J\\x07ok\\x0d\\x0a\\\\x41"
+        );
+        assert_eq!(terminal_safe("é\u{9b}".as_bytes()), "\\xc3\\xa9\\xc2\\x9b");
+        assert_eq!(terminal_safe(b""), "");
+    }
 
     #[test]
     fn verbs_and_arguments() {
