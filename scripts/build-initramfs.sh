@@ -61,6 +61,15 @@ else
     make -s -C "$kbuild" M="$EBB_ROOT" MO="$modout" "${KERNEL_MAKE_FLAGS[@]}" INSTALL_MOD_PATH="$root" \
         INSTALL_MOD_DIR=updates DEPMOD=/bin/true modules_install >/dev/null
 fi
+# The hostile-kernel.sh kselftest's test module (a test artefact, not part of ebb).
+hostile_src=$EBB_ROOT/tests/guest/hostile
+hostile_out=$EBB_BUILD/$flavour/hostile
+mkdir -p "$hostile_out"
+make -s -C "$kbuild" M="$hostile_src" MO="$hostile_out" "${KERNEL_MAKE_FLAGS[@]}" \
+    >"$EBB_BUILD/$flavour/hostile-build.log" 2>&1 ||
+    { tail -n 40 "$EBB_BUILD/$flavour/hostile-build.log" >&2; die "ebb_hostile.ko for the $flavour kernel does not build"; }
+make -s -C "$kbuild" M="$hostile_src" MO="$hostile_out" "${KERNEL_MAKE_FLAGS[@]}" INSTALL_MOD_PATH="$root" \
+    INSTALL_MOD_DIR=extra DEPMOD=/bin/true modules_install >/dev/null
 rm -f "$root/lib/modules/$kver/build" "$root/lib/modules/$kver/source"
 depmod -b "$root" "$kver"
 

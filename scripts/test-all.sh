@@ -204,7 +204,8 @@ fi
 # and a maximum above the boot size are ebbhv's; README, "On a real Xen").
 if scripts/setup-xen.sh; then
     run_guest_tests xen-pvh guest ebb:module.sh ebb:balloon.sh ebb:integrity.sh ebb:oom.sh \
-        ebb:maxmem.sh ebb:stall.sh ebb:throughput.sh ebb:xenstore.sh ebb:smp.sh ebb:hostile.sh
+        ebb:maxmem.sh ebb:stall.sh ebb:throughput.sh ebb:xenstore.sh ebb:smp.sh ebb:hostile.sh \
+        ebb:hostile-kernel.sh
     run_guest_tests xen-pod guest ebb:pod.sh ebb:integrity.sh ebb:xenstore.sh
     run_guest_tests xen-pv guest ebb:module.sh ebb:balloon.sh ebb:integrity.sh ebb:oom.sh \
         ebb:stall.sh ebb:xenstore.sh ebb:smp.sh

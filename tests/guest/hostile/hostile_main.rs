@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! ebb_hostile: a hostile guest kernel, for the `hostile-kernel.sh` kselftest (issue
+//! 13). A test artefact, not part of ebb.
+//!
+//! Loading the module makes raw hypercalls (VMMCALL, Xen's ABI: number in RAX,
+//! arguments in RDI RSI RDX R10 R8) and MSR writes a hostile kernel could make, and
+//! checks each result against the exact error ebbhv must give, XTF style: one line
+//! per check in the kernel log, after a `plan N` line, as
+//! `ebb_hostile: ok N NAME` or `ebb_hostile: not ok N NAME: got X, expected Y`.
+//! The module then stays loaded doing nothing; the test removes it.
+//!
+//! `halt_for_good=1` skips the checks and halts the vCPU with interrupts off, for a
+//! manual look at how ebbhv crashes a domain (`[hv] domain 1 crashed: ...`,
+//! `ebbctl info` showing `state crashed`); it ends the run.
+//!
+//! It runs only under ebbhv: on anything but a Xen PVH domain (where VMMCALL may
+//! raise #UD) and under a real Xen (whose answers differ where ebbhv is stricter)
+//! it makes no attack, logs `ebb_hostile: skip: REASON` and refuses to load with
+//! `-ENODEV`.
+
+use core::arch::asm;
+use core::ptr::addr_of_mut;
+use kernel::prelude::*;
+
+module! {
+    type: Hostile,
+    name: "ebb_hostile",
+    authors: ["The ebb developers"],
+    description: "Hostile-guest checks of ebbhv (issue 13): raw hypercalls and MSR writes; a test artefact",
+    license: "GPL",
+    params: {
+        ram_end: u64 {
+            default: 0,
+            description: "The end of the guest's highest System RAM range (from /proc/iomem): \
+                          the page there is in no RAM range and not in the direct map",
+        },
+        halt_for_good: bool {
+            default: false,
+            description: "Instead of the checks, execute HLT with interrupts off, which \
+                          ebbhv answers by crashing the domain (a manual check of the crash \
+                          path: it ends the run, so no kselftest uses it)",
+        },
+    },
+}
+
+unsafe extern "C" {
+    fn ebb_hostile_xen_pvh_domain() -> bool;
+    fn ebb_hostile_rdmsr_safe(msr: u32, value: *mut u64) -> c_int;
+    fn ebb_hostile_wrmsr_safe(msr: u32, value: u64) -> c_int;
+    fn ebb_hostile_phys_to_virt(phys: u64) -> u64;
+    fn ebb_hostile_ioremap(phys: u64, size: u64) -> u64;
+    fn ebb_hostile_iounmap(virt: u64);
+}
+
+/// Hypercall numbers (xen/include/public/xen.h).
+const HYPERVISOR_MEMORY_OP: u64 = 12;
+const HYPERVISOR_XEN_VERSION: u64 = 17;
+const HYPERVISOR_CONSOLE_IO: u64 = 18;
+const HYPERVISOR_EVENT_CHANNEL_OP: u64 = 32;
+const HYPERVISOR_HVM_OP: u64 = 34;
+/// Sub-ops.
+const XENVER_EXTRAVERSION: u64 = 1;
+const CONSOLEIO_WRITE: u64 = 0;
+const EVTCHNOP_CLOSE: u64 = 3;
+const EVTCHNOP_SEND: u64 = 4;
+const EVTCHNOP_UNMASK: u64 = 9;
+const HVMOP_SET_PARAM: u64 = 0;
+const HVMOP_GET_PARAM: u64 = 1;
+const XENMEM_EXCHANGE: u64 = 11;
+const HVM_PARAM_STORE_PFN: u32 = 1;
+const HVM_PARAM_STORE_EVTCHN: u32 = 2;
+const HVM_PARAM_CONSOLE_PFN: u32 = 17;
+const HVM_PARAM_CONSOLE_EVTCHN: u32 = 18;
+const DOMID_SELF: u16 = 0x7ff0;
+/// The first port past the 2-level ABI's 4096.
+const PORT_PAST_2L: u32 = 4096;
+/// Xen's errnos, as the hypercall returns them.
+const XEN_EPERM: i64 = -1;
+const XEN_EFAULT: i64 = -14;
+const XEN_EINVAL: i64 = -22;
+/// What `wrmsrq_safe` returns when the write raised #GP.
+const MSR_FAULTED: i64 = -5;
+/// MSRs.
+const MSR_EFER: u32 = 0xc000_0080;
+const MSR_PAT: u32 = 0x277;
+/// EFER bit 1 (reserved) and SVME (the guest sees no SVM).
+const EFER_RESERVED_BIT1: u64 = 1 << 1;
+const EFER_SVME: u64 = 1 << 12;
+/// A page.
+const PAGE_SIZE: u64 = 4096;
+/// A canonical-looking address just past the lower half: bit 47 set, 48..63 clear.
+const NON_CANONICAL: u64 = 0x0000_8000_0000_0000;
+/// The last 8 bytes of the address space: the next array element wraps to 0.
+const LAST_QWORD: u64 = 0xffff_ffff_ffff_fff8;
+/// What ebbhv's XENVER_extraversion says.
+const EBBHV_EXTRAVERSION: &[u8] = b".0-ebbhv";
+
+/// `xen_hvm_param`.
+#[repr(C)]
+#[derive(Default)]
+struct HvmParam {
+    domid: u16,
+    pad: u16,
+    index: u32,
+    value: u64,
+}
+
+/// `xen_memory_reservation`.
+#[repr(C)]
+#[derive(Default)]
+struct Reservation {
+    extent_start: u64,
+    nr_extents: u64,
+    extent_order: u32,
+    mem_flags: u32,
+    domid: u16,
+    pad: [u8; 6],
+}
+
+/// `xen_memory_exchange`.
+#[repr(C)]
+#[derive(Default)]
+struct Exchange {
+    input: Reservation,
+    output: Reservation,
+    nr_exchanged: u64,
+}
+
+/// The buffers the hypercalls read and write, in kernel memory (one allocation).
+#[repr(C)]
+struct Scratch {
+    version: [u8; 16],
+    param: HvmParam,
+    port: u32,
+    exchange: Exchange,
+    in_gfns: [u64; 2],
+    console: [u8; 4096],
+}
+
+/// One check's outcome.
+struct Check {
+    name: &'static str,
+    got: i64,
+    expected: i64,
+}
+
+/// Makes hypercall `nr` with `args`; returns RAX.
+fn hypercall(nr: u64, args: [u64; 5]) -> i64 {
+    let ret: u64;
+    // SAFETY: VMMCALL traps to the hypervisor (the module runs only on a Xen PVH
+    // domain of ebbhv, checked before any call). The hypercall may read and write
+    // the memory its arguments name, all of it this module's own scratch buffer or
+    // addresses chosen to be refused, so the asm is not `nomem`; it may change the
+    // argument registers, which are declared clobbered.
+    unsafe {
+        asm!(
+            "vmmcall",
+            inlateout("rax") nr => ret,
+            inlateout("rdi") args[0] => _,
+            inlateout("rsi") args[1] => _,
+            inlateout("rdx") args[2] => _,
+            inlateout("r10") args[3] => _,
+            inlateout("r8") args[4] => _,
+            options(nostack),
+        );
+    }
+    ret as i64
+}
+
+fn rdmsr(msr: u32) -> Option<u64> {
+    let mut value = 0u64;
+    // SAFETY: rdmsrq_safe catches the #GP of a missing MSR; `value` is a valid u64.
+    let r = unsafe { ebb_hostile_rdmsr_safe(msr, &mut value) };
+    (r == 0).then_some(value)
+}
+
+fn wrmsr(msr: u32, value: u64) -> i64 {
+    // SAFETY: wrmsrq_safe catches the #GP of a refused write; the values written are
+    // ones the CPU refuses (the checks expect that), or the register's own value.
+    i64::from(unsafe { ebb_hostile_wrmsr_safe(msr, value) })
+}
+
+fn addr<T>(p: *mut T) -> u64 {
+    p as u64
+}
+
+struct Hostile;
+
+impl kernel::Module for Hostile {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: a plain query of the kernel's boot-time domain type.
+        if !unsafe { ebb_hostile_xen_pvh_domain() } {
+            pr_info!("skip: not a Xen PVH domain\n");
+            return Err(ENODEV);
+        }
+        if module_parameters::halt_for_good.value() {
+            pr_info!("halting with interrupts off\n");
+            // SAFETY: stops this CPU for good on purpose; under ebbhv the domain
+            // crashes (nothing can wake a HLT with interrupts off).
+            unsafe { asm!("cli", "hlt", options(nomem, nostack)) };
+            return Err(EIO);
+        }
+        let ram_end = module_parameters::ram_end.value();
+        if ram_end == 0 || ram_end % PAGE_SIZE != 0 {
+            pr_err!("ram_end={ram_end:#x}: give the end of System RAM, page-aligned\n");
+            return Err(EINVAL);
+        }
+        let mut scratch = KBox::new(
+            Scratch {
+                version: [0; 16],
+                param: HvmParam::default(),
+                port: 0,
+                exchange: Exchange::default(),
+                in_gfns: [u64::MAX; 2],
+                console: [b'.'; 4096],
+            },
+            GFP_KERNEL,
+        )?;
+        // The 2 GiB console write shows the first 4 KiB: one line of dots.
+        scratch.console[4095] = b'\n';
+        let s: *mut Scratch = &mut *scratch;
+        // SAFETY (every raw-pointer access below): `s` points at the live, owned
+        // allocation above; hypercalls write into it only between our own accesses.
+        let version = addr(unsafe { addr_of_mut!((*s).version) });
+        let r = hypercall(
+            HYPERVISOR_XEN_VERSION,
+            [XENVER_EXTRAVERSION, version, 0, 0, 0],
+        );
+        // SAFETY: see above.
+        let extra = unsafe { &(*s).version };
+        if r != 0 || !extra.starts_with(EBBHV_EXTRAVERSION) {
+            pr_info!("skip: not ebbhv (XENVER_extraversion returned {r})\n");
+            return Err(ENODEV);
+        }
+        let mut checks = KVec::new();
+        for check in attacks(s, ram_end) {
+            checks.push(check, GFP_KERNEL)?;
+        }
+        pr_info!("plan {}\n", checks.len());
+        for (i, c) in checks.iter().enumerate() {
+            if c.got == c.expected {
+                pr_info!("ok {} {}\n", i + 1, c.name);
+            } else {
+                pr_info!(
+                    "not ok {} {}: got {}, expected {}\n",
+                    i + 1,
+                    c.name,
+                    c.got,
+                    c.expected
+                );
+            }
+        }
+        Ok(Hostile)
+    }
+}
+
+/// Runs every attack (`ram_end`: the end of the guest's RAM); returns the checks in
+/// order.
+fn attacks(s: *mut Scratch, ram_end: u64) -> [Check; 18] {
+    let check = |name, got, expected| Check {
+        name,
+        got,
+        expected,
+    };
+    // SAFETY: `s` is the live scratch buffer (see `init`).
+    let param = unsafe { addr_of_mut!((*s).param) };
+    // SAFETY: as above.
+    let port = unsafe { addr_of_mut!((*s).port) };
+    // SAFETY: as above.
+    let exchange = unsafe { addr_of_mut!((*s).exchange) };
+    // SAFETY: as above.
+    let console = addr(unsafe { addr_of_mut!((*s).console) });
+    // SAFETY: as above.
+    let in_gfns = addr(unsafe { addr_of_mut!((*s).in_gfns) });
+
+    let get_param = |index: u32| -> (i64, u64) {
+        // SAFETY: `param` points into the scratch buffer.
+        unsafe {
+            param.write(HvmParam {
+                domid: DOMID_SELF,
+                pad: 0,
+                index,
+                value: 0,
+            })
+        };
+        let r = hypercall(HYPERVISOR_HVM_OP, [HVMOP_GET_PARAM, addr(param), 0, 0, 0]);
+        // SAFETY: as above.
+        (r, unsafe { (*param).value })
+    };
+    let set_param = |index: u32, value: u64| -> i64 {
+        // SAFETY: `param` points into the scratch buffer.
+        unsafe {
+            param.write(HvmParam {
+                domid: DOMID_SELF,
+                pad: 0,
+                index,
+                value,
+            })
+        };
+        hypercall(HYPERVISOR_HVM_OP, [HVMOP_SET_PARAM, addr(param), 0, 0, 0])
+    };
+    let evtchn = |cmd: u64, p: u32| -> i64 {
+        // SAFETY: `port` points into the scratch buffer.
+        unsafe { port.write(p) };
+        hypercall(HYPERVISOR_EVENT_CHANNEL_OP, [cmd, addr(port), 0, 0, 0])
+    };
+
+    let non_canonical = hypercall(
+        HYPERVISOR_XEN_VERSION,
+        [XENVER_EXTRAVERSION, NON_CANONICAL, 0, 0, 0],
+    );
+    // The last 8 bytes of RAM in the direct map, and 8 more past its end.
+    // SAFETY: a plain address computation; nothing is dereferenced here.
+    let ram_tail = unsafe { ebb_hostile_phys_to_virt(ram_end - 8) };
+    let past_ram = hypercall(HYPERVISOR_CONSOLE_IO, [CONSOLEIO_WRITE, 16, ram_tail, 0, 0]);
+    // The guest-physical page past RAM, mapped by the guest's own page tables: the
+    // walk succeeds, the gfn is in no p2m entry.
+    // SAFETY: maps a page of no RAM range (the kernel refuses RAM); unmapped below.
+    let io = unsafe { ebb_hostile_ioremap(ram_end, PAGE_SIZE) };
+    let non_ram = if io == 0 {
+        i64::MIN
+    } else {
+        let r = hypercall(HYPERVISOR_CONSOLE_IO, [CONSOLEIO_WRITE, 16, io, 0, 0]);
+        // SAFETY: `io` is the mapping made above, used by nothing else.
+        unsafe { ebb_hostile_iounmap(io) };
+        r
+    };
+    let huge_console = hypercall(
+        HYPERVISOR_CONSOLE_IO,
+        [CONSOLEIO_WRITE, 1 << 31, console, 0, 0],
+    );
+
+    let (store_port_get, store_port) = get_param(HVM_PARAM_STORE_EVTCHN);
+    let (store_pfn_get, store_pfn) = get_param(HVM_PARAM_STORE_PFN);
+    let store_port = u32::try_from(store_port).unwrap_or(u32::MAX);
+    let send_past = evtchn(EVTCHNOP_SEND, PORT_PAST_2L);
+    let unmask_past = evtchn(EVTCHNOP_UNMASK, PORT_PAST_2L);
+    let close_past = evtchn(EVTCHNOP_CLOSE, u32::MAX);
+    let close_store = evtchn(EVTCHNOP_CLOSE, store_port);
+    let set_store_pfn = set_param(HVM_PARAM_STORE_PFN, 0x1234);
+    let set_store_port = set_param(HVM_PARAM_STORE_EVTCHN, 0x1234);
+    let set_console_pfn = set_param(HVM_PARAM_CONSOLE_PFN, 0x1234);
+    let set_console_port = set_param(HVM_PARAM_CONSOLE_EVTCHN, 0x1234);
+    let (_, store_pfn_after) = get_param(HVM_PARAM_STORE_PFN);
+    let (_, store_port_after) = get_param(HVM_PARAM_STORE_EVTCHN);
+    let params_kept = store_pfn_after == store_pfn && store_port_after == u64::from(store_port);
+
+    // XSA-212's shape: an exchange resumed at extent 1 whose output array starts in
+    // the last 8 bytes of the address space, so that element 1 wraps to address 0.
+    let reservation = |extent_start| Reservation {
+        extent_start,
+        nr_extents: 2,
+        domid: DOMID_SELF,
+        ..Reservation::default()
+    };
+    // SAFETY: `exchange` points into the scratch buffer.
+    unsafe {
+        exchange.write(Exchange {
+            input: reservation(in_gfns),
+            output: reservation(LAST_QWORD),
+            nr_exchanged: 1,
+        })
+    };
+    let wrapping_exchange = hypercall(
+        HYPERVISOR_MEMORY_OP,
+        [XENMEM_EXCHANGE, addr(exchange), 0, 0, 0],
+    );
+    // SAFETY: as above.
+    let exchanged = unsafe { (*exchange).nr_exchanged };
+
+    let efer = rdmsr(MSR_EFER).unwrap_or(0);
+    let efer_reserved = wrmsr(MSR_EFER, efer | EFER_RESERVED_BIT1);
+    let efer_svme = wrmsr(MSR_EFER, efer | EFER_SVME);
+    let efer_kept = rdmsr(MSR_EFER) == Some(efer);
+    let pat = rdmsr(MSR_PAT).unwrap_or(0);
+    // Memory type 2 is reserved.
+    let pat_reserved = wrmsr(MSR_PAT, (pat & !0xff) | 2);
+    let pat_kept = rdmsr(MSR_PAT) == Some(pat);
+
+    [
+        check(
+            "xen_version into a non-canonical buffer: -EFAULT",
+            non_canonical,
+            XEN_EFAULT,
+        ),
+        check(
+            "console_io from a buffer running past the end of RAM: -EFAULT",
+            past_ram,
+            XEN_EFAULT,
+        ),
+        check(
+            "console_io from a non-RAM gfn the guest mapped: -EFAULT",
+            non_ram,
+            XEN_EFAULT,
+        ),
+        check(
+            "console_io write of 2 GiB: bounded, returns 0",
+            huge_console,
+            0,
+        ),
+        check(
+            "HVMOP_get_param of the store port and frame",
+            store_port_get | store_pfn_get,
+            0,
+        ),
+        check("EVTCHNOP_send on port 4096: -EINVAL", send_past, XEN_EINVAL),
+        check(
+            "EVTCHNOP_unmask of port 4096: -EINVAL",
+            unmask_past,
+            XEN_EINVAL,
+        ),
+        check(
+            "EVTCHNOP_close of port 2^32-1: -EINVAL",
+            close_past,
+            XEN_EINVAL,
+        ),
+        check(
+            "EVTCHNOP_close of the xenstore port: -EINVAL",
+            close_store,
+            XEN_EINVAL,
+        ),
+        check(
+            "HVMOP_set_param STORE_PFN: -EPERM",
+            set_store_pfn,
+            XEN_EPERM,
+        ),
+        check(
+            "HVMOP_set_param STORE_EVTCHN: -EPERM",
+            set_store_port,
+            XEN_EPERM,
+        ),
+        check(
+            "HVMOP_set_param CONSOLE_PFN: -EPERM",
+            set_console_pfn,
+            XEN_EPERM,
+        ),
+        check(
+            "HVMOP_set_param CONSOLE_EVTCHN: -EPERM",
+            set_console_port,
+            XEN_EPERM,
+        ),
+        check(
+            "the store port and frame are unchanged",
+            i64::from(params_kept),
+            1,
+        ),
+        check(
+            "exchange with an output array wrapping past 2^64: -EFAULT",
+            wrapping_exchange,
+            XEN_EFAULT,
+        ),
+        check(
+            "the refused exchange left nr_exchanged at 1",
+            exchanged as i64,
+            1,
+        ),
+        check(
+            "wrmsr EFER with a reserved bit, then with SVME: #GP twice, EFER unchanged",
+            i64::from(efer_reserved == MSR_FAULTED && efer_svme == MSR_FAULTED && efer_kept),
+            1,
+        ),
+        check(
+            "wrmsr PAT with a reserved memory type: #GP, PAT unchanged",
+            i64::from(pat_reserved == MSR_FAULTED && pat_kept),
+            1,
+        ),
+    ]
+}
