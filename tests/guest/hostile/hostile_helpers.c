@@ -6,6 +6,9 @@
  */
 #include <linux/types.h>
 #include <linux/io.h>
+#include <linux/ktime.h>
+#include <linux/random.h>
+#include <linux/sched.h>
 #include <asm/msr.h>
 #include <asm/page.h>
 #include <xen/xen.h>
@@ -40,4 +43,19 @@ u64 ebb_hostile_ioremap(u64 phys, u64 size)
 void ebb_hostile_iounmap(u64 virt)
 {
 	iounmap((void __iomem *)virt);
+}
+
+u64 ebb_hostile_random(void)
+{
+	return get_random_u64();
+}
+
+u64 ebb_hostile_now_ms(void)
+{
+	return ktime_get_ns() / NSEC_PER_MSEC;
+}
+
+void ebb_hostile_cond_resched(void)
+{
+	cond_resched();
 }

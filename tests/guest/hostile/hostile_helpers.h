@@ -14,5 +14,8 @@ int ebb_hostile_wrmsr_safe(u32 msr, u64 value);
 u64 ebb_hostile_phys_to_virt(u64 phys);
 u64 ebb_hostile_ioremap(u64 phys, u64 size);
 void ebb_hostile_iounmap(u64 virt);
+u64 ebb_hostile_random(void);
+u64 ebb_hostile_now_ms(void);
+void ebb_hostile_cond_resched(void);
 
 #endif

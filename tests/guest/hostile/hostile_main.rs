@@ -10,6 +10,9 @@
 //! `ebb_hostile: ok N NAME` or `ebb_hostile: not ok N NAME: got X, expected Y`.
 //! The module then stays loaded doing nothing; the test removes it.
 //!
+//! `fuzz_secs=N` skips the checks and makes random hypercalls for N seconds (see
+//! [`fuzz`] for which, and why only those), then logs `fuzz: done ...`.
+//!
 //! `halt_for_good=1` skips the checks and halts the vCPU with interrupts off, for a
 //! manual look at how ebbhv crashes a domain (`[hv] domain 1 crashed: ...`,
 //! `ebbctl info` showing `state crashed`); it ends the run.
@@ -35,6 +38,11 @@ module! {
             description: "The end of the guest's highest System RAM range (from /proc/iomem): \
                           the page there is in no RAM range and not in the direct map",
         },
+        fuzz_secs: u32 {
+            default: 0,
+            description: "Instead of the checks, make random hypercalls for this many \
+                          seconds (the ones that cannot legitimately end the guest)",
+        },
         halt_for_good: bool {
             default: false,
             description: "Instead of the checks, execute HLT with interrupts off, which \
@@ -51,6 +59,9 @@ unsafe extern "C" {
     fn ebb_hostile_phys_to_virt(phys: u64) -> u64;
     fn ebb_hostile_ioremap(phys: u64, size: u64) -> u64;
     fn ebb_hostile_iounmap(virt: u64);
+    fn ebb_hostile_random() -> u64;
+    fn ebb_hostile_now_ms() -> u64;
+    fn ebb_hostile_cond_resched();
 }
 
 /// Hypercall numbers (xen/include/public/xen.h).
@@ -59,12 +70,15 @@ const HYPERVISOR_XEN_VERSION: u64 = 17;
 const HYPERVISOR_CONSOLE_IO: u64 = 18;
 const HYPERVISOR_EVENT_CHANNEL_OP: u64 = 32;
 const HYPERVISOR_HVM_OP: u64 = 34;
+const HYPERVISOR_VCPU_OP: u64 = 24;
+const HYPERVISOR_SCHED_OP: u64 = 29;
 /// Sub-ops.
 const XENVER_EXTRAVERSION: u64 = 1;
 const CONSOLEIO_WRITE: u64 = 0;
 const EVTCHNOP_CLOSE: u64 = 3;
 const EVTCHNOP_SEND: u64 = 4;
 const EVTCHNOP_UNMASK: u64 = 9;
+const EVTCHNOP_STATUS: u64 = 5;
 const HVMOP_SET_PARAM: u64 = 0;
 const HVMOP_GET_PARAM: u64 = 1;
 const XENMEM_EXCHANGE: u64 = 11;
@@ -201,11 +215,6 @@ impl kernel::Module for Hostile {
             unsafe { asm!("cli", "hlt", options(nomem, nostack)) };
             return Err(EIO);
         }
-        let ram_end = module_parameters::ram_end.value();
-        if ram_end == 0 || ram_end % PAGE_SIZE != 0 {
-            pr_err!("ram_end={ram_end:#x}: give the end of System RAM, page-aligned\n");
-            return Err(EINVAL);
-        }
         let mut scratch = KBox::new(
             Scratch {
                 version: [0; 16],
@@ -232,6 +241,17 @@ impl kernel::Module for Hostile {
         if r != 0 || !extra.starts_with(EBBHV_EXTRAVERSION) {
             pr_info!("skip: not ebbhv (XENVER_extraversion returned {r})\n");
             return Err(ENODEV);
+        }
+        let fuzz_secs = module_parameters::fuzz_secs.value();
+        if fuzz_secs > 0 {
+            let (calls, errors) = fuzz(s, u64::from(fuzz_secs) * 1000);
+            pr_info!("fuzz: done, {calls} calls in {fuzz_secs} s, {errors} refused\n");
+            return Ok(Hostile);
+        }
+        let ram_end = module_parameters::ram_end.value();
+        if ram_end == 0 || ram_end % PAGE_SIZE != 0 {
+            pr_err!("ram_end={ram_end:#x}: give the end of System RAM, page-aligned\n");
+            return Err(EINVAL);
         }
         let mut checks = KVec::new();
         for check in attacks(s, ram_end) {
@@ -466,4 +486,119 @@ fn attacks(s: *mut Scratch, ram_end: u64) -> [Check; 18] {
             1,
         ),
     ]
+}
+
+/// Hypercall numbers ebbhv does not serve, for the fuzzer (each answers `-ENOSYS`,
+/// `-EPERM` for sysctl and domctl).
+const UNSERVED: [u64; 8] = [0, 1, 6, 13, 26, 33, 35, 36];
+
+/// A random argument: mostly addresses that must be refused (never canonical, the
+/// top page of the address space, page 0 of user space), sometimes the scratch
+/// buffer's page (whose contents are arguments of these kinds too), sometimes a
+/// small number.
+fn fuzz_arg(s: *mut Scratch) -> u64 {
+    // SAFETY: a plain call into the kernel's RNG.
+    let r = unsafe { ebb_hostile_random() };
+    match r % 6 {
+        // Bit 47 set, 48..63 clear.
+        0 => (r & (NON_CANONICAL - 1)) | NON_CANONICAL,
+        1 => LAST_QWORD - (r % PAGE_SIZE),
+        2 => r % PAGE_SIZE,
+        // SAFETY: `s` is the live scratch buffer; only its address is taken.
+        3 => addr(unsafe { addr_of_mut!((*s).console) }),
+        4 => r % 64,
+        // Bit 62 set, 61 clear.
+        _ => (r | 1 << 62) & !(1 << 61),
+    }
+}
+
+/// Makes random hypercalls for `ms` milliseconds; returns (calls, calls that
+/// returned an error).
+///
+/// Only calls that cannot legitimately end or break the guest: any `xen_version`
+/// sub-op, `console_io` writes from refused addresses (never bytes to the console),
+/// the memory ops that only read (current and maximum reservation, maximum gpfn,
+/// memory map), `vcpu_op` queries (is_up, runstate, physid), `HVMOP_get_param`,
+/// `HVMOP_set_param` of the read-only params, `SCHEDOP_yield`, `EVTCHNOP_status`
+/// and the numbers ebbhv does not serve. Left out, because the guest may lose
+/// its own state by them: shutdown and poweroff, populate, decrease, exchange and
+/// physmap moves of the kernel's own memory, timers (the kernel's tick), moving
+/// vcpu_info or the runstate area, binding and closing ports, setting the
+/// callback. Sub-op numbers stay below 16, so that the hypervisor's per-sub-op
+/// statistics and logged-once lists do not grow without bound (issue 13 bounds
+/// those separately).
+fn fuzz(s: *mut Scratch, ms: u64) -> (u64, u64) {
+    // SAFETY: a plain clock read.
+    let end = unsafe { ebb_hostile_now_ms() } + ms;
+    let (mut calls, mut errors) = (0u64, 0u64);
+    loop {
+        if calls % 256 == 0 {
+            // SAFETY: a plain clock read; the reschedule point keeps the soft-lockup
+            // watchdog quiet.
+            if unsafe { ebb_hostile_now_ms() } >= end {
+                return (calls, errors);
+            }
+            // SAFETY: process context (module init), no lock held.
+            unsafe { ebb_hostile_cond_resched() };
+        }
+        // SAFETY: `s` is the live scratch buffer; random bytes in it are fine.
+        unsafe {
+            let words = addr_of_mut!((*s).console).cast::<u64>();
+            for i in 0..64 {
+                words.add(i).write_unaligned(fuzz_arg(s));
+            }
+        }
+        // SAFETY: a plain call into the kernel's RNG.
+        let r = unsafe { ebb_hostile_random() };
+        let sub = (r >> 8) % 16;
+        // SAFETY: `s` is the live scratch buffer; only its address is taken.
+        let buf = addr(unsafe { addr_of_mut!((*s).console) });
+        let (nr, args) = match r % 10 {
+            0 => (HYPERVISOR_XEN_VERSION, [sub, fuzz_arg(s), 0, 0, 0]),
+            1 => (
+                HYPERVISOR_CONSOLE_IO,
+                // Never canonical: bit 47 set, 48..63 clear.
+                [
+                    CONSOLEIO_WRITE,
+                    r >> 32,
+                    (r & (NON_CANONICAL - 1)) | NON_CANONICAL,
+                    0,
+                    0,
+                ],
+            ),
+            2 => (
+                HYPERVISOR_MEMORY_OP,
+                [[3, 4, 14, 9][(sub % 4) as usize], fuzz_arg(s), 0, 0, 0],
+            ),
+            3 => (
+                HYPERVISOR_VCPU_OP,
+                [[3, 4, 12][(sub % 3) as usize], r % 3, fuzz_arg(s), 0, 0],
+            ),
+            4 => (HYPERVISOR_HVM_OP, [HVMOP_GET_PARAM, fuzz_arg(s), 0, 0, 0]),
+            5 => {
+                // SAFETY: `s` is the live scratch buffer.
+                unsafe {
+                    addr_of_mut!((*s).param).write(HvmParam {
+                        domid: DOMID_SELF,
+                        pad: 0,
+                        index: [1, 2, 17, 18][(sub % 4) as usize],
+                        value: r,
+                    })
+                };
+                // SAFETY: as above; only the address is taken.
+                let param = addr(unsafe { addr_of_mut!((*s).param) });
+                (HYPERVISOR_HVM_OP, [HVMOP_SET_PARAM, param, 0, 0, 0])
+            }
+            6 => (HYPERVISOR_SCHED_OP, [0, fuzz_arg(s), 0, 0, 0]),
+            7 => (HYPERVISOR_EVENT_CHANNEL_OP, [EVTCHNOP_STATUS, buf, 0, 0, 0]),
+            _ => (
+                UNSERVED[(r >> 16) as usize % UNSERVED.len()],
+                [sub % 4, fuzz_arg(s), fuzz_arg(s), fuzz_arg(s), fuzz_arg(s)],
+            ),
+        };
+        calls += 1;
+        if hypercall(nr, args) < 0 {
+            errors += 1;
+        }
+    }
 }
