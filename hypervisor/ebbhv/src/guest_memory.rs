@@ -62,6 +62,10 @@ impl P2mMirror for NptMirror<'_> {
         // tables.
         r.expect("hypervisor memory for nested page tables");
     }
+
+    fn table_bytes(&self) -> u64 {
+        self.0.table_bytes()
+    }
 }
 
 /// Guest-physical → machine translation, from one of the two sources.
