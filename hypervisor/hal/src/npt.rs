@@ -112,9 +112,10 @@ impl Npt {
         self.tables.unmap(&mut self.memory, start, end);
     }
 
-    /// Bytes of ebbhv's allocator the tree's table pages take.
+    /// Bytes of ebbhv's allocator the tree's table pages take, with the set that
+    /// records them (an address per page, counted twice for the B-tree's slack).
     pub fn table_bytes(&self) -> u64 {
-        self.memory.pages.len() as u64 * PAGE_SIZE
+        self.memory.pages.len() as u64 * (PAGE_SIZE + 2 * size_of::<u64>() as u64)
     }
 
     /// The machine address of `gpa` and whether the guest may write it.
