@@ -231,3 +231,33 @@ fn platform_charges_count_against_the_limit() {
     assert_eq!(pool.xenstore, scattered_cost());
     assert_eq!(pool.used, limit);
 }
+
+/// A mirror that holds a table page per leaf it maps, as a stand-in for the NPT.
+#[derive(Default)]
+struct PagePerLeaf {
+    leaves: u64,
+}
+
+impl ebbhv_core::p2m::P2mMirror for PagePerLeaf {
+    fn unmap(&mut self, _range: ebbhv_core::addr::GfnRange) {}
+
+    fn map(&mut self, _mapping: ebbhv_core::p2m::Mapping) {
+        self.leaves += 1;
+    }
+
+    fn table_bytes(&self) -> u64 {
+        self.leaves * 4096
+    }
+}
+
+#[test]
+fn a_sync_replaces_the_estimate_with_what_the_mirror_holds() {
+    let mut bed = Bed::new();
+    assert_eq!(bed.populate(0, &[1 << 18, 2 << 18]), 2);
+    assert_eq!(bed.hv.mem_pool(DOM).unwrap().nested_tables, 2 * 3 * 4096);
+    let mut mirror = PagePerLeaf::default();
+    assert_eq!(bed.hv.sync_p2m(DOM, &mut mirror), Ok(2));
+    let pool = bed.hv.mem_pool(DOM).unwrap();
+    assert_eq!(pool.nested_tables, 2 * 4096);
+    assert_eq!(pool.used, pool.p2m + 2 * 4096);
+}
