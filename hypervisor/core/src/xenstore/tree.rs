@@ -1,5 +1,10 @@
 //! The node tree, its permissions and the per-domain node quota.
 //!
+//! The tree counts the nodes and bytes ([`node_bytes`]) each domain owns and the
+//! bytes of the whole (what a transaction's copy costs); a guest's write or mkdir
+//! that would add more bytes than the caller allows is refused with `EQUOTA`
+//! before anything changes.
+//!
 //! Nodes live in one ordered map keyed by absolute path text, so a node's
 //! descendants are the consecutive keys that start with `path/`. Every node has a
 //! value and a permission list; every node but the root has a parent.
