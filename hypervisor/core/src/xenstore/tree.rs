@@ -1,6 +1,6 @@
 //! The node tree, its permissions and the per-domain node quota.
 //!
-//! The tree counts the nodes and bytes ([`node_bytes`]) each domain owns and the
+//! The tree counts the nodes and bytes (`node_bytes`) each domain owns and the
 //! bytes of the whole (what a transaction's copy costs); a guest's write or mkdir
 //! that would add more bytes than the caller allows is refused with `EQUOTA`
 //! before anything changes.
@@ -197,7 +197,7 @@ pub struct Change {
 /// # Invariants
 ///
 /// The root exists; every other node's parent exists; `owned[d]` is the number of
-/// nodes whose owner is `d` and `owned_bytes[d]` their [`node_bytes`]; `bytes` is
+/// nodes whose owner is `d` and `owned_bytes[d]` their `node_bytes`; `bytes` is
 /// the sum over all nodes; `generation` grows with every change.
 #[derive(Clone, Debug)]
 pub struct Tree {
