@@ -62,6 +62,8 @@ const VERBS: &[Verb] = &[
         name: "info",
         usage: "info [--raw]",
         help: "Print the domain's memory (tot_pages, max_pages, target_kib, static_max_kib),\n\
+               its memory pool in bytes (mem_pool_limit, mem_pool_used and its parts),\n\
+               ebbhv's own allocator (hv_pool_bytes, hv_pool_free_bytes),\n\
                the hypervisor heap (frames free, used, offlined), xenstore counters and the\n\
                platform's exit and hypercall counters, one `name value` per line.\n\
                --raw prints the reply line as received.",
@@ -100,6 +102,16 @@ const VERBS: &[Verb] = &[
         usage: "mem-max SIZE",
         help: "Set the most memory the guest may have (its max_pages and\n\
                memory/static-max), like `xl mem-max`. SIZE as for mem-set.",
+    },
+    Verb {
+        name: "mem-pool",
+        usage: "mem-pool [SIZE]",
+        help: "Print the guest's memory pool: the limit on the hypervisor memory its requests\n\
+               may take (p2m and nested page tables, event channels, xenstore) and what\n\
+               they take now, like Xen's paging mempool (`xl ... shadow_memory`). With\n\
+               SIZE (as for mem-set), set the limit first; a limit below what the guest\n\
+               uses now is refused. At its limit the guest's memory hypercalls fail with\n\
+               -ENOMEM and its xenstore requests with EQUOTA.",
     },
     Verb {
         name: "shutdown",
@@ -234,6 +246,8 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), Error> {
         ("xenstore-rm", [p]) => format!("xs-rm {}", encode(p.as_bytes())),
         ("mem-set", [s]) => format!("mem-set {}", size(s)?),
         ("mem-max", [s]) => format!("mem-max {}", size(s)?),
+        ("mem-pool", []) => "mem-pool".to_string(),
+        ("mem-pool", [s]) => format!("mem-pool {}", size(s)?),
         ("shutdown", _) => shutdown_line(args).ok_or_else(bad)?,
         ("fail-next", [off]) if off == "off" => "fail-next off".to_string(),
         ("fail-next", [op, calls, effect]) => fail_next_line(op, calls, effect)?,
@@ -265,7 +279,7 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), Error> {
             .iter()
             .map(|t| format!("{}\n", terminal_safe(t)))
             .collect(),
-        "ping" | "mem-set" | "mem-max" | "fail-next" => tokens
+        "ping" | "mem-set" | "mem-max" | "mem-pool" | "fail-next" => tokens
             .iter()
             .map(|t| format!("{}\n", String::from_utf8_lossy(t)))
             .collect(),
