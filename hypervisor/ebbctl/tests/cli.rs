@@ -67,6 +67,7 @@ fn hv(line: &str) -> Option<String> {
         "xs-read data/spaced" => "ok a%20b\n".into(),
         "xs-ls memory" => "ok static-max target\n".into(),
         "xs-read missing" => "error ENOENT xenstore refused\n".into(),
+        "xs-read name" => "ok ebb-guest\n".into(),
         l if l.starts_with("xs-write ") || l.starts_with("xs-rm ") => "ok\n".into(),
         l if l.starts_with("mem-set ") => format!("ok target_kib={}\n", &l[8..]),
         l if l.starts_with("mem-max ") => format!("ok max_kib={}\n", &l[8..]),
@@ -250,8 +251,110 @@ fn every_verb_has_help() {
         assert!(help.contains(verb), "{verb}");
         let o = ebbctl(&sock, &[verb, "--help"]);
         assert!(o.status.success(), "{verb}");
-        assert!(stdout(&o).starts_with("Usage: ebbctl"), "{verb}");
+        assert!(
+            stdout(&o).contains(&format!("Usage: ebbctl {verb} ")),
+            "{verb}: {}",
+            stdout(&o)
+        );
         let o = ebbctl(&sock, &["help", verb]);
         assert!(o.status.success(), "{verb}");
+    }
+}
+
+#[test]
+fn options_go_anywhere_and_json_prints_state() {
+    let (sock, _rx) = fake_server("json", hv);
+    let o = Command::new(env!("CARGO_BIN_EXE_ebbctl"))
+        .args(["info", "--json", "--socket"])
+        .arg(&sock)
+        .env_remove("EBBCTL_SOCKET")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(
+        stdout(&o),
+        "{\n  \"domid\": 1,\n  \"heap_free\": 1000,\n  \"max_pages\": 131072,\n  \
+         \"target_kib\": 262144,\n  \"tot_pages\": 65536\n}\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["xenstore-read", "--json", "data/spaced"])),
+        "{\n  \"path\": \"data/spaced\",\n  \"value\": \"a b\"\n}\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["--json", "xenstore-ls", "memory"])),
+        "{\n  \"children\": [\n    \"static-max\",\n    \"target\"\n  ],\n  \"path\": \"memory\"\n}\n"
+    );
+    let o = ebbctl(&sock, &["--version"]);
+    assert!(o.status.success());
+    assert_eq!(
+        stdout(&o),
+        format!("ebbctl {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn a_domain_argument_names_the_one_guest() {
+    let (sock, rx) = fake_server("domain", hv);
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["mem-set", "1", "128"])),
+        "target_kib=131072\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["mem-max", "ebb-guest", "1g"])),
+        "max_kib=1048576\n"
+    );
+    assert!(ebbctl(&sock, &["info", "1"]).status.success());
+    let o = ebbctl(&sock, &["mem-set", "7", "128"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "ebbctl: no domain \"7\": ebbhv runs one guest, domain 1 (ebb-guest) \
+         (see ebbctl --help)\n"
+    );
+    let sent: Vec<String> = rx.try_iter().collect();
+    assert_eq!(
+        sent.iter()
+            .filter(|l| l.starts_with("mem-"))
+            .collect::<Vec<_>>(),
+        ["mem-set 131072", "mem-max 1048576"],
+        "a refused domain sends no change"
+    );
+    for args in [
+        &["mem-set", "1", "2", "3"][..],
+        &["mem-set", "1", "12x"],
+        &["mem-max", "--json"],
+    ] {
+        assert_eq!(ebbctl(&sock, args).status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn without_a_socket_ebbctl_says_how_to_get_one() {
+    let o = Command::new(env!("CARGO_BIN_EXE_ebbctl"))
+        .arg("ping")
+        .env("EBBCTL_SOCKET", "/nonexistent/ctl.sock")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/ctl.sock"));
+    let repo_socket =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../build/hv/ctl.sock");
+    if !repo_socket.exists() {
+        let o = Command::new(env!("CARGO_BIN_EXE_ebbctl"))
+            .arg("ping")
+            .current_dir("/")
+            .env_remove("EBBCTL_SOCKET")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(3));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.starts_with("ebbctl: no control socket (looked for /"),
+            "{err}"
+        );
+        assert!(
+            err.contains("build/hv/ctl.sock): start ebbhv with `make run`"),
+            "{err}"
+        );
     }
 }
