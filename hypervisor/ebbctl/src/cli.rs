@@ -30,6 +30,8 @@ pub enum Error {
     Io(String),
     /// No reply in time (status 4).
     Timeout(String),
+    /// Some frames are left offline pending (status 5).
+    Pending(String),
 }
 
 impl Error {
@@ -40,6 +42,7 @@ impl Error {
             Error::CommandLine(_) | Error::Usage(_) => 2,
             Error::Connect(_) | Error::Io(_) => 3,
             Error::Timeout(_) => 4,
+            Error::Pending(_) => 5,
         }
     }
 }
@@ -50,7 +53,9 @@ impl fmt::Display for Error {
             Error::CommandLine(m) => write!(f, "{}", m.trim_end()),
             Error::Usage(m) => write!(f, "{m} (see ebbctl --help)"),
             Error::Reply(code, m) => write!(f, "hypervisor error {code}: {m}"),
-            Error::Connect(m) | Error::Io(m) | Error::Timeout(m) => write!(f, "{m}"),
+            Error::Connect(m) | Error::Io(m) | Error::Timeout(m) | Error::Pending(m) => {
+                write!(f, "{m}")
+            }
         }
     }
 }
@@ -152,6 +157,59 @@ enum Verb {
         #[arg(allow_hyphen_values = true, value_name = "DONE|-ERRNO")]
         effect: Option<String>,
     },
+    /// Take machine frames offline, like `xen-hptool mem-offline`
+    ///
+    /// A free frame leaves the heap at once; a frame the guest uses is copied to a
+    /// new frame, which the guest gets at the same gfn while it runs; the old frame
+    /// goes offline. When no frame is free for the copy, the frame stays `offline
+    /// pending` until the guest gives it back (balloons it out). Frames the
+    /// hypervisor owns or lends (its code and tables, shared_info, grant frames, the
+    /// xenstore ring) are refused and nothing changes. Prints each frame's state;
+    /// exit status 5 when a frame is left pending.
+    MemOffline {
+        /// One frame or an inclusive range FIRST-LAST (decimal or 0x hex, at most 512)
+        #[arg(value_name = "MFN[-MFN]", value_parser = parse_frames)]
+        frames: Frames,
+        /// Mark the frames broken, as a machine check would: they never come back
+        #[arg(long)]
+        broken: bool,
+    },
+    /// Bring offlined frames back, like `xen-hptool mem-online`
+    ///
+    /// An offlined frame returns to the heap; a pending offline is cancelled; a broken
+    /// frame stays out (exit status 1).
+    MemOnline {
+        /// One frame or an inclusive range FIRST-LAST
+        #[arg(value_name = "MFN[-MFN]", value_parser = parse_frames)]
+        frames: Frames,
+    },
+    /// Print machine frames' state and owner, like `xen-hptool mem-query`
+    ///
+    /// State: online, offline pending or offlined (and broken); owner: free, the
+    /// hypervisor (lent to a domain, at a gfn), or a domain and the gfn it maps the
+    /// frame at.
+    MemQuery {
+        /// One frame or an inclusive range FIRST-LAST
+        #[arg(value_name = "MFN[-MFN]", value_parser = parse_frames)]
+        frames: Frames,
+    },
+    /// Print which machine frames back guest frames (leaf size 4K/2M/1G, type)
+    P2m {
+        /// One guest frame or an inclusive range FIRST-LAST
+        #[arg(value_name = "GFN[-GFN]", value_parser = parse_frames)]
+        gfns: Frames,
+    },
+    /// Print one machine frame's state, owner and gfn
+    Mfn {
+        #[arg(value_name = "MFN", value_parser = parse_frame)]
+        mfn: u64,
+    },
+    /// Give guest frames new machine frames with the same contents, while the guest runs
+    MemExchange {
+        /// One guest frame or an inclusive range FIRST-LAST
+        #[arg(value_name = "GFN[-GFN]", value_parser = parse_frames)]
+        gfns: Frames,
+    },
     /// Check that the hypervisor answers on the control channel
     Ping,
     /// Send one request line of the control protocol as given and print the reply
@@ -186,6 +244,38 @@ enum ShutdownHow {
     Reboot,
 }
 
+/// The most frames one frame verb covers (the protocol's limit).
+const MAX_FRAMES: u64 = ebbhv_core::control::protocol::MAX_FRAMES;
+
+/// An inclusive range of frame numbers.
+#[derive(Clone, Copy, Debug)]
+struct Frames {
+    first: u64,
+    last: u64,
+}
+
+fn parse_frame(text: &str) -> Result<u64, String> {
+    ebbhv_core::control::protocol::frame_number(text.as_bytes())
+        .ok_or_else(|| format!("{text:?} is not a frame number (decimal or 0x hex)"))
+}
+
+fn parse_frames(text: &str) -> Result<Frames, String> {
+    let (first, last) = match text.split_once('-') {
+        Some((first, last)) => (parse_frame(first)?, parse_frame(last)?),
+        None => {
+            let frame = parse_frame(text)?;
+            (frame, frame)
+        }
+    };
+    if last < first {
+        return Err(format!("{text:?}: the last frame is below the first"));
+    }
+    if last - first >= MAX_FRAMES {
+        return Err(format!("{text:?}: at most {MAX_FRAMES} frames at a time"));
+    }
+    Ok(Frames { first, last })
+}
+
 fn parse_timeout(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
         .ok()
@@ -207,8 +297,24 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<(), Error> {
         socket: cli.socket.clone(),
         timeout: cli.timeout,
     };
-    let text = execute(&cli.verb, &session, cli.json)?;
-    print(out, &text)
+    let Output { text, outcome } = execute(&cli.verb, &session, cli.json)?;
+    print(out, &text)?;
+    outcome
+}
+
+/// What a verb printed, and how it ends (a frame verb may print and still fail).
+struct Output {
+    text: String,
+    outcome: Result<(), Error>,
+}
+
+impl From<String> for Output {
+    fn from(text: String) -> Output {
+        Output {
+            text,
+            outcome: Ok(()),
+        }
+    }
 }
 
 fn print(out: &mut dyn Write, text: &str) -> Result<(), Error> {
@@ -260,12 +366,63 @@ impl Session {
     }
 }
 
-fn execute(verb: &Verb, s: &Session, json: bool) -> Result<String, Error> {
+fn execute(verb: &Verb, s: &Session, json: bool) -> Result<Output, Error> {
     let size = |text: &str| {
         parse_kib(text)
             .ok_or_else(|| Error::Usage(format!("bad size {text:?} (e.g. 512, 512m, 524288k, 1g)")))
     };
-    Ok(match verb {
+    let text = match verb {
+        Verb::MemOffline { frames, broken } => {
+            let suffix = if *broken { " broken" } else { "" };
+            let line = format!("mem-offline {:#x} {:#x}{suffix}", frames.first, frames.last);
+            return Ok(frame_states(&s.ok(&line)?, json, true));
+        }
+        Verb::MemOnline { frames } => {
+            let line = format!("mem-online {:#x} {:#x}", frames.first, frames.last);
+            return Ok(frame_states(&s.ok(&line)?, json, false));
+        }
+        Verb::MemQuery { frames } => {
+            let line = format!("mem-query {:#x} {:#x}", frames.first, frames.last);
+            return Ok(frame_states(&s.ok(&line)?, json, false));
+        }
+        Verb::Mfn { mfn } => {
+            let tokens = s.ok(&format!("mem-query {mfn:#x} {mfn:#x}"))?;
+            let frame = tokens.first().map(|t| record(t)).unwrap_or_default();
+            if json {
+                json_text(&record_json(&frame))
+            } else {
+                let pairs: Vec<(String, String)> = frame.into_iter().collect();
+                name_value_lines(&pairs)
+            }
+        }
+        Verb::P2m { gfns } => {
+            let tokens = s.ok(&format!("p2m {:#x} {:#x}", gfns.first, gfns.last))?;
+            let leaves: Vec<Record> = tokens.iter().map(|t| record(t)).collect();
+            if json {
+                json_text(&Value::Array(leaves.iter().map(record_json).collect()))
+            } else {
+                leaves.iter().map(p2m_line).collect()
+            }
+        }
+        Verb::MemExchange { gfns } => {
+            let tokens = s.ok(&format!("mem-exchange {:#x} {:#x}", gfns.first, gfns.last))?;
+            let moved: Vec<Record> = tokens.iter().map(|t| record(t)).collect();
+            if json {
+                json_text(&Value::Array(moved.iter().map(record_json).collect()))
+            } else {
+                moved
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "gfn {}: mfn {} -> {}\n",
+                            field(m, "gfn"),
+                            field(m, "old"),
+                            field(m, "new")
+                        )
+                    })
+                    .collect()
+            }
+        }
         Verb::Info { dom, raw } => {
             s.check_domain(dom.as_deref())?;
             let tokens = s.ok("info")?;
@@ -345,7 +502,136 @@ fn execute(verb: &Verb, s: &Session, json: bool) -> Result<String, Error> {
         }
         Verb::Ping => lines(&s.ok("ping")?),
         Verb::Raw { request } => raw_text(&s.ok(&request.join(" "))?),
-    })
+    };
+    Ok(text.into())
+}
+
+/// One frame or leaf token's `key=value` pairs, in order.
+type Record = Vec<(String, String)>;
+
+fn record(token: &[u8]) -> Record {
+    String::from_utf8_lossy(token)
+        .split(',')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (pair.to_string(), String::new()),
+        })
+        .collect()
+}
+
+fn field<'a>(record: &'a Record, key: &str) -> &'a str {
+    record
+        .iter()
+        .find(|(k, _)| k == key)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+fn record_json(record: &Record) -> Value {
+    Value::Object(
+        record
+            .iter()
+            .map(|(k, v)| (k.clone(), json_value(v)))
+            .collect(),
+    )
+}
+
+/// How a frame reads to a person: `online, domain 1 gfn 0x234`.
+fn frame_line(frame: &Record) -> String {
+    let state = match (field(frame, "state"), field(frame, "broken")) {
+        ("invalid", _) => "not RAM",
+        ("pending", "1") => "offline pending (broken)",
+        ("pending", _) => "offline pending",
+        ("offlined", "1") => "offlined (broken)",
+        (state, _) => state,
+    };
+    let at = |gfn: &str| {
+        if gfn.is_empty() {
+            String::new()
+        } else {
+            format!(" gfn {gfn}")
+        }
+    };
+    let owner = match field(frame, "owner") {
+        "" | "none" => String::new(),
+        "free" => ", free".to_string(),
+        "hypervisor" => match field(frame, "lent") {
+            "" => ", hypervisor".to_string(),
+            lent => format!(
+                ", hypervisor (lent to domain {}{})",
+                lent.trim_start_matches('d'),
+                at(field(frame, "gfn"))
+            ),
+        },
+        dom => format!(
+            ", domain {}{}",
+            dom.trim_start_matches('d'),
+            at(field(frame, "gfn"))
+        ),
+    };
+    let refused = match field(frame, "error") {
+        "" => String::new(),
+        errno => format!(" (refused: {errno})"),
+    };
+    format!("mfn {}: {state}{owner}{refused}\n", field(frame, "mfn"))
+}
+
+/// The frames of a mem-offline/online/query reply, and the exit status they give:
+/// 1 if any frame was refused, else (`offlining`) 5 if any is left pending.
+fn frame_states(tokens: &[Vec<u8>], json: bool, offlining: bool) -> Output {
+    let frames: Vec<Record> = tokens.iter().map(|t| record(t)).collect();
+    let text = if json {
+        json_text(&Value::Array(frames.iter().map(record_json).collect()))
+    } else {
+        frames.iter().map(frame_line).collect()
+    };
+    let refusals: Vec<&str> = frames
+        .iter()
+        .map(|f| field(f, "error"))
+        .filter(|e| !e.is_empty())
+        .collect();
+    let pending = frames
+        .iter()
+        .filter(|f| field(f, "state") == "pending")
+        .count();
+    let outcome = if let Some(first) = refusals.first() {
+        Err(Error::Reply(
+            first.to_string(),
+            format!("{} of {} frames refused", refusals.len(), frames.len()),
+        ))
+    } else if offlining && pending > 0 {
+        Err(Error::Pending(format!(
+            "{pending} of {} frames offline pending: they go offline when the guest gives them back",
+            frames.len()
+        )))
+    } else {
+        Ok(())
+    };
+    Output { text, outcome }
+}
+
+/// How a p2m leaf (or hole) reads: `gfn 0x0-0x1ff: mfn 0x100200-0x1003ff, 2M leaf, ram`.
+fn p2m_line(leaf: &Record) -> String {
+    let number = |key: &str| {
+        let v = field(leaf, key);
+        ebbhv_core::control::protocol::frame_number(v.as_bytes()).unwrap_or(0)
+    };
+    let frames = number("frames").max(1);
+    let span = |start: u64| {
+        if frames == 1 {
+            format!("{start:#x}")
+        } else {
+            format!("{start:#x}-{:#x}", start + frames - 1)
+        }
+    };
+    let gfns = span(number("gfn"));
+    match field(leaf, "type") {
+        "none" => format!("gfn {gfns}: not mapped\n"),
+        kind => format!(
+            "gfn {gfns}: mfn {}, {} leaf, {kind}\n",
+            span(number("mfn")),
+            field(leaf, "leaf")
+        ),
+    }
 }
 
 /// `fail-next OP CALLS EFFECT`, checked as far as ebbctl can: the hypervisor knows
@@ -412,9 +698,9 @@ fn fields(tokens: &[Vec<u8>]) -> Vec<(String, String)> {
 
 /// A JSON value for a field: a number where it is one, else the text.
 fn json_value(text: &str) -> Value {
-    match text.parse::<u64>() {
-        Ok(n) => Value::from(n),
-        Err(_) => Value::from(text),
+    match ebbhv_core::control::protocol::frame_number(text.as_bytes()) {
+        Some(n) => Value::from(n),
+        None => Value::from(text),
     }
 }
 
@@ -427,7 +713,11 @@ fn info_json(tokens: &[Vec<u8>]) -> Map<String, Value> {
 
 /// `name value` lines from `info`'s `name=value` tokens.
 fn info_text(tokens: &[Vec<u8>]) -> String {
-    let fields = fields(tokens);
+    name_value_lines(&fields(tokens))
+}
+
+/// Aligned `name value` lines.
+fn name_value_lines(fields: &[(String, String)]) -> String {
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     fields
         .iter()
