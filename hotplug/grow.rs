@@ -16,6 +16,7 @@ use crate::rust::xen_reservation::ExtentOrder;
 use crate::rust::xen_reservation::MAX_EXTENTS_PER_CALL;
 
 use super::region::EXTENT_PAGES;
+use super::Backing;
 use super::Blocks;
 use super::Hotplug;
 
@@ -85,7 +86,9 @@ impl Hotplug {
             drop(guard);
             // Without the lock: onlining runs the callback inside the add.
             let (start, size) = self.block_range(index);
-            let result = self.group.add_memory(start, size);
+            let result = self
+                .prepare_p2m(index)
+                .and_then(|()| self.group.add_memory(start, size));
             guard = self.blocks.lock();
             if let Err(err) = result {
                 pr_warn!("adding memory block at {:#x} failed: {:?}\n", start, err);
@@ -109,9 +112,13 @@ impl Hotplug {
     }
 
     /// Has the hypervisor back up to `budget` onlined, unbacked extents (of blocks not
-    /// going offline) in one hypercall and hands those it backed to the allocator.
-    /// Returns how many it asked for and how many it backed, or the hypercall's error.
+    /// going offline), in one hypercall where it keeps the p2m, and hands those it
+    /// backed to the allocator. Returns how many it asked for and how many it backed,
+    /// or the hypercall's error.
     fn back_onlined(&self, guard: &mut Blocks, budget: usize) -> (usize, Result<usize>) {
+        if self.backing == Backing::PvFrames {
+            return self.back_onlined_frames(guard, budget);
+        }
         let Blocks { blocks, frames } = guard;
         let budget = budget.min(frames.len());
         let mut asked = 0;

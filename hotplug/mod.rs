@@ -20,8 +20,9 @@
 //!
 //! The files: `region.rs` (geometry), `extents.rs` (the extent set), `block.rs` (a
 //! block's state), `grow.rs` (adding and backing blocks), `shrink.rs` (removing them,
-//! and unload), `notifier.rs` (the online-page callback's and memory notifier's
-//! work), `status.rs` (what users read).
+//! and unload), `pv.rs` (backing and releasing extents frame by frame on PV),
+//! `notifier.rs` (the online-page callback's and memory notifier's work), `status.rs`
+//! (what users read).
 //!
 //! Offlining a block, by a user or by ebb's own hot-remove, passes through the memory
 //! notifier, as in virtio-mem: on MEM_GOING_OFFLINE ebb drops its reference to the
@@ -31,9 +32,10 @@
 //! offline is left alone by the worker. A user who onlines the block again gets it
 //! backed by the worker, as far as the target asks.
 //!
-//! Lock order: `mem_hotplug_lock` → `Hotplug::blocks`; `blocks` is a leaf (the online
-//! callback and the memory notifier take it alone; the balloon never holds its own
-//! locks while calling in here). It is never held across `add_memory_driver_managed`
+//! Lock order: `mem_hotplug_lock` → `Hotplug::blocks` → `Balloon::state`; `blocks` is
+//! taken alone by the online callback and the memory notifier, and the balloon never
+//! holds its own locks while calling in here; only the status snapshot
+//! ([`Hotplug::with_snapshot`]) takes `state` under it. It is never held across `add_memory_driver_managed`
 //! or `offline_and_remove_memory`, which take `mem_hotplug_lock` and run the callback
 //! and the notifier synchronously.
 
@@ -59,6 +61,7 @@ mod block;
 mod extents;
 mod grow;
 mod notifier;
+mod pv;
 mod region;
 mod shrink;
 mod status;
@@ -83,6 +86,31 @@ impl Granularity {
 
     fn block_pages(self) -> usize {
         self.block_bytes / kernel::page::PAGE_SIZE
+    }
+}
+
+/// How the hypervisor backs ebb's blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Backing {
+    /// The hypervisor keeps the guest's p2m (PVH, HVM): it backs 2 MiB extents by
+    /// guest frame number, up to [`MAX_EXTENTS_PER_CALL`] per hypercall.
+    Superpages,
+    /// The guest keeps its own p2m (PV): the hypervisor backs an extent with 512 machine
+    /// frames of its choice, which ebb maps itself (`pv.rs`). Blocks are never
+    /// removed ([`Backing::removes_blocks`]).
+    PvFrames,
+}
+
+impl Backing {
+    /// Whether ebb removes the blocks it added. Not on PV: x86's memory hot-remove
+    /// frees the page tables of the removed range's kernel mappings
+    /// (`free_pagetable()` in arch/x86/mm/init_64.c) without the paravirt hook that
+    /// makes a Xen PV page-table page writable again, so the allocator hands out pages
+    /// that fault on the first write (seen on Xen 4.17: an oops in the next task
+    /// exit). On PV ebb shrinks by ballooning, as the C driver, which never removes
+    /// memory, does.
+    pub(crate) fn removes_blocks(self) -> bool {
+        self == Self::Superpages
     }
 }
 
@@ -114,6 +142,7 @@ pub(crate) struct Changes {
 #[pin_data]
 pub(crate) struct Hotplug {
     region: Region,
+    backing: Backing,
     group: MemoryGroup,
     #[pin]
     blocks: Mutex<Blocks>,
@@ -140,10 +169,11 @@ pub(crate) const DEFAULT_REMOVE_TIMEOUT_MS: u32 = 30_000;
 
 impl Hotplug {
     /// The region above `boot_pages` up to `max_pages` (the domain's reservation at
-    /// load and its maximum), or `None` when it holds no whole block or the blocks are
-    /// too large for ebb's extent sets.
+    /// load and its maximum), backed as `backing` says, or `None` when it holds no
+    /// whole block or the blocks are too large for ebb's extent sets.
     pub(crate) fn new(
         granularity: Granularity,
+        backing: Backing,
         boot_pages: usize,
         max_pages: usize,
     ) -> Result<Option<Arc<Self>>> {
@@ -172,6 +202,7 @@ impl Hotplug {
         let hotplug = Arc::pin_init(
             try_pin_init!(Self {
                 region,
+                backing,
                 group,
                 // INVARIANT: one block per block of the region; `frames` has its full
                 // length.

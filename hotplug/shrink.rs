@@ -25,6 +25,7 @@ use crate::rust::xen_reservation::ExtentOrder;
 
 use super::block::Block;
 use super::region::EXTENT_PAGES;
+use super::Backing;
 use super::Blocks;
 use super::Hotplug;
 
@@ -37,6 +38,9 @@ impl Hotplug {
     /// hypervisor together at its end, in as few hypercalls as they fill. Returns
     /// whether a block was removed (ballooning does the rest otherwise).
     pub(crate) fn shrink(&self, excess: usize, free_reserve: usize) -> bool {
+        if !self.backing.removes_blocks() {
+            return false;
+        }
         self.defer_release.store(true, Ordering::Release);
         let mut excess = excess;
         let mut removed = false;
@@ -162,6 +166,9 @@ impl Hotplug {
         guard: &mut Blocks,
         select: impl Fn(usize, &Block) -> bool,
     ) -> (usize, usize) {
+        if self.backing == Backing::PvFrames {
+            return self.release_frames_pv(guard, select);
+        }
         let Blocks { blocks, frames } = guard;
         let backed_extents = |blocks: &KVec<Block>| -> usize {
             blocks
@@ -214,6 +221,10 @@ impl Hotplug {
     /// removed so that they stay as ordinary memory. Returns how many blocks it
     /// removed.
     pub(crate) fn remove_all(&self) -> usize {
+        if !self.backing.removes_blocks() {
+            self.keep_all();
+            return 0;
+        }
         let nr_blocks = self.region.nr_blocks();
         let mut removed = (0..nr_blocks)
             .filter(|&index| self.blocks.lock().blocks[index].added && self.remove_at_unload(index))
@@ -247,6 +258,22 @@ impl Hotplug {
             }
         }
         removed
+    }
+
+    /// Unload where blocks are not removed: every added block stays as ordinary
+    /// memory, each extent backed, so that onlining an offline one after ebb is gone
+    /// hands the allocator only backed pages.
+    fn keep_all(&self) {
+        self.unloading.store(true, Ordering::Release);
+        self.back_all_onlined();
+        let mut guard = self.blocks.lock();
+        let all = self.region.all_extents();
+        for index in 0..self.region.nr_blocks() {
+            let block = &guard.blocks[index];
+            if block.added && block.onlined.is_empty() && block.backed != all {
+                self.back_offline_block(&mut guard, index);
+            }
+        }
     }
 
     /// Offlines and removes block `index`, giving up after `remove_timeout_ms`.

@@ -3,8 +3,12 @@
 //! What users and the host read about the region: a summary (sysfs `ebb/hotplug_*`,
 //! the xenstore status line) and one line per block (`ebb/hotplug_block_list`).
 
+use core::sync::atomic::Ordering;
+
 use crate::rust::memory_hotplug;
 
+use super::Blocks;
+use super::Changes;
 use super::Hotplug;
 
 /// A summary of the region for sysfs and xenstore.
@@ -25,9 +29,23 @@ pub(crate) struct Summary {
 }
 
 impl Hotplug {
-    /// The region's summary.
-    pub(crate) fn summary(&self) -> Summary {
+    /// Runs `read` on the region's summary and the changes the balloon has not folded
+    /// into its reservation yet, as they stand together: no block and no change moves
+    /// until `read` returns. `read` may take the balloon's `state`, which nothing
+    /// holds while taking `blocks`.
+    pub(crate) fn with_snapshot<R>(&self, read: impl FnOnce(Summary, Changes) -> R) -> R {
         let guard = self.blocks.lock();
+        // Hotplug changes these only under `blocks`; the balloon takes them (under its
+        // `state`, which `read` waits for) without it.
+        let pending = Changes {
+            backed: self.unfolded_pages.load(Ordering::Acquire),
+            released: self.unfolded_released.load(Ordering::Acquire),
+            hypercalls: self.unfolded_hypercalls.load(Ordering::Acquire),
+        };
+        read(Self::summarise(&guard), pending)
+    }
+
+    fn summarise(guard: &Blocks) -> Summary {
         let mut summary = Summary::default();
         for block in guard.blocks.iter().filter(|block| block.added) {
             summary.added += 1;

@@ -90,6 +90,66 @@ void ebb_helper_pv_map_page(struct page *page, xen_pfn_t frame)
 	xenmem_reservation_va_mapping_update(1, &page, &frame);
 }
 
+/*
+ * PV: the kernel maps every pfn above its RAM to the machine frame of the same
+ * number at boot (identity, for PCI BARs), and memory ebb hot-adds lies there.
+ * Before a block is added, its p2m leaves are allocated (so that mapping a frame
+ * there later cannot fail for want of memory, which the kernel's mapping helper
+ * would not report) and its identity entries become invalid, as the C driver makes
+ * them: the kernel's direct map of the new block then starts out not present
+ * instead of mapping machine frames the domain does not own. -EEXIST if a frame is
+ * mapped there.
+ */
+int ebb_helper_pv_p2m_prepare(unsigned long pfn, unsigned long nr_pages)
+{
+#ifdef CONFIG_XEN_PV
+	unsigned long i, mfn;
+	int err;
+
+	for (i = 0; i < nr_pages; i += P2M_PER_PAGE) {
+		err = xen_alloc_p2m_entry(pfn + i);
+		if (err)
+			return err;
+	}
+	for (i = 0; i < nr_pages; i++) {
+		mfn = get_phys_to_machine(pfn + i);
+		if (mfn != INVALID_P2M_ENTRY && !(mfn & IDENTITY_FRAME_BIT))
+			return -EEXIST;
+	}
+	for (i = 0; i < nr_pages; i++)
+		WRITE_ONCE(xen_p2m_addr[pfn + i], INVALID_P2M_ENTRY);
+	return 0;
+#else
+	return -EOPNOTSUPP;
+#endif
+}
+
+/*
+ * PV: the machine frame backing a pfn of a removed ebb block (whose kernel mapping
+ * went with the block), dropped from the p2m. The leaf is one ebb allocated
+ * (ebb_helper_pv_p2m_prepare()), so a plain atomic store updates it, as the
+ * kernel's own fast path does.
+ */
+unsigned long ebb_helper_pv_p2m_take(unsigned long pfn)
+{
+#ifdef CONFIG_XEN_PV
+	unsigned long mfn = get_phys_to_machine(pfn);
+
+	WRITE_ONCE(xen_p2m_addr[pfn], INVALID_P2M_ENTRY);
+	return mfn;
+#else
+	return INVALID_P2M_ENTRY;
+#endif
+}
+
+/* PV: undoes ebb_helper_pv_p2m_take() for a frame the hypervisor did not take. */
+void ebb_helper_pv_p2m_put(unsigned long pfn, unsigned long mfn)
+{
+#ifdef CONFIG_XEN_PV
+	WRITE_ONCE(xen_p2m_addr[pfn], mfn);
+#endif
+}
+
 struct page *ebb_helper_alloc_pages(gfp_t gfp, unsigned int order)
 {
 	return alloc_pages(gfp, order);

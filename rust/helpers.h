@@ -29,6 +29,9 @@ unsigned long ebb_helper_pfn_to_gfn(unsigned long pfn);
 void ebb_helper_pv_unmap_page(struct page *page);
 void ebb_helper_pv_flush_tlbs(void);
 void ebb_helper_pv_map_page(struct page *page, xen_pfn_t frame);
+int ebb_helper_pv_p2m_prepare(unsigned long pfn, unsigned long nr_pages);
+unsigned long ebb_helper_pv_p2m_take(unsigned long pfn);
+void ebb_helper_pv_p2m_put(unsigned long pfn, unsigned long mfn);
 
 /* Pages. */
 struct page *ebb_helper_alloc_pages(gfp_t gfp, unsigned int order);

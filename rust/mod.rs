@@ -13,6 +13,7 @@ pub(crate) mod memory_notifier;
 pub(crate) mod notifier;
 pub(crate) mod oom;
 pub(crate) mod page_run;
+pub(crate) mod pv_p2m;
 pub(crate) mod sysfs;
 pub(crate) mod xen;
 pub(crate) mod xen_reservation;

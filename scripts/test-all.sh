@@ -207,7 +207,7 @@ if scripts/setup-xen.sh; then
         ebb:maxmem.sh ebb:stall.sh ebb:throughput.sh ebb:xenstore.sh ebb:smp.sh ebb:hostile.sh
     run_guest_tests xen-pod guest ebb:pod.sh ebb:integrity.sh ebb:xenstore.sh
     run_guest_tests xen-pv guest ebb:module.sh ebb:balloon.sh ebb:integrity.sh ebb:oom.sh \
-        ebb:stall.sh ebb:xenstore.sh ebb:smp.sh
+        ebb:stall.sh ebb:xenstore.sh ebb:maxmem.sh ebb:smp.sh
 else
     record FAIL "guest: the real-Xen test bed sets up (scripts/setup-xen.sh)"
 fi

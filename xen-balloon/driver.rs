@@ -22,6 +22,7 @@ use crate::balloon::target::pages_to_kib;
 use crate::balloon::target::parse_xenstore_number;
 use crate::balloon::target::Limits;
 use crate::balloon::Balloon;
+use crate::hotplug::Backing;
 use crate::hotplug::Granularity;
 use crate::hotplug::Hotplug;
 use crate::rust::memory;
@@ -136,11 +137,18 @@ impl kernel::Module for Ebb {
         if pv_mode && domain != DomainType::Pv {
             pr_info!("pv_mode: 4 KiB extents and no hotplug, as on a PV guest\n");
         }
-        // Hotplug backs ebb's blocks in 2 MiB extents by guest frame: not on PV, whose
-        // p2m is per 4 KiB page and kept by the guest.
-        let hotplug = match maximum {
-            Some(maximum) if superpages => Hotplug::new(
+        // Where the hypervisor keeps the p2m it backs ebb's blocks in 2 MiB extents by
+        // guest frame; a PV guest maps the frames it is given itself. `pv_mode` on a
+        // PVH or HVM guest only imitates PV ballooning.
+        let backing = match domain {
+            DomainType::Pv => Some(Backing::PvFrames),
+            _ if superpages => Some(Backing::Superpages),
+            _ => None,
+        };
+        let hotplug = match (maximum, backing) {
+            (Some(maximum), Some(backing)) => Hotplug::new(
                 granularity,
+                backing,
                 reservation,
                 maximum.max(GROWTH_REGION_END_PAGES),
             )?,

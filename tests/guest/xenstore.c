@@ -9,7 +9,16 @@
  *   xenstore ls PATH            prints one child per line
  *   xenstore wait PATH VALUE SECONDS
  *                               polls until PATH reads VALUE; exit 1 on timeout
+ *   xenstore rm PATH            removes PATH and everything below it
+ *   xenstore flood PATH         writes PATH/n0, PATH/n1, ... with 2048-byte values
+ *                               (the largest a guest may write) until the store
+ *                               refuses; prints how many and the error
+ *   xenstore transactions       starts transactions (left open until exit) until
+ *                               the store refuses; prints how many and the error
  *
+ * flood and transactions are a hostile guest's attack on the store's memory: they
+ * exit 0 when the store ended them with an error, 1 when it did not within a bound
+ * far above every quota.
  * Relative paths are relative to the domain's home (/local/domain/<id>). Exit status:
  * 0 success, 1 the store answered with an error (printed), 2 bad usage or I/O error.
  */
@@ -22,7 +31,19 @@
 #include <time.h>
 #include <unistd.h>
 
-enum xs_type { XS_DIRECTORY = 1, XS_READ = 2, XS_WRITE = 11, XS_ERROR = 16 };
+enum xs_type {
+	XS_DIRECTORY = 1,
+	XS_READ = 2,
+	XS_TRANSACTION_START = 6,
+	XS_WRITE = 11,
+	XS_RM = 13,
+	XS_ERROR = 16,
+};
+
+/* The most nodes or transactions a flood tries: far above Xen's quotas (1000 nodes,
+ * 10 transactions per domain). */
+#define FLOOD_MAX 100000
+#define TRANSACTIONS_MAX 1000
 
 struct xs_header {
 	uint32_t type;
@@ -77,8 +98,47 @@ static int xs_read(const char *path, char *value, size_t *len)
 static int usage(void)
 {
 	fprintf(stderr, "usage: xenstore read PATH | write PATH VALUE | ls PATH | "
-			"wait PATH VALUE SECONDS\n");
+			"wait PATH VALUE SECONDS | rm PATH | flood PATH | transactions\n");
 	return 2;
+}
+
+/* Writes big nodes under path until the store refuses one. */
+static int flood(const char *path)
+{
+	static char value[2048];
+	char node[256], body[XS_PAYLOAD_MAX + 1];
+	size_t len;
+	int i;
+
+	memset(value, 'x', sizeof(value));
+	for (i = 0; i < FLOOD_MAX; i++) {
+		snprintf(node, sizeof(node), "%s/n%d", path, i);
+		if (xs_request(XS_WRITE, node, strlen(node) + 1, value, sizeof(value),
+			       body, &len) == XS_ERROR) {
+			printf("flood: %d nodes written, then %s\n", i, body);
+			return 0;
+		}
+	}
+	printf("flood: %d nodes written, no refusal\n", i);
+	return 1;
+}
+
+/* Starts transactions until the store refuses one. */
+static int transactions(void)
+{
+	char body[XS_PAYLOAD_MAX + 1];
+	size_t len;
+	int i;
+
+	for (i = 0; i < TRANSACTIONS_MAX; i++) {
+		if (xs_request(XS_TRANSACTION_START, "", 1, NULL, 0, body, &len) ==
+		    XS_ERROR) {
+			printf("transactions: %d started, then %s\n", i, body);
+			return 0;
+		}
+	}
+	printf("transactions: %d started, no refusal\n", i);
+	return 1;
 }
 
 int main(int argc, char **argv)
@@ -87,7 +147,7 @@ int main(int argc, char **argv)
 	size_t len;
 	int type;
 
-	if (argc < 3)
+	if (argc < 2)
 		return usage();
 	xs_fd = open("/dev/xen/xenbus", O_RDWR);
 	if (xs_fd < 0) {
@@ -107,6 +167,14 @@ int main(int argc, char **argv)
 		for (size_t i = 0; type != XS_ERROR && i < len; i++)
 			if (body[i] == '\0')
 				body[i] = '\n';
+	} else if (!strcmp(argv[1], "rm") && argc == 3) {
+		type = xs_request(XS_RM, argv[2], strlen(argv[2]) + 1, NULL, 0, body,
+				  &len);
+		len = 0;
+	} else if (!strcmp(argv[1], "flood") && argc == 3) {
+		return flood(argv[2]);
+	} else if (!strcmp(argv[1], "transactions") && argc == 2) {
+		return transactions();
 	} else if (!strcmp(argv[1], "wait") && argc == 5) {
 		time_t deadline = time(NULL) + atoi(argv[4]);
 

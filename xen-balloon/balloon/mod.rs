@@ -26,7 +26,8 @@
 //! Lock order: `Balloon::staging` → `Balloon::state`, and `mem_hotplug_lock` →
 //! `Balloon::state` (the online callback and the memory notifier take `state`; nothing
 //! that holds `state` adds, removes, onlines or offlines memory). `Hotplug::blocks` is
-//! never taken under `staging` or `state`. `staging` is the worker's own: it allocates
+//! never taken under `staging` or `state`; `Balloon::status` takes `state` under it,
+//! for one snapshot of both. `staging` is the worker's own: it allocates
 //! and scrubs a balloon-out batch under it, and makes each batch's hypercall from it,
 //! without `state` (`engine.rs`). `state` holds everything else; it is taken by the
 //! worker (briefly, to move a batch's runs in and out of the balloon and to account
@@ -48,6 +49,7 @@ use kernel::sync::Arc;
 use kernel::sync::Mutex;
 use kernel::sync::SpinLock;
 
+use crate::hotplug::Changes;
 use crate::hotplug::Hotplug;
 use crate::hotplug::Summary;
 use crate::hotplug::DEFAULT_REMOVE_TIMEOUT_MS;
@@ -327,20 +329,31 @@ impl Balloon {
         }
     }
 
-    /// What the sysfs files and the status line show, read at once.
+    /// What the sysfs files and the status line show, one snapshot: the hotplug
+    /// region held still while the balloon's state is read, and what hotplug did
+    /// that the worker has not folded into the reservation yet counted in.
     pub(crate) fn status(&self) -> Status {
-        // Taken before `state`: the hotplug lock is never nested in it.
-        let hotplug = self
-            .hotplug
-            .as_ref()
-            .map_or_else(Summary::default, |hotplug| hotplug.summary());
+        match &self.hotplug {
+            Some(hotplug) => {
+                hotplug.with_snapshot(|summary, pending| self.status_with(summary, pending))
+            }
+            None => self.status_with(Summary::default(), Changes::default()),
+        }
+    }
+
+    fn status_with(&self, hotplug: Summary, pending: Changes) -> Status {
         let state = self.state.lock();
         let reservation = &state.reservation;
-        let counters = reservation.counters();
+        // As `Reservation::grew` and `shrank` will count them.
+        let mut counters = *reservation.counters();
+        counters.pages_in += pending.backed as u64;
+        counters.pages_out += pending.released as u64;
+        counters.hypercalls += pending.hypercalls as u64;
         Status {
             state: state.progress.name(),
             reason: state.reason(),
-            current_pages: reservation.current_pages(),
+            current_pages: (reservation.current_pages() + pending.backed)
+                .saturating_sub(pending.released),
             target_pages: state.target_pages,
             requested_pages: state.requested_pages,
             ballooned_pages: reservation.ballooned_pages(),

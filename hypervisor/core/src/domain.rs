@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use crate::abi::memory::E820Entry;
 use crate::addr::{DomId, Gfn, Mfn};
-use crate::hv::{DirtyLog, Faults};
+use crate::hv::{DirtyLog, Faults, MemPool};
 use crate::p2m::P2m;
 
 /// How to create a domain.
@@ -47,10 +47,16 @@ pub struct Domain {
     pub(crate) memory_map: Vec<E820Entry>,
     pub(crate) log_dirty: Option<DirtyLog>,
     pub(crate) faults: Faults,
+    pub(crate) pool: MemPool,
 }
 
 impl Domain {
-    pub(crate) fn new(config: DomainConfig, gfn_limit: Gfn, shared_info: Mfn) -> Domain {
+    pub(crate) fn new(
+        config: DomainConfig,
+        gfn_limit: Gfn,
+        shared_info: Mfn,
+        pool_limit: u64,
+    ) -> Domain {
         // INVARIANT: owns nothing, maps nothing, shared_info was lent by the caller.
         Domain {
             id: config.id,
@@ -63,6 +69,7 @@ impl Domain {
             memory_map: config.memory_map,
             log_dirty: None,
             faults: Faults::default(),
+            pool: MemPool::new(pool_limit),
         }
     }
 

@@ -143,6 +143,12 @@ impl EventChannels {
             .map_or(Binding::Free, |c| c.binding)
     }
 
+    /// Bytes of the hypervisor's heap the table takes (at most [`NR_PORTS`]
+    /// channels).
+    pub fn bytes(&self) -> usize {
+        size_of::<EventChannels>() + self.ports.capacity() * size_of::<Channel>()
+    }
+
     /// The port bound to `virq`, if any.
     pub fn virq_port(&self, virq: u32) -> Option<Port> {
         self.virqs.get(virq as usize).copied().flatten()

@@ -14,6 +14,7 @@ mod fault;
 mod log_dirty;
 mod offline;
 mod physmap;
+mod pool;
 mod reservation;
 
 use alloc::collections::BTreeMap;
@@ -23,6 +24,7 @@ pub(crate) use fault::Applied;
 pub use fault::{Fault, FaultEffect, FaultOp, Faults, MAX_PENDING};
 pub use log_dirty::{DirtyLog, WriteFault};
 pub use physmap::MapSpace;
+pub use pool::{default_limit, tables_cost, MemPool, PlatformCharge, PoolUsage, MIN_DEFAULT_LIMIT};
 
 use crate::addr::{DomId, Gfn, Mfn, Order};
 use crate::domain::Domain;
@@ -46,6 +48,9 @@ pub struct Config {
     /// First guest frame no p2m may map (1 << 36: 48-bit guest-physical addresses,
     /// what 4-level nested paging can translate).
     pub gfn_limit: Gfn,
+    /// The largest memory pool limit one domain may have, in bytes (the platform
+    /// sets it from the memory it has for its own allocations).
+    pub mem_pool_max: u64,
 }
 
 impl Default for Config {
@@ -56,6 +61,7 @@ impl Default for Config {
             preempt_frames: 1 << 18,
             max_grant_frames: 64,
             gfn_limit: Gfn(1 << 36),
+            mem_pool_max: 1 << 30,
         }
     }
 }
@@ -126,7 +132,9 @@ impl Hypervisor {
     /// flushed before the domain runs again.
     pub fn sync_p2m(&mut self, domain: DomId, mirror: &mut dyn P2mMirror) -> Result<usize, Errno> {
         let dom = self.domains.get_mut(&domain).ok_or(Errno::ESRCH)?;
-        Ok(dom.p2m.sync_mirror(mirror))
+        let changed = dom.p2m.sync_mirror(mirror);
+        self.charge_mirror(domain, mirror.table_bytes());
+        Ok(changed)
     }
 
     pub(crate) fn domain_mut(&mut self, id: DomId) -> Result<&mut Domain, Errno> {

@@ -14,6 +14,7 @@
 //! [`Caller::ControlPlane`] (ebbctl over the control serial line) may act on any
 //! domain but is no domain itself.
 
+pub mod count;
 mod domctl;
 mod exchange;
 mod info;

@@ -17,7 +17,7 @@ mod tree;
 
 pub use changes::P2mMirror;
 pub use entry::{Entry, EntryType, Mapping, PageSize};
-pub use table::{P2m, P2mError};
+pub use table::{P2m, P2mError, TableCount};
 
 #[cfg(test)]
 mod tests;

@@ -10,14 +10,22 @@
 //! guest whose [`Xenstore::has_output`] is set and notifies it if anything moved.
 //!
 //! Nothing a guest sends can exhaust the hypervisor: requests are bounded by the
-//! wire format, nodes, watches, transactions and value sizes by [`Limits`], and a
-//! guest that does not read its replies stops being served (back-pressure) while
-//! watch events beyond the output limit are dropped and counted.
+//! wire format; nodes, watches, transactions, changes per transaction and value
+//! sizes by [`Limits`] (Xen's xenstored quotas); replies by `XENSTORE_PAYLOAD_MAX`
+//! (a longer one is `E2BIG`); and everything the store holds for a guest (its
+//! nodes, the copy of the tree each of its transactions works on, their change
+//! lists, its watches and queued bytes, see [`Xenstore::domain_bytes`]) by a byte
+//! quota, [`Limits::max_bytes`] or less if the platform says so
+//! ([`Xenstore::set_domain_quota`]), whose overrun is `EQUOTA`. A guest that does
+//! not read its replies stops being served (back-pressure) while watch events
+//! beyond the output limit are dropped and counted.
 //!
 //! Locking: none; the platform calls in with its one lock held (see the crate root).
 
 mod domain;
 mod path;
+#[cfg(test)]
+mod quota_tests;
 mod request;
 mod ring;
 #[cfg(test)]
@@ -53,6 +61,10 @@ pub struct Limits {
     pub max_perms: usize,
     /// Bytes queued toward one guest's reply ring before it stops being served.
     pub max_output: usize,
+    /// Nodes one transaction may change (Xen's `transaction-nodes` quota).
+    pub max_transaction_changes: usize,
+    /// Bytes the store may hold for one guest (Xen's per-domain memory quota).
+    pub max_bytes: usize,
 }
 
 impl Default for Limits {
@@ -64,6 +76,8 @@ impl Default for Limits {
             max_transactions: 10,
             max_perms: 8,
             max_output: 64 * 1024,
+            max_transaction_changes: 1024,
+            max_bytes: 2560 * 1024,
         }
     }
 }
@@ -102,6 +116,29 @@ struct Conn {
     input: Vec<u8>,
     /// Bytes for the reply ring.
     output: VecDeque<u8>,
+    /// The most bytes the store may hold for this guest.
+    quota: usize,
+}
+
+impl Conn {
+    /// What the connection itself holds: watches, transactions (each a copy of the
+    /// tree and its change list) and queued bytes.
+    fn bytes(&self) -> usize {
+        let watches: usize = self.watches.iter().map(Watch::bytes).sum();
+        let transactions: usize = self
+            .transactions
+            .values()
+            .map(|t| {
+                2 * size_of::<(u32, Transaction)>()
+                    + t.tree.bytes()
+                    + t.changes
+                        .iter()
+                        .map(|c| size_of::<Change>() + c.path.as_str().len())
+                        .sum::<usize>()
+            })
+            .sum();
+        watches + transactions + self.input.capacity() + self.output.len()
+    }
 }
 
 /// The store.
@@ -124,7 +161,7 @@ impl Xenstore {
         let local = Path::root().child("local").and_then(|p| p.child("domain"));
         if let Some(p) = local {
             // The control plane may always create nodes in an empty tree.
-            let _ = store.tree.mkdir(Who::Control, &p, &limits);
+            let _ = store.tree.mkdir(Who::Control, &p, &limits, usize::MAX);
         }
         store
     }
@@ -161,10 +198,33 @@ impl Xenstore {
                 next_tx: 1,
                 input: Vec::new(),
                 output: VecDeque::new(),
+                quota: self.limits.max_bytes,
             },
         );
         self.fire_special("@introduceDomain");
         Ok(())
+    }
+
+    /// Bytes the store holds for `dom`: the nodes it owns and its connection's
+    /// watches, transactions and queued bytes.
+    pub fn domain_bytes(&self, dom: DomId) -> usize {
+        self.tree.owned_bytes(dom) + self.conns.get(&dom).map_or(0, Conn::bytes)
+    }
+
+    /// Caps what the store may hold for `dom` at `bytes` (never above
+    /// [`Limits::max_bytes`]); the platform passes what the domain's memory pool
+    /// has room for. What it holds already stays.
+    pub fn set_domain_quota(&mut self, dom: DomId, bytes: usize) {
+        let max = self.limits.max_bytes;
+        if let Some(conn) = self.conns.get_mut(&dom) {
+            conn.quota = bytes.min(max);
+        }
+    }
+
+    /// Bytes `dom` may still add before it reaches its quota.
+    fn room(&self, dom: DomId) -> usize {
+        let quota = self.conns.get(&dom).map_or(0, |c| c.quota);
+        quota.saturating_sub(self.domain_bytes(dom))
     }
 
     /// Closes `dom`'s connection and removes its home.
@@ -186,7 +246,9 @@ impl Xenstore {
     /// Writes a node as the control plane and fires the watches on it.
     pub fn control_write(&mut self, dom: DomId, path: &str, value: &[u8]) -> Result<(), XsError> {
         let (path, _) = Path::parse(path.as_bytes(), &Path::home(dom))?;
-        let change = self.tree.write(Who::Control, &path, value, &self.limits)?;
+        let change = self
+            .tree
+            .write(Who::Control, &path, value, &self.limits, usize::MAX)?;
         self.fire(&change);
         Ok(())
     }

@@ -9,12 +9,15 @@ use ebbhv_core::abi::hypercall::{DOMCTL, SYSCTL};
 use ebbhv_core::abi::sysctl::page_offline::*;
 use ebbhv_core::abi::sysctl::*;
 use ebbhv_core::addr::{DomId, Gfn, GfnRange, Mfn};
+use ebbhv_core::control::exec::{execute, Context, Effect};
 use ebbhv_core::domain::DomainConfig;
 use ebbhv_core::error::Fatal;
 use ebbhv_core::heap::FrameState;
 use ebbhv_core::hv::WriteFault;
+use ebbhv_core::hv::{default_limit, Config};
 use ebbhv_core::hypercall::Caller;
 use ebbhv_core::p2m::{EntryType, PageSize};
+use ebbhv_core::xenstore::{DomainKeys, Limits, Xenstore};
 
 const STATUS: u64 = BUF;
 
@@ -511,10 +514,61 @@ fn a_write_near_the_top_of_guest_space_keeps_the_log_sparse() {
     bed.check();
 }
 
-// --- The control protocol's frame verbs (control/frames.rs) on the same bed.
+/// Runs one control-protocol line against the bed's domain and a store that
+/// knows it.
+fn control_line(bed: &mut Bed, store: &mut Xenstore, line: &str) -> String {
+    let mut cx = Context {
+        hv: &mut bed.hv,
+        store,
+        domain: DOM,
+        counters: &[],
+        frames: &mut bed.frames,
+    };
+    execute(line.as_bytes(), &mut cx).0
+}
 
-use ebbhv_core::control::exec::{execute, Context, Effect};
-use ebbhv_core::xenstore::{DomainKeys, Limits, Xenstore};
+#[test]
+fn mem_pool_shows_and_sets_the_limit_and_refuses_one_below_use() {
+    let mut bed = Bed::new();
+    let mut store = Xenstore::new(Limits::default());
+    let limit = bed.hv.mem_pool(DOM).unwrap().limit;
+    assert_eq!(limit, default_limit(0x2000, Config::default().mem_pool_max));
+    assert_eq!(
+        control_line(&mut bed, &mut store, "mem-pool"),
+        format!("ok limit_kib={} used_kib=0\n", limit / 1024)
+    );
+    assert_eq!(bed.populate(0, &[1 << 18]), 1);
+    let used = bed.hv.mem_pool(DOM).unwrap().used;
+    let used_kib = used.div_ceil(1024);
+    assert_eq!(
+        control_line(&mut bed, &mut store, "mem-pool 1"),
+        "error EBUSY limit below what the domain uses now (mem-pool shows used_kib)\n"
+    );
+    assert_eq!(bed.hv.mem_pool(DOM).unwrap().limit, limit);
+    assert_eq!(
+        control_line(&mut bed, &mut store, "mem-pool 1073741825"),
+        "error EINVAL limit above what ebbhv can give one domain\n"
+    );
+    assert_eq!(
+        control_line(&mut bed, &mut store, &format!("mem-pool {used_kib}")),
+        format!("ok limit_kib={used_kib} used_kib={used_kib}\n")
+    );
+    // At the limit, a populate that needs new tables is refused.
+    assert_eq!(bed.populate(0, &[2 << 18]), 0);
+    let info = control_line(&mut bed, &mut store, "info");
+    assert!(
+        info.contains(&format!(" mem_pool_limit={} ", used_kib * 1024)),
+        "{info}"
+    );
+    assert!(info.contains(&format!(" mem_pool_used={used} ")), "{info}");
+    assert!(info.contains(" mem_pool_xenstore=0 "), "{info}");
+    assert_eq!(
+        control_line(&mut bed, &mut store, "mem-pool 1 2"),
+        "error EINVAL wrong number of arguments\n"
+    );
+}
+
+// --- The control protocol's frame verbs (control/frames.rs) on the same bed.
 
 fn store() -> Xenstore {
     let mut store = Xenstore::new(Limits::default());

@@ -88,8 +88,10 @@ struct Cli {
 enum Verb {
     /// Print the domain's memory, the hypervisor heap and the platform's counters
     ///
-    /// The domain's memory (tot_pages, max_pages, target_kib, static_max_kib), the
-    /// hypervisor heap (frames free, used, offlined), xenstore counters and the
+    /// The domain's memory (tot_pages, max_pages, target_kib, static_max_kib), its
+    /// memory pool in bytes (mem_pool_limit, mem_pool_used and its parts), ebbhv's own
+    /// allocator (hv_pool_bytes, hv_pool_free_bytes), the hypervisor heap (frames
+    /// free, used, offlined, pending; RAM leaves by size), xenstore counters and the
     /// platform's exit and hypercall counters, one `name value` per line.
     Info {
         /// The domain (its id or name; ebbhv runs one)
@@ -125,6 +127,15 @@ enum Verb {
     /// Sets its max_pages and memory/static-max. SIZE as for mem-set.
     #[command(override_usage = "ebbctl mem-max [OPTIONS] [DOM] SIZE")]
     MemMax(DomAndSize),
+    /// Print or set the guest's memory pool
+    ///
+    /// The limit on the hypervisor memory its requests may take (p2m and nested page
+    /// tables, event channels, xenstore) and what they take now, like Xen's paging
+    /// mempool (`xl ... shadow_memory`). With SIZE (as for mem-set), set the limit
+    /// first; a limit below what the guest uses now is refused. At its limit the
+    /// guest's memory hypercalls fail with -ENOMEM and its xenstore requests with
+    /// EQUOTA.
+    MemPool { size: Option<String> },
     /// Ask the guest to power off (default) or reboot
     ///
     /// Writes control/shutdown; the guest's xenbus handler acts on it.
@@ -478,6 +489,18 @@ fn execute(verb: &Verb, s: &Session, json: bool) -> Result<Output, Error> {
                 "mem-max"
             };
             lines(&s.ok(&format!("{name} {kib}"))?)
+        }
+        Verb::MemPool { size: limit } => {
+            let line = match limit {
+                Some(text) => format!("mem-pool {}", size(text)?),
+                None => "mem-pool".to_string(),
+            };
+            let tokens = s.ok(&line)?;
+            if json {
+                json_text(&Value::Object(info_json(&tokens)))
+            } else {
+                lines(&tokens)
+            }
         }
         Verb::Shutdown { how, force } => {
             let line = match (force, how) {

@@ -71,6 +71,11 @@ fn hv(line: &str) -> Option<String> {
         l if l.starts_with("xs-write ") || l.starts_with("xs-rm ") => "ok\n".into(),
         l if l.starts_with("mem-set ") => format!("ok target_kib={}\n", &l[8..]),
         l if l.starts_with("mem-max ") => format!("ok max_kib={}\n", &l[8..]),
+        "mem-pool" => "ok limit_kib=16384 used_kib=120\n".into(),
+        "mem-pool 64" => {
+            "error EBUSY limit below what the domain uses now (mem-pool shows used_kib)\n".into()
+        }
+        l if l.starts_with("mem-pool ") => format!("ok limit_kib={} used_kib=120\n", &l[9..]),
         "shutdown poweroff" | "shutdown reboot" | "destroy" | "fail-next off" => "ok\n".into(),
         "fail-next populate 3 100" => "ok fail_populate=3:100\n".into(),
         "fail-next decrease 1 -EBUSY" => "ok fail_decrease=1:-EBUSY\n".into(),
@@ -150,6 +155,20 @@ fn verbs_send_the_protocol_lines_and_print_replies() {
     assert_eq!(
         stdout(&ebbctl(&sock, &["mem-max", "1g"])),
         "max_kib=1048576\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["mem-pool"])),
+        "limit_kib=16384\nused_kib=120\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["mem-pool", "32m"])),
+        "limit_kib=32768\nused_kib=120\n"
+    );
+    let refused = ebbctl(&sock, &["mem-pool", "64k"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("EBUSY"),
+        "{refused:?}"
     );
     assert!(ebbctl(&sock, &["shutdown"]).status.success());
     assert!(ebbctl(&sock, &["shutdown", "reboot"]).status.success());
@@ -267,6 +286,7 @@ fn every_verb_has_help() {
         "xenstore-rm",
         "mem-set",
         "mem-max",
+        "mem-pool",
         "shutdown",
         "fail-next",
         "mem-offline",

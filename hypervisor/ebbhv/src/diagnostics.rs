@@ -2,6 +2,11 @@
 //! hypercalls by (number, sub-op) and those refused to user space, port I/O, timer events and time spent idle),
 //! the `[hv]` summary printed when the guest reaches /init and when the run ends,
 //! the counters `ebbctl info` shows, and the things logged once.
+//!
+//! Every table here has a fixed bound however the guest chooses its arguments:
+//! hypercalls are keyed by [`CountKey`] (at most [`CountKey::COUNT`] keys), port
+//! I/O by port for the first [`MAX_IO_PORTS`] ports seen and in one bucket after
+//! that, and at most [`MAX_LOGGED_ONCE`] distinct things are logged once.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -9,7 +14,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use ebbhv_core::abi::hypercall as nr;
-use ebbhv_hal::log;
+use ebbhv_core::hypercall::count::CountKey;
+use ebbhv_hal::{heap, log};
 use ebbhv_x86::vmcb::ExitCode;
 
 use crate::xen::time::Clocks;
@@ -27,7 +33,17 @@ pub enum Once {
     StringIo(u16),
 }
 
+/// Distinct things logged once; later ones are not logged.
+pub const MAX_LOGGED_ONCE: usize = 64;
+
+/// Ports counted on their own.
+pub const MAX_IO_PORTS: usize = 64;
+
 /// The run's diagnostics.
+///
+/// # Invariants
+///
+/// `logged_once` holds at most [`MAX_LOGGED_ONCE`] keys.
 #[derive(Default)]
 pub struct Diagnostics {
     stats: Stats,
@@ -40,11 +56,21 @@ impl Diagnostics {
         &mut self.stats
     }
 
-    /// Logs `what` the first time `key` happens.
+    /// Logs `what` the first time `key` happens, for the first
+    /// [`MAX_LOGGED_ONCE`] keys; says once that it stops there.
     pub fn log_once(&mut self, key: Once, what: core::fmt::Arguments<'_>) {
-        if !self.logged_once.contains(&key) {
+        if self.logged_once.contains(&key) {
+            return;
+        }
+        if self.logged_once.len() < MAX_LOGGED_ONCE {
+            // INVARIANT: pushed only below the bound.
             self.logged_once.push(key);
             log!("{what}");
+        } else {
+            self.stats.not_logged += 1;
+            if self.stats.not_logged == 1 {
+                log!("{MAX_LOGGED_ONCE} distinct things logged once: no more are logged");
+            }
         }
     }
 
@@ -62,11 +88,16 @@ impl Diagnostics {
             out.push((name, n));
         }
         out.push((String::from("hypercalls"), s.total_hypercalls()));
-        for (&(number, sub), &n) in &s.hypercalls {
-            out.push((format!("hc_{}_{sub}", hypercall_name(number)), n));
+        for (key, &n) in &s.hypercalls {
+            out.push((format!("hc_{}", key_name(*key)), n));
         }
         out.push((String::from("hc_refused_user"), s.refused_hypercalls));
         out.push((String::from("timer_events"), s.timer_events));
+        out.push((String::from("hv_pool_bytes"), heap::pool_bytes() as u64));
+        out.push((
+            String::from("hv_pool_free_bytes"),
+            heap::free_bytes() as u64,
+        ));
         out.push((String::from("idle_ms"), clocks.ticks_to_ms(s.idle_tsc)));
         out.push((
             String::from("guest_ms"),
@@ -83,12 +114,16 @@ const EXIT_SLOTS: usize = 0x401;
 pub struct Stats {
     /// Exits taken, by exit code (codes above 0x400 share the last slot).
     exits: [u64; EXIT_SLOTS],
-    /// Hypercalls made, by (number, sub-op).
-    hypercalls: BTreeMap<(u64, u64), u64>,
+    /// Hypercalls made, by their bounded key.
+    hypercalls: BTreeMap<CountKey, u64>,
     /// Hypercalls refused because the guest made them from user space.
     refused_hypercalls: u64,
-    /// Port I/O exits, by port.
+    /// Port I/O exits, by port, for the first [`MAX_IO_PORTS`] ports.
     io_ports: BTreeMap<u16, u64>,
+    /// Port I/O exits on the other ports.
+    io_other_ports: u64,
+    /// Things not logged once because [`MAX_LOGGED_ONCE`] were.
+    not_logged: u64,
     /// VIRQ_TIMER events raised.
     timer_events: u64,
     /// TSC ticks the vCPU spent idle (HLT, SCHEDOP_block).
@@ -102,6 +137,8 @@ impl Default for Stats {
             hypercalls: BTreeMap::new(),
             refused_hypercalls: 0,
             io_ports: BTreeMap::new(),
+            io_other_ports: 0,
+            not_logged: 0,
             timer_events: 0,
             idle_tsc: 0,
         }
@@ -116,7 +153,13 @@ impl Stats {
 
     /// Counts one port I/O exit.
     pub fn io_port(&mut self, port: u16) {
-        *self.io_ports.entry(port).or_insert(0) += 1;
+        if let Some(n) = self.io_ports.get_mut(&port) {
+            *n += 1;
+        } else if self.io_ports.len() < MAX_IO_PORTS {
+            self.io_ports.insert(port, 1);
+        } else {
+            self.io_other_ports += 1;
+        }
     }
 
     /// Counts one VIRQ_TIMER.
@@ -129,9 +172,12 @@ impl Stats {
         self.idle_tsc += ticks;
     }
 
-    /// Counts one hypercall.
-    pub fn hypercall(&mut self, number: u64, sub: u64) {
-        *self.hypercalls.entry((number, sub)).or_insert(0) += 1;
+    /// Counts one hypercall by its number and first argument.
+    pub fn hypercall(&mut self, number: u64, arg0: u64) {
+        *self
+            .hypercalls
+            .entry(CountKey::new(number, arg0))
+            .or_insert(0) += 1;
     }
 
     /// Counts one hypercall refused with `-EPERM` (made from user space).
@@ -147,6 +193,17 @@ impl Stats {
     /// Hypercalls in total, refused ones included.
     pub fn total_hypercalls(&self) -> u64 {
         self.hypercalls.values().sum::<u64>() + self.refused_hypercalls
+    }
+}
+
+/// A key as `name_sub`, `name` for a call without sub-ops, with `other` for a
+/// bucket.
+fn key_name(key: CountKey) -> String {
+    let name = hypercall_name(key.number);
+    match key.sub {
+        _ if !key.has_sub_op() => String::from(name),
+        CountKey::OTHER => format!("{name}_other"),
+        sub => format!("{name}_{sub}"),
     }
 }
 
@@ -166,7 +223,7 @@ fn hypercall_name(number: u64) -> &'static str {
         nr::HVM_OP => "hvm_op",
         nr::SYSCTL => "sysctl",
         nr::DOMCTL => "domctl",
-        _ => "?",
+        _ => "other",
     }
 }
 
@@ -206,8 +263,11 @@ pub fn report(diag: &Diagnostics, clocks: &Clocks, title: &str) {
         log!("  busiest I/O ports:{line}");
         line.clear();
     }
-    for (&(number, sub), &n) in &s.hypercalls {
-        line.push_str(&format!(" {}/{sub}={n}", hypercall_name(number)));
+    if s.io_other_ports > 0 {
+        log!("  I/O on other ports: {}", s.io_other_ports);
+    }
+    for (key, &n) in &s.hypercalls {
+        line.push_str(&format!(" {}={n}", key_name(*key)));
         if line.len() > 90 {
             log!("  hypercalls:{line}");
             line.clear();

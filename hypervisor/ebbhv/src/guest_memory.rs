@@ -34,8 +34,27 @@ impl FrameOps for HostFrames {
     }
 }
 
-/// The NPT as the p2m's mirror.
-pub struct NptMirror<'a>(pub &'a mut Npt);
+/// The NPT as the p2m's mirror. A leaf that cannot be installed for want of a
+/// table page is remembered: the caller must not run the guest on it.
+pub struct NptMirror<'a> {
+    npt: &'a mut Npt,
+    out_of_memory: bool,
+}
+
+impl<'a> NptMirror<'a> {
+    /// The mirror over `npt`.
+    pub fn new(npt: &'a mut Npt) -> NptMirror<'a> {
+        NptMirror {
+            npt,
+            out_of_memory: false,
+        }
+    }
+
+    /// Whether a leaf could not be installed since this mirror was made.
+    pub fn out_of_memory(&self) -> bool {
+        self.out_of_memory
+    }
+}
 
 fn leaf_size(size: PageSize) -> LeafSize {
     match size {
@@ -47,11 +66,11 @@ fn leaf_size(size: PageSize) -> LeafSize {
 
 impl P2mMirror for NptMirror<'_> {
     fn unmap(&mut self, range: ebbhv_core::addr::GfnRange) {
-        self.0.unmap(range.start.addr(), range.end.addr());
+        self.npt.unmap(range.start.addr(), range.end.addr());
     }
 
     fn map(&mut self, m: Mapping) {
-        let r = self.0.map(
+        let r = self.npt.map(
             m.gfn.addr(),
             m.mfn.addr(),
             leaf_size(m.size),
@@ -60,7 +79,11 @@ impl P2mMirror for NptMirror<'_> {
         // The p2m hands out aligned leaves of its own frames after unmapping their
         // range; the only failure left is running out of hypervisor memory for
         // tables.
-        r.expect("hypervisor memory for nested page tables");
+        self.out_of_memory |= r.is_err();
+    }
+
+    fn table_bytes(&self) -> u64 {
+        self.npt.table_bytes()
     }
 }
 

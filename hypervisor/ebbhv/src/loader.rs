@@ -92,12 +92,14 @@ pub fn build(
     .map_err(|_| "not enough free memory for the guest")?;
     let dom = hv.domain(domid).ok_or("domain vanished")?;
     let t = Translate::P2m(dom);
+    let pool_limit = hv.mem_pool(domid).map_or(0, |p| p.limit);
     log!(
-        "domain {}: {} MiB RAM, max {} MiB, {} frames",
+        "domain {}: {} MiB RAM, max {} MiB, {} frames, memory pool limit {} KiB",
         domid.0,
         memory >> 20,
         maxmem >> 20,
-        dom.tot_pages()
+        dom.tot_pages(),
+        pool_limit >> 10
     );
 
     let elf = Elf::parse(p.vmlinux).map_err(|_| "vmlinux is not an x86-64 ELF")?;

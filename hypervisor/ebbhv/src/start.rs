@@ -102,7 +102,15 @@ pub fn main(boot: Boot) -> ! {
     svm::enable();
     let tsc_hz = clock::calibrate_tsc();
     let apic_hz = timer::init(tsc_hz);
-    let mut hv = Hypervisor::new(frame_heap(&mem.free), Config::default());
+    let frames = frame_heap(&mem.free);
+    // A quarter of what is left of ebbhv's own memory stays its own (VMCB,
+    // permission maps, console and control buffers); no domain's memory pool may
+    // take more than the rest.
+    let config = Config {
+        mem_pool_max: (heap::free_bytes() / 4 * 3) as u64,
+        ..Config::default()
+    };
+    let mut hv = Hypervisor::new(frames, config);
     log!(
         "core heap: {} free frames, {} KiB of ebbhv memory left",
         hv.heap().free_frames(),

@@ -87,11 +87,19 @@ impl StoreService {
         self.store.has_output(self.domid)
     }
 
-    /// Serves the guest's ring; returns whether the guest must be notified on
+    /// Serves the guest's ring with at most `room` bytes held for it (what its
+    /// memory pool has room for); returns whether the guest must be notified on
     /// the store port (a pass moved bytes).
-    pub fn serve(&mut self) -> bool {
+    pub fn serve(&mut self, room: u64) -> bool {
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        self.store.set_domain_quota(self.domid, room);
         self.store
             .serve(self.domid, &mut self.ring)
             .is_ok_and(|done| done.notify())
+    }
+
+    /// Bytes the store holds for the guest.
+    pub fn guest_bytes(&self) -> u64 {
+        self.store.domain_bytes(self.domid) as u64
     }
 }

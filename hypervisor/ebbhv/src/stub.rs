@@ -48,7 +48,7 @@ pub fn run(mut hv: Hypervisor, domid: DomId) -> ! {
         dom.p2m().entry(Gfn(0)).map(|e| e.mfn)
     );
     let mut npt = Npt::new().expect("hypervisor memory for the NPT root");
-    hv.sync_p2m(domid, &mut NptMirror(&mut npt))
+    hv.sync_p2m(domid, &mut NptMirror::new(&mut npt))
         .expect("the domain exists");
     let mut vcpu = Vcpu::new_pvh(npt, 0, 0, crate::vcpu::msr::PASS_THROUGH);
     loop {

@@ -2,7 +2,9 @@
 //! steps of script follow (hypercalls and write faults from a guest and the control
 //! plane, and faults injected into the guest's populates and decreases); the bytes after the script become the caller's memory, so argument
 //! structures, extent lists and handles are whatever the fuzzer makes them. Nothing may panic, no hypercall may be fatal, and every invariant
-//! must hold after every step.
+//! must hold after every step. The guest's memory pool has little room above what its
+//! boot memory takes: no step of the guest's may take its charge above the limit
+//! (the control plane's offline and log-dirty splits are charged but not refused).
 #![no_main]
 #![forbid(unsafe_code)]
 
@@ -23,6 +25,9 @@ const HEAP_START: u64 = 0x800;
 const HEAP_FREE: u64 = 0x800;
 const STEP_BYTES: usize = 16;
 const MAX_CONTINUATIONS: usize = 64;
+/// The guest's memory pool room above its boot memory's tables: a few scattered
+/// mappings.
+const POOL_ROOM: u64 = 96 * 1024;
 
 fn bed() -> (Hypervisor, FakeFrames) {
     let start = Mfn(HEAP_START);
@@ -37,6 +42,8 @@ fn bed() -> (Hypervisor, FakeFrames) {
     hv.create_domain(domain, &mut frames).unwrap();
     hv.populate_boot_memory(GUEST, GfnRange::new(Gfn(0), Gfn(0x280)), &mut frames)
         .unwrap();
+    let used = hv.mem_pool(GUEST).unwrap().used;
+    hv.set_mem_pool_limit(GUEST, used + POOL_ROOM).unwrap();
     (hv, frames)
 }
 
@@ -57,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
     let (mut hv, mut frames) = bed();
 
     for step in script.chunks(STEP_BYTES) {
+        let pool_before = hv.mem_pool(GUEST).unwrap();
         let control = step[0] & 1 != 0;
         let caller = if control { Caller::ControlPlane } else { Caller::Guest(GUEST) };
         let pointer = |raw: u64| {
@@ -66,6 +74,9 @@ fuzz_target!(|data: &[u8]| {
         let a = word(step.get(2..6).unwrap_or(&[]));
         let b = word(step.get(6..10).unwrap_or(&[]));
         let kind = (step[0] >> 1) % 7;
+        // Hypercalls the guest makes itself (write faults split leaves for log-dirty,
+        // which the control plane started).
+        let by_guest = !control && kind < 5;
         if kind == 6 {
             let op = if a & 1 == 0 { FaultOp::Populate } else { FaultOp::Decrease };
             let effect = if a & 2 == 0 {
@@ -98,6 +109,13 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Err(broken) = hv.check_invariants() {
             panic!("invariant broken after step {step:?}: {broken}");
+        }
+        let pool = hv.mem_pool(GUEST).unwrap();
+        if by_guest {
+            assert!(
+                pool.used <= pool_before.used.max(pool.limit),
+                "step {step:?} took the pool from {pool_before:?} to {pool:?}"
+            );
         }
     }
 });

@@ -57,6 +57,11 @@ pub(crate) unsafe fn init(pool: Range) {
     };
 }
 
+/// Bytes the allocator was given at boot.
+pub fn pool_bytes() -> usize {
+    ALLOCATOR.0.lock().size()
+}
+
 /// Bytes still free in the allocator.
 pub fn free_bytes() -> usize {
     ALLOCATOR.0.lock().free()

@@ -14,7 +14,7 @@
 
 use alloc::collections::BTreeSet;
 
-use ebbhv_core::addr::{GuestPhys, HostPhys};
+use ebbhv_core::addr::{GuestPhys, HostPhys, PAGE_SIZE};
 use ebbhv_x86::npt::{NestedTables, NptError, TableMemory};
 use ebbhv_x86::paging::LeafSize;
 
@@ -110,6 +110,12 @@ impl Npt {
     /// Drops every leaf in `[start, end)`.
     pub fn unmap(&mut self, start: GuestPhys, end: GuestPhys) {
         self.tables.unmap(&mut self.memory, start, end);
+    }
+
+    /// Bytes of ebbhv's allocator the tree's table pages take, with the set that
+    /// records them (an address per page, counted twice for the B-tree's slack).
+    pub fn table_bytes(&self) -> u64 {
+        self.memory.pages.len() as u64 * (PAGE_SIZE + 2 * size_of::<u64>() as u64)
     }
 
     /// The machine address of `gpa` and whether the guest may write it.

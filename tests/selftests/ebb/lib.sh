@@ -10,6 +10,13 @@ on_xen() {
     [ "$(cat /sys/hypervisor/type 2>/dev/null)" = xen ]
 }
 
+# True on a Xen PV guest, which keeps its own p2m: ebb grows it by hotplug but never
+# removes blocks there (hotplug/mod.rs, Backing::removes_blocks), and shrinks it by
+# ballooning.
+on_xen_pv() {
+    [ "$(cat /sys/hypervisor/guest_type 2>/dev/null)" = PV ]
+}
+
 # The balloon's granularity: targets are reached to within one 2 MiB extent.
 EXTENT_KB=2048
 

@@ -32,7 +32,7 @@ cpus=$(grep -c ^processor /proc/cpuinfo)
 echo online_movable > $MEM/auto_online_blocks
 wait_for 10 eval '[ "$(cat $SYS/ebb/max_kb)" -gt "$target0" ]'
 max_kb=$(cat $SYS/ebb/max_kb)
-# Blocks to offline exist only where ebb can hotplug: not on PV (ebb balloons only).
+# Blocks to offline exist only where ebb can hotplug.
 grows=no
 [ $((max_kb - target0)) -ge 131072 ] && grows=yes
 ktap_print_msg "$cpus vCPUs; boot target $target0 KiB, tot_pages $tot_boot kB, max $max_kb KiB${raised:+ (maximum raised)}, hotplug: $grows; racing for $RACE_SECONDS s"
@@ -109,6 +109,10 @@ done
 extra_kb=$((($(nr_blocks) - blocks_boot) * 131072))
 mem=$(mem_total_kb)
 tot=$(hv_tot_kb)
+# On PV ebb keeps the blocks it added (lib.sh's on_xen_pv), and `xl mem-set` lowers
+# the domain's maximum to the target: what the balloon held of them stays out of the
+# guest after rmmod, and the guest holds what the hypervisor counts.
+on_xen_pv && extra_kb=$((tot - tot_boot))
 ktap_print_msg "after rmmod: MemTotal $mem kB (boot $mem_boot), tot_pages $tot kB (boot $tot_boot), $(($(nr_blocks) - blocks_boot)) blocks left as ordinary memory"
 books_agree() {
     [ "$state" = reached ] && [ $((mem - mem_boot)) = "$extra_kb" ] && [ $((tot - tot_boot)) = "$extra_kb" ]

@@ -194,6 +194,9 @@ pub enum XsError {
     EISCONN,
     /// Too big (a path, a value or a message).
     E2BIG,
+    /// Over the domain's memory quota (oxenstored's name for a quota; C xenstored
+    /// reports its memory quota as `ENOMEM`, which ebbhv keeps for hypercalls).
+    EQUOTA,
 }
 
 impl XsError {
@@ -215,6 +218,7 @@ impl XsError {
             XsError::EAGAIN => "EAGAIN",
             XsError::EISCONN => "EISCONN",
             XsError::E2BIG => "E2BIG",
+            XsError::EQUOTA => "EQUOTA",
         }
     }
 }

@@ -86,6 +86,7 @@ fn run(cmd: Command, cx: &mut Context<'_>) -> (String, Effect) {
         },
         Command::MemSet(kib) => mem_set(cx, kib),
         Command::MemMax(kib) => mem_max(cx, kib),
+        Command::MemPool(kib) => (mem_pool(cx, kib), Effect::None),
         Command::Shutdown(how) => {
             match cx
                 .store
@@ -181,6 +182,36 @@ fn mem_max(cx: &mut Context<'_>, kib: u64) -> (String, Effect) {
     }
 }
 
+/// Shows the domain's memory pool, after setting its limit to `kib` if given.
+fn mem_pool(cx: &mut Context<'_>, kib: Option<u64>) -> String {
+    let dom = cx.domain;
+    if let Some(kib) = kib {
+        let Some(bytes) = kib.checked_mul(1024) else {
+            return error_reply("EINVAL", "limit too large");
+        };
+        match cx.hv.set_mem_pool_limit(dom, bytes) {
+            Ok(()) => {}
+            Err(Errno::EBUSY) => {
+                return error_reply(
+                    "EBUSY",
+                    "limit below what the domain uses now (mem-pool shows used_kib)",
+                )
+            }
+            Err(Errno::EINVAL) => {
+                return error_reply("EINVAL", "limit above what ebbhv can give one domain")
+            }
+            Err(e) => return error_reply(e.name(), "no such domain"),
+        }
+    }
+    match cx.hv.mem_pool(dom) {
+        Ok(pool) => ok_reply([
+            format!("limit_kib={}", pool.limit / 1024).as_str(),
+            format!("used_kib={}", pool.used.div_ceil(1024)).as_str(),
+        ]),
+        Err(e) => error_reply(e.name(), "no such domain"),
+    }
+}
+
 fn info(cx: &Context<'_>) -> String {
     let dom = cx.domain;
     let mut fields: Vec<String> = Vec::new();
@@ -201,6 +232,14 @@ fn info(cx: &Context<'_>) -> String {
         if let Some(v) = read_kib(cx.store, dom, key) {
             fields.push(format!("{name}={v}"));
         }
+    }
+    if let Ok(pool) = cx.hv.mem_pool(dom) {
+        fields.push(format!("mem_pool_limit={}", pool.limit));
+        fields.push(format!("mem_pool_used={}", pool.used));
+        fields.push(format!("mem_pool_p2m={}", pool.p2m));
+        fields.push(format!("mem_pool_nested_tables={}", pool.nested_tables));
+        fields.push(format!("mem_pool_event_channels={}", pool.event_channels));
+        fields.push(format!("mem_pool_xenstore={}", pool.xenstore));
     }
     let census = cx.hv.heap().census();
     fields.push(format!("heap_ram={}", census.ram));

@@ -33,6 +33,8 @@ pub enum Command {
     MemSet(u64),
     /// `mem-max KIB`.
     MemMax(u64),
+    /// `mem-pool [KIB]`: show the domain's memory pool, or set its limit.
+    MemPool(Option<u64>),
     /// `shutdown poweroff|reboot`.
     Shutdown(&'static str),
     /// `destroy`.
@@ -100,6 +102,8 @@ pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
         (b"xs-rm", [p]) => Ok(Command::XsRm(text(p)?)),
         (b"mem-set", [n]) => Ok(Command::MemSet(number(n)?)),
         (b"mem-max", [n]) => Ok(Command::MemMax(number(n)?)),
+        (b"mem-pool", []) => Ok(Command::MemPool(None)),
+        (b"mem-pool", [n]) => Ok(Command::MemPool(Some(number(n)?))),
         (b"shutdown", [how]) => match how.as_slice() {
             b"poweroff" => Ok(Command::Shutdown("poweroff")),
             b"reboot" => Ok(Command::Shutdown("reboot")),
@@ -143,8 +147,8 @@ pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
         }
         (
             b"ping" | b"info" | b"xs-read" | b"xs-write" | b"xs-ls" | b"xs-rm" | b"mem-set"
-            | b"mem-max" | b"shutdown" | b"destroy" | b"fail-next" | b"mem-offline" | b"mem-online"
-            | b"mem-query" | b"p2m" | b"mem-exchange",
+            | b"mem-max" | b"mem-pool" | b"shutdown" | b"destroy" | b"fail-next" | b"mem-offline"
+            | b"mem-online" | b"mem-query" | b"p2m" | b"mem-exchange",
             _,
         ) => Err(arity),
         _ => Err(refuse("ENOSYS", "unknown verb")),
@@ -342,6 +346,8 @@ mod tests {
         );
         assert_eq!(parse(b"mem-set 131072"), Ok(Command::MemSet(131072)));
         assert_eq!(parse(b"mem-max 1"), Ok(Command::MemMax(1)));
+        assert_eq!(parse(b"mem-pool"), Ok(Command::MemPool(None)));
+        assert_eq!(parse(b"mem-pool 8192"), Ok(Command::MemPool(Some(8192))));
         assert_eq!(parse(b"shutdown reboot"), Ok(Command::Shutdown("reboot")));
         assert_eq!(parse(b"destroy"), Ok(Command::Destroy));
     }

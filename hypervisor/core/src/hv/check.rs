@@ -8,7 +8,8 @@
 //!   recorded at that very guest frame; shared leaves map hypervisor frames lent to
 //!   the domain, likewise recorded — hence no frame is mapped twice;
 //! - every frame the heap records as mapped is mapped there;
-//! - every owner or borrower named by the heap is a live domain.
+//! - every owner or borrower named by the heap is a live domain;
+//! - each p2m's table count (what its domain is charged) matches its tree.
 
 use alloc::collections::BTreeMap;
 
@@ -47,6 +48,9 @@ impl Hypervisor {
         for dom in self.domains.values() {
             if owned.get(&dom.id).copied().unwrap_or(0) != dom.tot_pages {
                 return Err("tot_pages differs from the frames the domain owns");
+            }
+            if dom.p2m.tables() != dom.p2m.count_tables() {
+                return Err("the p2m's table count differs from its tree");
             }
             let mut mapped = 0u64;
             let mut verdict = Ok(());

@@ -30,7 +30,8 @@ impl Hypervisor {
             return Err(Errno::ENOMEM);
         }
         let id = config.id;
-        let domain = Domain::new(config, self.config.gfn_limit, shared_info);
+        let limit = super::default_limit(config.max_pages, self.config.mem_pool_max);
+        let domain = Domain::new(config, self.config.gfn_limit, shared_info, limit);
         self.domains.insert(id, domain);
         Ok(())
     }

@@ -20,7 +20,7 @@ use super::{inconsistent_heap, inconsistent_p2m, Hypervisor};
 use crate::addr::{DomId, Gfn, GfnRange, Mfn, Order};
 use crate::error::{Errno, Error, Fatal};
 use crate::heap::Owner;
-use crate::p2m::{EntryType, Mapping};
+use crate::p2m::{EntryType, Mapping, TableCount};
 use crate::platform::FrameOps;
 
 impl Hypervisor {
@@ -38,11 +38,33 @@ impl Hypervisor {
     ) -> Result<(), Error> {
         let inputs = extents(input, in_order)?;
         let outputs = extents(output, out_order)?;
+        let dom = self.domains.get(&id).ok_or(Errno::ESRCH)?;
+        let mut need = TableCount::default();
+        for (range, order) in inputs
+            .iter()
+            .map(|r| (r, in_order))
+            .chain(outputs.iter().map(|r| (r, out_order)))
+        {
+            need = need.plus(dom.p2m.tables_to_reach(range.start, order));
+        }
+        self.charged(id, need, |hv| {
+            hv.exchange_extents(id, &inputs, &outputs, out_order, frames)
+        })
+    }
+
+    fn exchange_extents(
+        &mut self,
+        id: DomId,
+        inputs: &[GfnRange],
+        outputs: &[GfnRange],
+        out_order: Order,
+        frames: &mut dyn FrameOps,
+    ) -> Result<(), Error> {
         let total: u64 = inputs.iter().map(GfnRange::len).sum();
         if total != outputs.iter().map(GfnRange::len).sum::<u64>() {
             return Err(Errno::EINVAL.into());
         }
-        if !inputs.iter().chain(&outputs).all(|r| self.gfn_in_limit(*r)) {
+        if !inputs.iter().chain(outputs).all(|r| self.gfn_in_limit(*r)) {
             return Err(Errno::EINVAL.into());
         }
         let Hypervisor { heap, domains, .. } = self;
@@ -53,7 +75,7 @@ impl Hypervisor {
         {
             return Err(Errno::EINVAL.into());
         }
-        for out in &outputs {
+        for out in outputs {
             let mut outside_inputs = false;
             dom.p2m.for_each_mapping(*out, &mut |m| {
                 let piece = GfnRange::new(
@@ -70,7 +92,7 @@ impl Hypervisor {
         }
 
         let mut fresh: Vec<Mfn> = Vec::with_capacity(outputs.len());
-        for _ in &outputs {
+        for _ in outputs {
             match heap.alloc(out_order, Owner::Domain(id), frames) {
                 Some(mfn) => fresh.push(mfn),
                 None => {
@@ -84,7 +106,7 @@ impl Hypervisor {
         }
 
         let mut removed: Vec<Mapping> = Vec::new();
-        for range in &inputs {
+        for range in inputs {
             dom.p2m
                 .unmap(*range, &mut |m| removed.push(m))
                 .map_err(inconsistent_p2m)?;

@@ -39,6 +39,22 @@ impl Hypervisor {
         if !self.gfn_in_limit(target) {
             return Err(Errno::EINVAL.into());
         }
+        let dom = self.domains.get(&id).ok_or(Errno::ESRCH)?;
+        let mut need = dom.p2m.tables_to_reach(gpfn, Order::ORDER_4K);
+        if let MapSpace::Gmfn(source) = space {
+            // Moving a frame out of a superpage splits it.
+            need = need.plus(dom.p2m.tables_to_reach(source, Order::ORDER_4K));
+        }
+        self.charged(id, need, |hv| hv.map_space(id, space, gpfn, frames))
+    }
+
+    fn map_space(
+        &mut self,
+        id: DomId,
+        space: MapSpace,
+        gpfn: Gfn,
+        frames: &mut dyn FrameOps,
+    ) -> Result<(), Error> {
         match space {
             MapSpace::SharedInfo => {
                 let frame = self.domain_mut(id)?.shared_info;
@@ -82,12 +98,16 @@ impl Hypervisor {
     /// Removes whatever `gpfn` maps (`EINVAL` if nothing): RAM is freed, a lent
     /// frame unmapped.
     pub fn remove_from_physmap(&mut self, id: DomId, gpfn: Gfn) -> Result<(), Error> {
-        let Hypervisor { heap, domains, .. } = self;
-        let dom = domains.get_mut(&id).ok_or(Errno::ESRCH)?;
+        let dom = self.domains.get(&id).ok_or(Errno::ESRCH)?;
         if dom.p2m.entry(gpfn).is_none() {
             return Err(Errno::EINVAL.into());
         }
-        clear_gfn(heap, dom, gpfn)
+        let need = dom.p2m.tables_to_reach(gpfn, Order::ORDER_4K);
+        self.charged(id, need, |hv| {
+            let Hypervisor { heap, domains, .. } = hv;
+            let dom = domains.get_mut(&id).ok_or(Errno::ESRCH)?;
+            clear_gfn(heap, dom, gpfn)
+        })
     }
 
     fn map_lent_frame(&mut self, id: DomId, frame: Mfn, gpfn: Gfn) -> Result<(), Error> {

@@ -36,6 +36,22 @@ impl Hypervisor {
         if dom.tot_pages + order.frames() > dom.max_pages {
             return Err(Errno::ENOMEM.into());
         }
+        let need = dom.p2m.tables_to_reach(gfn, order);
+        self.charged(id, need, |hv| {
+            hv.populate_unmapped(id, block, order, frames)
+        })
+    }
+
+    /// `populate` of a checked, unmapped block, within the domain's limits.
+    fn populate_unmapped(
+        &mut self,
+        id: DomId,
+        block: GfnRange,
+        order: Order,
+        frames: &mut dyn FrameOps,
+    ) -> Result<(), Error> {
+        let gfn = block.start;
+        let dom = self.domains.get_mut(&id).ok_or(Errno::ESRCH)?;
         let mfn = self
             .heap
             .alloc(order, Owner::Domain(id), frames)
@@ -68,6 +84,14 @@ impl Hypervisor {
         if ram_frames_in(&dom.p2m, block) != order.frames() {
             return Err(Errno::EINVAL.into());
         }
+        // Giving back part of a superpage splits it: that costs tables too.
+        let need = dom.p2m.tables_to_reach(gfn, order);
+        self.charged(id, need, |hv| hv.decrease_mapped(id, block, order))
+    }
+
+    /// `decrease` of a checked block that is all the domain's RAM.
+    fn decrease_mapped(&mut self, id: DomId, block: GfnRange, order: Order) -> Result<(), Error> {
+        let dom = self.domains.get_mut(&id).ok_or(Errno::ESRCH)?;
         let mut removed: Vec<Mapping> = Vec::new();
         dom.p2m
             .unmap(block, &mut |m| removed.push(m))

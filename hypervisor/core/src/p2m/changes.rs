@@ -70,6 +70,10 @@ pub trait P2mMirror {
 
     /// Installs one leaf (after its range was unmapped).
     fn map(&mut self, mapping: Mapping);
+
+    /// Bytes of hypervisor memory the mirror holds for this p2m (its table
+    /// pages), charged to the domain.
+    fn table_bytes(&self) -> u64;
 }
 
 impl P2m {

@@ -40,12 +40,85 @@ pub enum P2mError {
 /// - No table is empty (empty tables are removed) and no full table is equivalent to
 ///   one leaf (those are merged) — the representation of a mapping is unique.
 /// - `changes` covers every range whose leaves differ from what was last taken.
+/// - `tables` counts the top-level slots and the tables of `top`.
 pub struct P2m {
     top: BTreeMap<u64, Node1G>,
     limit: Gfn,
     mapped: u64,
     high_water: Option<Gfn>,
     changes: ChangeLog,
+    tables: TableCount,
+}
+
+/// What a p2m's tree holds besides its leaves: the hypervisor memory it costs.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct TableCount {
+    /// Populated 1 GiB slots of the top level (leaves or tables).
+    pub top_slots: u64,
+    /// Tables of 512 2 MiB slots.
+    pub tables_2m: u64,
+    /// Tables of 512 4 KiB entries.
+    pub tables_4k: u64,
+}
+
+impl TableCount {
+    /// Bytes of the hypervisor's heap these take. A top-level slot is counted twice
+    /// its key and node because the B-tree keeps its nodes at least half full.
+    pub fn bytes(self) -> u64 {
+        let top_slot = 2 * (size_of::<u64>() + size_of::<Node1G>()) as u64;
+        let table_2m = (size_of::<Table2M>() + FANOUT * size_of::<Node2M>()) as u64;
+        let table_4k = (size_of::<Table4K>() + FANOUT * size_of::<Option<Entry>>()) as u64;
+        self.top_slots * top_slot + self.tables_2m * table_2m + self.tables_4k * table_4k
+    }
+
+    /// Nested page table pages a mirror may need for these: one per table, and one
+    /// per top-level slot for the level above it.
+    pub fn mirror_pages(self) -> u64 {
+        self.top_slots + self.tables_2m + self.tables_4k
+    }
+
+    /// What `self` has beyond `other`, level by level (never negative).
+    pub fn growth_from(self, other: TableCount) -> TableCount {
+        TableCount {
+            top_slots: self.top_slots.saturating_sub(other.top_slots),
+            tables_2m: self.tables_2m.saturating_sub(other.tables_2m),
+            tables_4k: self.tables_4k.saturating_sub(other.tables_4k),
+        }
+    }
+
+    /// Both counts together.
+    pub fn plus(self, other: TableCount) -> TableCount {
+        TableCount {
+            top_slots: self.top_slots + other.top_slots,
+            tables_2m: self.tables_2m + other.tables_2m,
+            tables_4k: self.tables_4k + other.tables_4k,
+        }
+    }
+
+    fn add(&mut self, other: TableCount) {
+        self.top_slots += other.top_slots;
+        self.tables_2m += other.tables_2m;
+        self.tables_4k += other.tables_4k;
+    }
+
+    fn sub(&mut self, other: TableCount) {
+        self.top_slots -= other.top_slots;
+        self.tables_2m -= other.tables_2m;
+        self.tables_4k -= other.tables_4k;
+    }
+}
+
+/// The tables of the top-level slots `slots`.
+fn count_tables<'a>(slots: impl Iterator<Item = &'a Node1G>) -> TableCount {
+    let mut count = TableCount::default();
+    for node in slots {
+        count.top_slots += 1;
+        if let Node1G::Table(t) = node {
+            count.tables_2m += 1;
+            count.tables_4k += t.tables();
+        }
+    }
+    count
 }
 
 fn index_1g(gfn: u64) -> u64 {
@@ -74,7 +147,56 @@ impl P2m {
             mapped: 0,
             high_water: None,
             changes: ChangeLog::default(),
+            tables: TableCount::default(),
         }
+    }
+
+    /// The tables the tree holds now.
+    pub fn tables(&self) -> TableCount {
+        self.tables
+    }
+
+    /// Counts the tables by walking the whole tree (for the invariant checks).
+    pub fn count_tables(&self) -> TableCount {
+        count_tables(self.top.values())
+    }
+
+    /// The tables a leaf of `order` at `gfn` (or a split down to it) would add: a
+    /// 2 MiB-slot table unless a table already covers the 1 GiB slot, a 4 KiB table
+    /// unless one already covers the 2 MiB slot, and the top-level slot itself.
+    pub fn tables_to_reach(&self, gfn: Gfn, order: Order) -> TableCount {
+        let mut need = TableCount::default();
+        if order.frames() >= FRAMES_1G {
+            need.top_slots = u64::from(!self.top.contains_key(&index_1g(gfn.0)));
+            return need;
+        }
+        let slot = match self.top.get(&index_1g(gfn.0)) {
+            None => {
+                need.top_slots = 1;
+                None
+            }
+            Some(Node1G::Leaf(_)) => None,
+            Some(Node1G::Table(t)) => t.slot(index_2m(gfn.0)),
+        };
+        if slot.is_none() {
+            need.tables_2m = 1;
+        }
+        if order.frames() < FRAMES_2M && !matches!(slot, Some(Node2M::Table(_))) {
+            need.tables_4k = 1;
+        }
+        need
+    }
+
+    /// Re-counts the tables of the top-level slots `from..=to` around a change to
+    /// them: `before` is their count from before the change.
+    fn recount(&mut self, from: u64, to: u64, before: TableCount) {
+        let after = count_tables(self.top.range(from..=to).map(|(_, n)| n));
+        self.tables.sub(before);
+        self.tables.add(after);
+    }
+
+    fn count_range(&self, from: u64, to: u64) -> TableCount {
+        count_tables(self.top.range(from..=to).map(|(_, n)| n))
     }
 
     /// The first guest frame this p2m cannot map.
@@ -174,6 +296,18 @@ impl P2m {
         if !self.is_unmapped(target) {
             return Err(P2mError::Occupied);
         }
+        let (first, last) = (index_1g(target.start.0), index_1g(target.end.0 - 1));
+        let before = self.count_range(first, last);
+        let mapped = self.map_checked(target, mfn, kind);
+        self.recount(first, last, before);
+        mapped?;
+        self.mapped += order.frames();
+        let last = Gfn(target.end.0 - 1);
+        self.high_water = Some(self.high_water.map_or(last, |h| h.max(last)));
+        Ok(())
+    }
+
+    fn map_checked(&mut self, target: GfnRange, mfn: Mfn, kind: EntryType) -> Result<(), P2mError> {
         let (mut g, end, mut m) = (target.start.0, target.end.0, mfn.0);
         while g < end {
             let i1 = index_1g(g);
@@ -205,7 +339,7 @@ impl P2m {
                 if table.slot(i2).is_some_and(Node2M::is_empty) {
                     table.set(i2, Node2M::Table(Box::new(Table4K::empty())));
                 }
-                let Some(Node2M::Table(t4)) = table.slot_mut(i2) else {
+                let Some(t4) = table.table_4k_mut(i2) else {
                     return Err(P2mError::Occupied);
                 };
                 let slot_end = region_end.min(((g >> 9) + 1) << 9);
@@ -219,9 +353,6 @@ impl P2m {
             }
             merge_1g_slot(&mut self.top, i1, &mut self.changes);
         }
-        self.mapped += order.frames();
-        let last = Gfn(end - 1);
-        self.high_water = Some(self.high_water.map_or(last, |h| h.max(last)));
         Ok(())
     }
 
@@ -238,6 +369,16 @@ impl P2m {
         if target.is_empty() {
             return Ok(());
         }
+        let (first, last) = (index_1g(target.start.0), index_1g(target.end.0 - 1));
+        let before = self.count_range(first, last);
+        let frames = self.unmap_nonempty(target, removed);
+        self.recount(first, last, before);
+        self.mapped -= frames;
+        Ok(())
+    }
+
+    /// `unmap` of a non-empty range inside the limit; returns the frames removed.
+    fn unmap_nonempty(&mut self, target: GfnRange, removed: &mut dyn FnMut(Mapping)) -> u64 {
         let (start, end) = (target.start.0, target.end.0);
         let mut frames = 0u64;
         let mut count = |m: Mapping| {
@@ -282,7 +423,7 @@ impl P2m {
                     Some(Node2M::Table(_)) => self.changes.record(range(slo, shi)),
                     _ => continue,
                 }
-                let Some(Node2M::Table(t4)) = table.slot_mut(i2) else {
+                let Some(t4) = table.table_4k_mut(i2) else {
                     continue;
                 };
                 for g in slo..shi {
@@ -299,8 +440,7 @@ impl P2m {
                 self.top.remove(&i1);
             }
         }
-        self.mapped -= frames;
-        Ok(())
+        frames
     }
 
     /// Changes every frame of `range` mapped with type `from` to type `to`, splitting
@@ -310,6 +450,14 @@ impl P2m {
         if start >= end {
             return 0;
         }
+        let (first, last) = (index_1g(start), index_1g(end - 1));
+        let before = self.count_range(first, last);
+        let changed = self.retype_nonempty(start, end, from, to);
+        self.recount(first, last, before);
+        changed
+    }
+
+    fn retype_nonempty(&mut self, start: u64, end: u64, from: EntryType, to: EntryType) -> u64 {
         let mut changed = 0u64;
         let touched: Vec<u64> = self
             .top
@@ -339,10 +487,7 @@ impl P2m {
             for i2 in index_2m(lo)..=index_2m(hi - 1) {
                 let slot_base = base + i2 as u64 * FRAMES_2M;
                 let (slo, shi) = (lo.max(slot_base), hi.min(slot_base + FRAMES_2M));
-                let Some(slot) = table.slot_mut(i2) else {
-                    continue;
-                };
-                if let Node2M::Leaf(e) = slot {
+                if let Some(e) = table.leaf_mut(i2) {
                     if e.kind != from {
                         continue;
                     }
@@ -352,9 +497,12 @@ impl P2m {
                         changed += FRAMES_2M;
                         continue;
                     }
-                    *slot = Node2M::Table(Box::new(Table4K::from_leaf(*e)));
+                    let split = Table4K::from_leaf(*e);
+                    table.set(i2, Node2M::Table(Box::new(split)));
                 }
-                let Node2M::Table(t4) = slot else { continue };
+                let Some(t4) = table.table_4k_mut(i2) else {
+                    continue;
+                };
                 for g in slo..shi {
                     match t4.get(index_4k(g)) {
                         Some(e) if e.kind == from => {

@@ -31,10 +31,12 @@ pub(super) enum Node2M {
 ///
 /// # Invariants
 ///
-/// `slots.len() == FANOUT`; `present` is the number of slots that are not `Empty`.
+/// `slots.len() == FANOUT`; `present` is the number of slots that are not `Empty`;
+/// `tables` is the number of slots that are `Table`.
 pub(super) struct Table2M {
     slots: Box<[Node2M]>,
     present: u16,
+    tables: u16,
 }
 
 /// 512 4 KiB entries.
@@ -110,13 +112,21 @@ impl Node2M {
     pub(super) fn is_empty(&self) -> bool {
         matches!(self, Node2M::Empty)
     }
+
+    fn is_table(&self) -> bool {
+        matches!(self, Node2M::Table(_))
+    }
 }
 
 impl Table2M {
     pub(super) fn empty() -> Table2M {
         let slots = (0..FANOUT).map(|_| Node2M::Empty).collect();
-        // INVARIANT: FANOUT empty slots, none present.
-        Table2M { slots, present: 0 }
+        // INVARIANT: FANOUT empty slots, none present, no table.
+        Table2M {
+            slots,
+            present: 0,
+            tables: 0,
+        }
     }
 
     /// The table that maps the same frames as the 1 GiB leaf `leaf`.
@@ -124,10 +134,11 @@ impl Table2M {
         let slots = (0..FANOUT as u64)
             .map(|i| Node2M::Leaf(leaf.offset(i * Order::ORDER_2M.frames())))
             .collect();
-        // INVARIANT: FANOUT slots, all present.
+        // INVARIANT: FANOUT slots, all present leaves.
         Table2M {
             slots,
             present: FANOUT as u16,
+            tables: 0,
         }
     }
 
@@ -135,22 +146,45 @@ impl Table2M {
         self.slots.get(index)
     }
 
-    pub(super) fn slot_mut(&mut self, index: usize) -> Option<&mut Node2M> {
-        self.slots.get_mut(index)
+    /// The 4 KiB table in a slot, to change its entries (replacing the slot itself
+    /// goes through [`Table2M::set`], which keeps the counts).
+    pub(super) fn table_4k_mut(&mut self, index: usize) -> Option<&mut Table4K> {
+        match self.slots.get_mut(index) {
+            Some(Node2M::Table(t)) => Some(t),
+            _ => None,
+        }
     }
 
-    /// Replaces a slot, keeping the present count.
+    /// Changes the entry of a 2 MiB leaf in place (same frames, new type).
+    pub(super) fn leaf_mut(&mut self, index: usize) -> Option<&mut Entry> {
+        match self.slots.get_mut(index) {
+            Some(Node2M::Leaf(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Replaces a slot, keeping the present and table counts.
     pub(super) fn set(&mut self, index: usize, node: Node2M) {
         let Some(slot) = self.slots.get_mut(index) else {
             return;
         };
-        // INVARIANT: `present` follows the change of this one slot.
+        // INVARIANT: `present` and `tables` follow the change of this one slot.
         match (slot.is_empty(), node.is_empty()) {
             (true, false) => self.present += 1,
             (false, true) => self.present -= 1,
             _ => {}
         }
+        match (slot.is_table(), node.is_table()) {
+            (false, true) => self.tables += 1,
+            (true, false) => self.tables -= 1,
+            _ => {}
+        }
         *slot = node;
+    }
+
+    /// How many of its slots are 4 KiB tables.
+    pub(super) fn tables(&self) -> u64 {
+        u64::from(self.tables)
     }
 
     pub(super) fn is_empty(&self) -> bool {

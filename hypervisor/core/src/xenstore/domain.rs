@@ -69,7 +69,7 @@ pub(super) fn write_keys(
         } else {
             Path::parse(key.as_bytes(), home)?.0
         };
-        tree.write(Who::Control, &path, value, limits)?;
+        tree.write(Who::Control, &path, value, limits, usize::MAX)?;
         tree.set_perms(Who::Control, &path, perms.clone(), limits)?;
     }
     Ok(())

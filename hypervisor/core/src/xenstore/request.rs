@@ -14,7 +14,7 @@ use super::path::{Path, WatchPath};
 use super::tree::{Change, Perm, Perms, Who};
 use super::watch::Watch;
 use super::{queue, queue_event, Conn, Transaction, Xenstore};
-use crate::abi::xenstore::{msg, XsError, XsdSockmsg};
+use crate::abi::xenstore::{msg, XsError, XsdSockmsg, PAYLOAD_MAX};
 use crate::addr::DomId;
 
 impl Xenstore {
@@ -26,6 +26,15 @@ impl Xenstore {
         let Some(conn) = self.conns.get_mut(&dom) else {
             return;
         };
+        // Replies go to a ring whose messages carry at most XENSTORE_PAYLOAD_MAX
+        // bytes (a long DIRECTORY is the usual case), as in xenstored.
+        let reply = reply.and_then(|body| {
+            if body.len() > PAYLOAD_MAX {
+                Err(XsError::E2BIG)
+            } else {
+                Ok(body)
+            }
+        });
         let (ty, body) = match reply {
             Ok(body) => (header.ty, body),
             Err(e) => {
@@ -73,18 +82,20 @@ impl Xenstore {
                 let (raw, value) = split_first_arg(payload)?;
                 let (path, _) = Path::parse(raw, &home)?;
                 let limits = self.limits;
+                let room = self.room_for_change(dom, h.tx_id)?;
                 let change = self
                     .tree_for_mut(dom, h.tx_id)?
-                    .write(who, &path, value, &limits)?;
+                    .write(who, &path, value, &limits, room)?;
                 self.changed(dom, h.tx_id, change);
                 Ok(ok())
             }
             msg::MKDIR => {
                 let path = one_path(payload, &home)?;
                 let limits = self.limits;
+                let room = self.room_for_change(dom, h.tx_id)?;
                 if let Some(c) = self
                     .tree_for_mut(dom, h.tx_id)?
-                    .mkdir(who, &path, &limits)?
+                    .mkdir(who, &path, &limits, room)?
                 {
                     self.changed(dom, h.tx_id, c);
                 }
@@ -92,6 +103,7 @@ impl Xenstore {
             }
             msg::RM => {
                 let path = one_path(payload, &home)?;
+                self.room_for_change(dom, h.tx_id)?;
                 if let Some(c) = self.tree_for_mut(dom, h.tx_id)?.rm(who, &path)? {
                     self.changed(dom, h.tx_id, c);
                 }
@@ -110,6 +122,7 @@ impl Xenstore {
                 }
                 let perms = Perms::from_list(list).ok_or(XsError::EINVAL)?;
                 let limits = self.limits;
+                self.room_for_change(dom, h.tx_id)?;
                 let change = self
                     .tree_for_mut(dom, h.tx_id)?
                     .set_perms(who, &path, perms, &limits)?;
@@ -119,6 +132,9 @@ impl Xenstore {
             msg::WATCH => {
                 let watch = parse_watch(payload, &home)?;
                 let max = self.limits.max_watches;
+                if watch.bytes() > self.room(dom) {
+                    return Err(XsError::EQUOTA);
+                }
                 let conn = self.conn(dom)?;
                 if conn
                     .watches
@@ -156,11 +172,16 @@ impl Xenstore {
                     return Err(XsError::EBUSY);
                 }
                 let max = self.limits.max_transactions;
-                let tree = self.tree.clone();
-                let conn = self.conn(dom)?;
-                if conn.transactions.len() >= max {
+                if self.conn(dom)?.transactions.len() >= max {
                     return Err(XsError::ENOSPC);
                 }
+                // A transaction works on its own copy of the tree: the guest pays
+                // for the copy.
+                if self.tree.bytes() > self.room(dom) {
+                    return Err(XsError::EQUOTA);
+                }
+                let tree = self.tree.clone();
+                let conn = self.conn(dom)?;
                 let id = conn.next_tx;
                 conn.next_tx = conn.next_tx.wrapping_add(1).max(1);
                 let base = tree.generation();
@@ -216,6 +237,21 @@ impl Xenstore {
             | msg::SET_TARGET => Err(XsError::EACCES),
             _ => Err(XsError::EINVAL),
         }
+    }
+
+    /// Checks that a change may be made in transaction `tx` (0: none), which may
+    /// record at most [`super::Limits::max_transaction_changes`] changes (`ENOSPC`
+    /// beyond, as xenstored's `transaction-nodes` quota), and returns the bytes
+    /// the guest may still add.
+    fn room_for_change(&self, dom: DomId, tx: u32) -> Result<usize, XsError> {
+        if tx != 0 {
+            let conn = self.conns.get(&dom).ok_or(XsError::EINVAL)?;
+            let t = conn.transactions.get(&tx).ok_or(XsError::ENOENT)?;
+            if t.changes.len() >= self.limits.max_transaction_changes {
+                return Err(XsError::ENOSPC);
+            }
+        }
+        Ok(self.room(dom))
     }
 
     fn conn(&mut self, dom: DomId) -> Result<&mut Conn, XsError> {

@@ -7,9 +7,9 @@ use super::*;
 use crate::abi::xenstore::{msg, ring as off, ERROR_PROTO, ERROR_RINGIDX};
 use crate::testing::{xs_message, xs_messages, FakeRing};
 
-const GUEST: DomId = DomId(1);
+pub(super) const GUEST: DomId = DomId(1);
 
-fn store() -> Xenstore {
+pub(super) fn store() -> Xenstore {
     let mut s = Xenstore::new(Limits::default());
     s.introduce_domain(
         GUEST,
@@ -24,7 +24,7 @@ fn store() -> Xenstore {
 }
 
 /// Sends one request and returns every message that came back.
-fn call(
+pub(super) fn call(
     s: &mut Xenstore,
     ring: &mut FakeRing,
     ty: u32,
@@ -46,7 +46,7 @@ fn call(
 }
 
 /// One request's reply: Ok(payload) or Err(error name).
-fn reply(
+pub(super) fn reply(
     s: &mut Xenstore,
     ring: &mut FakeRing,
     ty: u32,
@@ -70,11 +70,11 @@ fn reply(
 
 use alloc::string::String;
 
-fn ok() -> Result<Vec<u8>, String> {
+pub(super) fn ok() -> Result<Vec<u8>, String> {
     Ok(b"OK\0".to_vec())
 }
 
-fn err(e: &str) -> Result<Vec<u8>, String> {
+pub(super) fn err(e: &str) -> Result<Vec<u8>, String> {
     Err(String::from(e))
 }
 
@@ -520,7 +520,16 @@ fn large_requests_and_replies_cross_the_ring() {
         let p = alloc::format!("data/a-rather-long-node-name-{i:04}\0v");
         assert_eq!(reply(&mut s, &mut r, msg::WRITE, 0, p.as_bytes()), ok());
     }
-    // A directory reply of ~7 KiB goes through the 1 KiB ring in pieces.
+    // 200 names are 5800 bytes: more than a reply may carry (XENSTORE_PAYLOAD_MAX).
+    assert_eq!(
+        reply(&mut s, &mut r, msg::DIRECTORY, 0, b"data\0"),
+        err("E2BIG")
+    );
+    for i in 100..200 {
+        let p = alloc::format!("data/a-rather-long-node-name-{i:04}\0");
+        assert_eq!(reply(&mut s, &mut r, msg::RM, 0, p.as_bytes()), ok());
+    }
+    // A directory reply of 2900 bytes goes through the 1 KiB ring in pieces.
     let m = xs_message(msg::DIRECTORY, 7, 0, b"data\0");
     r.push_request_bytes(&m);
     let mut got = Vec::new();
@@ -530,7 +539,8 @@ fn large_requests_and_replies_cross_the_ring() {
     }
     let out = xs_messages(&got);
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].1.iter().filter(|&&c| c == 0).count(), 200);
+    assert_eq!(out[0].1.len(), 2900);
+    assert_eq!(out[0].1.iter().filter(|&&c| c == 0).count(), 100);
     // A 3 KiB write request arrives in pieces too.
     let mut w = b"data/big\0".to_vec();
     w.extend_from_slice(&[b'x'; 2000]);

@@ -1,5 +1,10 @@
 //! The node tree, its permissions and the per-domain node quota.
 //!
+//! The tree counts the nodes and bytes (`node_bytes`) each domain owns and the
+//! bytes of the whole (what a transaction's copy costs); a guest's write or mkdir
+//! that would add more bytes than the caller allows is refused with `EQUOTA`
+//! before anything changes.
+//!
 //! Nodes live in one ordered map keyed by absolute path text, so a node's
 //! descendants are the consecutive keys that start with `path/`. Every node has a
 //! value and a permission list; every node but the root has a parent.
@@ -192,12 +197,24 @@ pub struct Change {
 /// # Invariants
 ///
 /// The root exists; every other node's parent exists; `owned[d]` is the number of
-/// nodes whose owner is `d`; `generation` grows with every change.
+/// nodes whose owner is `d` and `owned_bytes[d]` their `node_bytes`; `bytes` is
+/// the sum over all nodes; `generation` grows with every change.
 #[derive(Clone, Debug)]
 pub struct Tree {
     nodes: BTreeMap<String, Node>,
     owned: BTreeMap<DomId, u32>,
+    owned_bytes: BTreeMap<DomId, usize>,
+    bytes: usize,
     generation: u64,
+}
+
+/// The hypervisor memory one node takes: its path, value and permissions, and its
+/// map entry counted twice because the B-tree keeps its nodes at least half full.
+pub fn node_bytes(path: &str, node: &Node) -> usize {
+    2 * (size_of::<String>() + size_of::<Node>())
+        + path.len()
+        + node.value.len()
+        + size_of_val(node.perms.entries())
 }
 
 impl Tree {
@@ -206,6 +223,8 @@ impl Tree {
         let mut t = Tree {
             nodes: BTreeMap::new(),
             owned: BTreeMap::new(),
+            owned_bytes: BTreeMap::new(),
+            bytes: 0,
             generation: 0,
         };
         t.insert(
@@ -226,6 +245,16 @@ impl Tree {
     /// Nodes owned by `dom`.
     pub fn owned_by(&self, dom: DomId) -> u32 {
         self.owned.get(&dom).copied().unwrap_or(0)
+    }
+
+    /// Bytes of the nodes owned by `dom`.
+    pub fn owned_bytes(&self, dom: DomId) -> usize {
+        self.owned_bytes.get(&dom).copied().unwrap_or(0)
+    }
+
+    /// Bytes of all nodes (what a copy of the tree costs).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// A node, without permission checks.
@@ -253,25 +282,33 @@ impl Tree {
             .collect()
     }
 
-    /// Sets a node's value, creating it and its missing ancestors if needed.
+    /// Sets a node's value, creating it and its missing ancestors if needed. A
+    /// guest is refused with `EQUOTA` if that would add more than `room` bytes.
     pub fn write(
         &mut self,
         who: Who,
         path: &Path,
         value: &[u8],
         limits: &Limits,
+        room: usize,
     ) -> Result<Change, XsError> {
         if matches!(who, Who::Guest(_)) && value.len() > limits.max_value {
             return Err(XsError::E2BIG);
         }
-        if let Some(node) = self.nodes.get_mut(path.as_str()) {
+        if let Some(node) = self.nodes.get(path.as_str()) {
             if !node.perms.can_write(who) {
                 return Err(XsError::EACCES);
             }
+            let growth = value.len().saturating_sub(node.value.len());
+            if matches!(who, Who::Guest(_)) && growth > room {
+                return Err(XsError::EQUOTA);
+            }
+            let mut node = self.remove(path.as_str()).ok_or(XsError::ENOENT)?;
             node.value = value.to_vec();
+            self.insert(path, node);
             self.generation += 1;
         } else {
-            self.create(who, path, value, limits)?;
+            self.create(who, path, value, limits, room)?;
         }
         Ok(Change {
             path: path.clone(),
@@ -285,6 +322,7 @@ impl Tree {
         who: Who,
         path: &Path,
         limits: &Limits,
+        room: usize,
     ) -> Result<Option<Change>, XsError> {
         if let Some(node) = self.nodes.get(path.as_str()) {
             return if node.perms.can_read(who) {
@@ -293,7 +331,7 @@ impl Tree {
                 Err(XsError::EACCES)
             };
         }
-        self.create(who, path, &[], limits)?;
+        self.create(who, path, &[], limits, room)?;
         Ok(Some(Change {
             path: path.clone(),
             removed: false,
@@ -363,6 +401,7 @@ impl Tree {
     /// Checks the invariants (for tests).
     pub fn check(&self) -> Result<(), &'static str> {
         let mut owned = BTreeMap::new();
+        let mut owned_bytes = BTreeMap::new();
         for (path, node) in &self.nodes {
             let parent = match path.rfind('/') {
                 Some(0) if path != "/" => Some("/"),
@@ -373,6 +412,10 @@ impl Tree {
                 return Err("a node without its parent");
             }
             *owned.entry(node.perms.owner()).or_insert(0u32) += 1;
+            *owned_bytes.entry(node.perms.owner()).or_insert(0usize) += node_bytes(path, node);
+        }
+        if owned_bytes != self.owned_bytes || owned_bytes.values().sum::<usize>() != self.bytes {
+            return Err("byte counts disagree");
         }
         if !self.nodes.contains_key("/") {
             return Err("no root");
@@ -389,6 +432,7 @@ impl Tree {
         path: &Path,
         value: &[u8],
         limits: &Limits,
+        room: usize,
     ) -> Result<(), XsError> {
         let mut missing = alloc::vec![path.clone()];
         let mut ancestor = path.parent();
@@ -414,6 +458,18 @@ impl Tree {
             let count = self.owned_by(d) as usize + missing.len();
             if count > limits.max_nodes {
                 return Err(XsError::ENOSPC);
+            }
+            let empty = Node {
+                value: Vec::new(),
+                perms: perms.clone(),
+            };
+            let growth: usize = missing
+                .iter()
+                .map(|p| node_bytes(p.as_str(), &empty))
+                .sum::<usize>()
+                + value.len();
+            if growth > room {
+                return Err(XsError::EQUOTA);
             }
         }
         for p in missing.iter().rev() {
@@ -444,19 +500,32 @@ impl Tree {
     }
 
     fn insert(&mut self, path: &Path, node: Node) {
+        let bytes = node_bytes(path.as_str(), &node);
         *self.owned.entry(node.perms.owner()).or_insert(0) += 1;
+        *self.owned_bytes.entry(node.perms.owner()).or_insert(0) += bytes;
+        self.bytes += bytes;
         if let Some(old) = self.nodes.insert(String::from(path.as_str()), node) {
-            self.forget_owner(old.perms.owner());
+            self.forget(path.as_str(), &old);
         }
     }
 
     fn remove(&mut self, path: &str) -> Option<Node> {
         let node = self.nodes.remove(path)?;
-        self.forget_owner(node.perms.owner());
+        self.forget(path, &node);
         Some(node)
     }
 
-    fn forget_owner(&mut self, dom: DomId) {
+    /// Takes a node that left the map out of the counts.
+    fn forget(&mut self, path: &str, node: &Node) {
+        let dom = node.perms.owner();
+        let bytes = node_bytes(path, node);
+        self.bytes -= bytes;
+        if let Some(n) = self.owned_bytes.get_mut(&dom) {
+            *n -= bytes;
+            if *n == 0 {
+                self.owned_bytes.remove(&dom);
+            }
+        }
         if let Some(n) = self.owned.get_mut(&dom) {
             *n -= 1;
             if *n == 0 {

@@ -23,6 +23,15 @@ pub struct Watch {
 }
 
 impl Watch {
+    /// The hypervisor memory the watch takes.
+    pub fn bytes(&self) -> usize {
+        let path = match &self.path {
+            WatchPath::Node(p) => p.as_str().len(),
+            WatchPath::Special(_) => 0,
+        };
+        size_of::<Watch>() + path + self.token.len()
+    }
+
     /// Whether this is a watch on the special name `name`.
     pub fn is_special(&self, name: &str) -> bool {
         matches!(self.path, WatchPath::Special(s) if s == name)

@@ -58,7 +58,7 @@ impl Machine {
         } else {
             call.args[0]
         };
-        self.diag.stats_mut().hypercall(call.nr, sub);
+        self.diag.stats_mut().hypercall(call.nr, call.args[0]);
         let arg1 = CallerAddr(call.args[1]);
         let platform = match call.nr {
             nr::XEN_VERSION => {
@@ -173,12 +173,14 @@ impl Machine {
             translate: Translate::P2m(dom),
             mode: self.cpu.paging_mode(),
         };
-        if self
+        let kicked = self
             .xen
             .event_channel_op(dom, &mut mem, cmd, arg)?
-            .is_some()
-        {
+            .is_some();
+        if kicked {
             self.serve_store();
+        } else {
+            self.charge_platform_state();
         }
         Ok(0)
     }

@@ -29,7 +29,7 @@ use ebbhv_core::addr::DomId;
 use ebbhv_core::control::exec::{execute, Context, Effect};
 use ebbhv_core::domain::Domain;
 use ebbhv_core::evtchn::abi::{VIRQ_CONSOLE, VIRQ_TIMER};
-use ebbhv_core::hv::Hypervisor;
+use ebbhv_core::hv::{Hypervisor, PlatformCharge};
 use ebbhv_hal::npt::Npt;
 use ebbhv_hal::qemu_exit::{exit_qemu, ExitCode};
 use ebbhv_hal::svm::Vcpu;
@@ -101,15 +101,41 @@ impl Machine {
         m
     }
 
-    /// Replays p2m changes into the NPT and flushes the guest TLB if any.
+    /// Replays p2m changes into the NPT and flushes the guest TLB if any. The
+    /// guest's memory pool keeps its nested tables within what ebbhv's allocator
+    /// holds; should a table page still be missing, the guest cannot run on a
+    /// nested table that disagrees with its p2m and is stopped.
     fn sync_npt(&mut self) {
         let vcpu = self.cpu.vcpu_mut();
+        let mut mirror = NptMirror::new(vcpu.npt_mut());
         let changed = self
             .hv
-            .sync_p2m(self.domid, &mut NptMirror(vcpu.npt_mut()))
+            .sync_p2m(self.domid, &mut mirror)
             .expect("the guest's domain exists while it runs");
+        let complete = !mirror.out_of_memory();
         if changed > 0 {
             vcpu.flush_tlb();
+        }
+        if !complete {
+            self.stop(format_args!(
+                "ebbhv's allocator has no page left for the nested page tables"
+            ));
+        }
+    }
+
+    /// Tells the core what the guest's event channels and xenstore state take,
+    /// for its memory pool.
+    fn charge_platform_state(&mut self) {
+        let charges = [
+            (
+                PlatformCharge::EventChannels,
+                self.xen.event_channel_bytes(),
+            ),
+            (PlatformCharge::Xenstore, self.store.guest_bytes()),
+        ];
+        for (what, bytes) in charges {
+            // The guest's domain exists while it runs: nothing to refuse.
+            let _ = self.hv.set_platform_charge(self.domid, what, bytes);
         }
     }
 
@@ -126,7 +152,13 @@ impl Machine {
     /// Serves the guest's xenstore ring and notifies it on the store port if
     /// anything moved.
     fn serve_store(&mut self) {
-        if self.store.serve() {
+        let room = self
+            .hv
+            .platform_headroom(self.domid, PlatformCharge::Xenstore)
+            .unwrap_or(0);
+        let moved = self.store.serve(room);
+        self.charge_platform_state();
+        if moved {
             if let Some(port) = self.xen.store_port() {
                 self.xen.notify(domain(&self.hv, self.domid), port);
             }

@@ -50,6 +50,11 @@ pub struct XenPlatform {
 }
 
 impl XenPlatform {
+    /// Bytes of ebbhv's memory the guest's event channels take.
+    pub fn event_channel_bytes(&self) -> u64 {
+        self.evtchn.bytes() as u64
+    }
+
     /// The state of a new guest `domid`: a fresh port table with the xenstore port
     /// allocated (its other end is the hypervisor) and published as
     /// `HVM_PARAM_STORE_EVTCHN`, and the ring's gfn as `HVM_PARAM_STORE_PFN`.
