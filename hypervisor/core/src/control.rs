@@ -25,6 +25,16 @@
 //! | `fail-next populate\|decrease CALLS DONE` | `ok fail_OP=...` (the domain's next CALLS calls of the op stop after DONE extents and return DONE) |
 //! | `fail-next populate\|decrease CALLS -ERRNO` | `ok fail_OP=...` (they return `-ERRNO`, e.g. `-EBUSY`, having done nothing) |
 //! | `fail-next off` | `ok` (drops every pending fault) |
+//! | `mem-offline FIRST LAST [broken]` | `ok FRAME...` (each machine frame FIRST..=LAST offline; one in use by the guest moved to a copy, or left pending) |
+//! | `mem-online FIRST LAST` | `ok FRAME...` (offlined frames back in the heap, pending requests cancelled) |
+//! | `mem-query FIRST LAST` | `ok FRAME...` (state and owner of each frame) |
+//! | `p2m FIRST LAST` | `ok LEAF...` (the domain's p2m over guest frames FIRST..=LAST) |
+//! | `mem-exchange FIRST LAST` | `ok gfn=G,old=M,new=N ...` (each guest frame gets a new machine frame with the same contents) |
+//!
+//! Frame numbers are decimal or `0x` hex; a range covers at most
+//! [`protocol::MAX_FRAMES`] frames. The `FRAME` and `LEAF` tokens are described in
+//! `control/frames.rs`. A frame the hypervisor owns or lends is refused with
+//! `EPERM`, a frame that is not RAM with `EINVAL`, and nothing changes.
 //!
 //! Faults for an op queue up after those pending (at most 8, else `ENOSPC`); the reply
 //! and `info` (after `max_pages`, only while any is pending) list them in order as
@@ -34,4 +44,5 @@
 //! Relative xenstore paths are under the domain's home, `/local/domain/<id>`.
 
 pub mod exec;
+mod frames;
 pub mod protocol;

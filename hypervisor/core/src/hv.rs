@@ -19,6 +19,7 @@ mod reservation;
 
 use alloc::collections::BTreeMap;
 
+pub use exchange::Moved;
 pub(crate) use fault::Applied;
 pub use fault::{Fault, FaultEffect, FaultOp, Faults, MAX_PENDING};
 pub use log_dirty::{DirtyLog, WriteFault};

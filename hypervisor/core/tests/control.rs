@@ -9,7 +9,7 @@ use ebbhv_core::abi::hypercall::{DOMCTL, SYSCTL};
 use ebbhv_core::abi::sysctl::page_offline::*;
 use ebbhv_core::abi::sysctl::*;
 use ebbhv_core::addr::{DomId, Gfn, GfnRange, Mfn};
-use ebbhv_core::control::exec::{execute, Context, RunState};
+use ebbhv_core::control::exec::{execute, Context, Effect, RunState};
 use ebbhv_core::domain::DomainConfig;
 use ebbhv_core::error::Fatal;
 use ebbhv_core::heap::FrameState;
@@ -17,7 +17,7 @@ use ebbhv_core::hv::WriteFault;
 use ebbhv_core::hv::{default_limit, Config};
 use ebbhv_core::hypercall::Caller;
 use ebbhv_core::p2m::{EntryType, PageSize};
-use ebbhv_core::xenstore::{Limits, Xenstore};
+use ebbhv_core::xenstore::{DomainKeys, Limits, Xenstore};
 
 const STATUS: u64 = BUF;
 
@@ -517,14 +517,7 @@ fn a_write_near_the_top_of_guest_space_keeps_the_log_sparse() {
 /// Runs one control-protocol line against the bed's domain and a store that
 /// knows it.
 fn control_line(bed: &mut Bed, store: &mut Xenstore, line: &str) -> String {
-    let mut cx = Context {
-        hv: &mut bed.hv,
-        store,
-        domain: DOM,
-        counters: &[],
-        state: RunState::Running,
-    };
-    execute(line.as_bytes(), &mut cx).0
+    control(bed, store, line).0
 }
 
 #[test]
@@ -566,4 +559,274 @@ fn mem_pool_shows_and_sets_the_limit_and_refuses_one_below_use() {
         control_line(&mut bed, &mut store, "mem-pool 1 2"),
         "error EINVAL wrong number of arguments\n"
     );
+}
+
+// --- The control protocol's frame verbs (control/frames.rs) on the same bed.
+
+fn store() -> Xenstore {
+    let mut store = Xenstore::new(Limits::default());
+    let keys = DomainKeys {
+        name: "ebb-guest",
+        target_kib: 0x2000 * 4,
+        static_max_kib: 0x2000 * 4,
+    };
+    store.introduce_domain(DOM, &keys).unwrap();
+    store
+}
+
+/// Runs one control request line against the bed as ebbhv does.
+fn control(bed: &mut Bed, store: &mut Xenstore, line: &str) -> (String, Effect) {
+    let mut cx = Context {
+        hv: &mut bed.hv,
+        store,
+        domain: DOM,
+        counters: &[],
+        state: RunState::Running,
+        frames: &mut bed.frames,
+    };
+    execute(line.as_bytes(), &mut cx)
+}
+
+/// One `info` field.
+fn info_field(bed: &mut Bed, store: &mut Xenstore, name: &str) -> String {
+    let (reply, _) = control(bed, store, "info");
+    reply
+        .trim_end()
+        .split(' ')
+        .find_map(|t| t.strip_prefix(&format!("{name}=")).map(String::from))
+        .unwrap_or_else(|| panic!("no {name} in {reply}"))
+}
+
+#[test]
+fn control_offlines_a_free_frame_and_onlines_it_again() {
+    let mut bed = Bed::new();
+    let mut xs = store();
+    let free_before = bed.hv.heap().free_frames();
+    let mfn = HEAP_START + 0x123;
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-offline {mfn:#x} {mfn:#x}")),
+        (
+            "ok mfn=0x100123,state=offlined,owner=none\n".into(),
+            Effect::P2m
+        )
+    );
+    assert_eq!(bed.hv.heap().free_frames(), free_before - 1);
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_offlined"), "1");
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-query {mfn} {}", mfn + 1)).0,
+        "ok mfn=0x100123,state=offlined,owner=none mfn=0x100124,state=online,owner=free\n"
+    );
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-online {mfn:#x} {mfn:#x}")),
+        (
+            "ok mfn=0x100123,state=online,owner=free\n".into(),
+            Effect::None
+        )
+    );
+    assert_eq!(bed.hv.heap().free_frames(), free_before);
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_offlined"), "0");
+    // Broken frames stay out.
+    control(
+        &mut bed,
+        &mut xs,
+        &format!("mem-offline {mfn} {mfn} broken"),
+    );
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-online {mfn} {mfn}")).0,
+        "ok mfn=0x100123,state=offlined,broken=1,owner=none,error=EINVAL\n"
+    );
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_broken"), "1");
+    bed.check();
+}
+
+#[test]
+fn control_offline_of_a_guest_frame_splits_its_superpage_and_keeps_its_data() {
+    let mut bed = Bed::new();
+    let mut xs = store();
+    assert_eq!(bed.populate(9, &[0x200]), 1);
+    assert_eq!(info_field(&mut bed, &mut xs, "ram_leaves_2m"), "1");
+    assert_eq!(info_field(&mut bed, &mut xs, "ram_leaves_4k"), "0");
+    let old = bed.mfn_of(0x234).unwrap();
+    bed.frames.fill(old, 0xfeed);
+    let (reply, effect) = control(
+        &mut bed,
+        &mut xs,
+        &format!("mem-offline {old:#x} {old:#x}", old = old.0),
+    );
+    assert_eq!(effect, Effect::P2m);
+    assert_eq!(
+        reply,
+        format!("ok mfn={:#x},state=offlined,owner=none\n", old.0)
+    );
+    let new = bed.mfn_of(0x234).unwrap();
+    assert_ne!(new, old);
+    assert_eq!(bed.frames.content(new), 0xfeed);
+    assert_eq!(
+        control(&mut bed, &mut xs, "p2m 0x233 0x235").0,
+        format!(
+            "ok gfn=0x233,frames=1,type=ram,mfn={:#x},leaf=4K gfn=0x234,frames=1,type=ram,mfn={:#x},leaf=4K \
+             gfn=0x235,frames=1,type=ram,mfn={:#x},leaf=4K\n",
+            old.0 - 1,
+            new.0,
+            old.0 + 1
+        )
+    );
+    assert_eq!(
+        control(
+            &mut bed,
+            &mut xs,
+            &format!("mem-query {0:#x} {0:#x}", new.0)
+        )
+        .0,
+        format!("ok mfn={:#x},state=online,owner=d1,gfn=0x234\n", new.0)
+    );
+    assert_eq!(info_field(&mut bed, &mut xs, "ram_leaves_2m"), "0");
+    assert_eq!(info_field(&mut bed, &mut xs, "ram_leaves_4k"), "512");
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_offlined"), "1");
+    assert_eq!(bed.tot_pages(), 512);
+    bed.check();
+}
+
+#[test]
+fn control_offline_waits_for_the_guest_when_no_frame_is_free() {
+    let mut bed = Bed::with(Default::default(), 1024, 0x2000);
+    let mut xs = store();
+    assert_eq!(bed.populate(9, &[0, 0x200]), 1);
+    let gfns: Vec<u64> = (0x400..0x5ff).collect();
+    assert_eq!(bed.populate(0, &gfns), 511);
+    let frame = bed.mfn_of(0x10).unwrap();
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-offline {0} {0}", frame.0)).0,
+        format!("ok mfn={:#x},state=pending,owner=d1,gfn=0x10\n", frame.0)
+    );
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_offline_pending"), "1");
+    assert_eq!(bed.decrease(0, &[0x10]), 1);
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-query {0} {0}", frame.0)).0,
+        format!("ok mfn={:#x},state=offlined,owner=none\n", frame.0)
+    );
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_offline_pending"), "0");
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_offlined"), "1");
+    bed.check();
+}
+
+#[test]
+fn control_refuses_hypervisor_frames_and_changes_nothing() {
+    let mut bed = Bed::new();
+    let mut xs = store();
+    let hv_frame = HEAP_START + HEAP_FREE;
+    let last_free = hv_frame - 1;
+    assert_eq!(
+        control(
+            &mut bed,
+            &mut xs,
+            &format!("mem-offline {last_free:#x} {hv_frame:#x}")
+        ),
+        (
+            "error EPERM mfn 0x104000 belongs to the hypervisor (its code, heap or tables)\n"
+                .into(),
+            Effect::None
+        )
+    );
+    assert_eq!(
+        bed.hv.heap().state(Mfn(last_free)),
+        Some(FrameState::Free { needs_scrub: true }),
+        "the free frame before it stays free"
+    );
+    let shared = bed.hv.domain(DOM).unwrap().shared_info();
+    assert_eq!(
+        control(
+            &mut bed,
+            &mut xs,
+            &format!("mem-offline {0} {0} broken", shared.0)
+        )
+        .0,
+        format!(
+            "error EPERM mfn {:#x} belongs to the hypervisor, lent to d1 at no gfn \
+             (shared_info, grant table or xenstore ring)\n",
+            shared.0
+        )
+    );
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-query {0} {0}", shared.0)).0,
+        format!(
+            "ok mfn={:#x},state=online,owner=hypervisor,lent=d1\n",
+            shared.0
+        )
+    );
+    let hole = HEAP_START + HEAP_FREE + HEAP_HYPERVISOR;
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-offline {hole} {hole}")).0,
+        "error EINVAL mfn 0x104010 is not RAM the hypervisor manages\n"
+    );
+    assert_eq!(
+        control(&mut bed, &mut xs, "mem-query 0x10 0x10").0,
+        "ok mfn=0x10,state=invalid\n"
+    );
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_offlined"), "0");
+    bed.check();
+}
+
+#[test]
+fn control_exchange_gives_guest_frames_copies() {
+    let mut bed = Bed::new();
+    let mut xs = store();
+    assert_eq!(bed.populate(9, &[0x200]), 1);
+    let before: Vec<Mfn> = (0x3fe..0x400).map(|g| bed.mfn_of(g).unwrap()).collect();
+    bed.frames.fill(before[0], 11);
+    bed.frames.fill(before[1], 22);
+    let free = bed.hv.heap().free_frames();
+    let (reply, effect) = control(&mut bed, &mut xs, "mem-exchange 0x3fe 0x3ff");
+    assert_eq!(effect, Effect::P2m);
+    let after: Vec<Mfn> = (0x3fe..0x400).map(|g| bed.mfn_of(g).unwrap()).collect();
+    assert_eq!(
+        reply,
+        format!(
+            "ok gfn=0x3fe,old={:#x},new={:#x} gfn=0x3ff,old={:#x},new={:#x}\n",
+            before[0].0, after[0].0, before[1].0, after[1].0
+        )
+    );
+    assert!(after.iter().all(|m| !before.contains(m)));
+    assert_eq!(bed.frames.content(after[0]), 11);
+    assert_eq!(bed.frames.content(after[1]), 22);
+    assert_eq!(
+        bed.hv.heap().free_frames(),
+        free,
+        "the old frames are free again"
+    );
+    assert_eq!(bed.tot_pages(), 512);
+    bed.check();
+    // Holes and frames that are not the guest's RAM change nothing.
+    assert_eq!(
+        control(&mut bed, &mut xs, "mem-exchange 0x3ff 0x400"),
+        (
+            "error EINVAL every guest frame of the range must be the domain's RAM\n".into(),
+            Effect::None
+        )
+    );
+    assert_eq!(bed.mfn_of(0x3ff), Some(after[1]));
+    assert_eq!(
+        control(&mut bed, &mut xs, "p2m 0x3ff 0x401").0,
+        format!(
+            "ok gfn=0x3ff,frames=1,type=ram,mfn={:#x},leaf=4K gfn=0x400,frames=2,type=none\n",
+            after[1].0
+        )
+    );
+}
+
+#[test]
+fn control_exchange_without_enough_free_frames_changes_nothing() {
+    let mut bed = Bed::with(Default::default(), 1024, 0x2000);
+    let mut xs = store();
+    assert_eq!(bed.populate(9, &[0, 0x200]), 1);
+    let free = bed.hv.heap().free_frames();
+    assert!(free > 0 && free < 512, "{free}");
+    let mapped = bed.mfn_of(0x10);
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-exchange 0 {free:#x}")).0,
+        "error ENOMEM not enough free frames for the copies\n"
+    );
+    assert_eq!(bed.mfn_of(0x10), mapped);
+    assert_eq!(bed.hv.heap().free_frames(), free);
+    bed.check();
 }

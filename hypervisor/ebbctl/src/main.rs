@@ -10,6 +10,7 @@
 
 mod cli;
 mod size;
+mod socket;
 mod wire;
 
 use std::process::ExitCode;
@@ -18,6 +19,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match cli::run(&args, &mut std::io::stdout()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ cli::Error::CommandLine(_)) => {
+            eprintln!("{e}");
+            ExitCode::from(e.status())
+        }
         Err(e) => {
             eprintln!("ebbctl: {e}");
             ExitCode::from(e.status())

@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::Duration;
 
 use ebbhv_core::control::protocol::{parse_reply, Reply};
@@ -10,9 +11,9 @@ use ebbhv_core::control::protocol::{parse_reply, Reply};
 use crate::cli::Error;
 
 /// Sends `line` and waits up to `timeout` for the reply.
-pub fn request(socket: &str, line: &str, timeout: Duration) -> Result<Reply, Error> {
+pub fn request(socket: &Path, line: &str, timeout: Duration) -> Result<Reply, Error> {
     let stream = UnixStream::connect(socket)
-        .map_err(|e| Error::Connect(format!("cannot connect to {socket}: {e}")))?;
+        .map_err(|e| Error::Connect(format!("cannot connect to {}: {e}", socket.display())))?;
     stream
         .set_read_timeout(Some(timeout))
         .map_err(|e| Error::Io(e.to_string()))?;

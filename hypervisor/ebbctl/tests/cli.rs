@@ -69,6 +69,7 @@ fn hv(line: &str) -> Option<String> {
         "xs-ls data" => "ok %1B[2J ok\n".into(),
         "xs-ls memory" => "ok static-max target\n".into(),
         "xs-read missing" => "error ENOENT xenstore refused\n".into(),
+        "xs-read name" => "ok ebb-guest\n".into(),
         l if l.starts_with("xs-write ") || l.starts_with("xs-rm ") => "ok\n".into(),
         l if l.starts_with("mem-set ") => format!("ok target_kib={}\n", &l[8..]),
         l if l.starts_with("mem-max ") => format!("ok max_kib={}\n", &l[8..]),
@@ -83,6 +84,30 @@ fn hv(line: &str) -> Option<String> {
         "fail-next decrease 1 -ENOPE" => {
             "error EINVAL unknown errno (e.g. -EBUSY, -EINVAL)\n".into()
         }
+        "mem-offline 0x100123 0x100124" => {
+            "ok mfn=0x100123,state=offlined,owner=none mfn=0x100124,state=offlined,owner=none\n"
+                .into()
+        }
+        "mem-offline 0x100200 0x100200 broken" => {
+            "ok mfn=0x100200,state=pending,broken=1,owner=d1,gfn=0x10\n".into()
+        }
+        "mem-offline 0x104000 0x104000" => {
+            "error EPERM mfn 0x104000 belongs to the hypervisor (its code, heap or tables)\n".into()
+        }
+        "mem-online 0x100123 0x100123" => {
+            "ok mfn=0x100123,state=offlined,broken=1,owner=none,error=EINVAL\n".into()
+        }
+        "mem-query 0x1000fe 0x1000ff" => {
+            "ok mfn=0x1000fe,state=online,owner=hypervisor,lent=d1,gfn=0xfe \
+             mfn=0x1000ff,state=online,owner=d1,gfn=0x234\n"
+                .into()
+        }
+        "mem-query 0x10 0x10" => "ok mfn=0x10,state=invalid\n".into(),
+        "p2m 0x3fe 0x401" => {
+            "ok gfn=0x3fe,frames=2,type=ram,mfn=0x1005fe,leaf=2M gfn=0x400,frames=2,type=none\n"
+                .into()
+        }
+        "mem-exchange 0x3fe 0x3fe" => "ok gfn=0x3fe,old=0x1005fe,new=0x100800\n".into(),
         _ => "error ENOSYS unknown verb\n".into(),
     })
 }
@@ -275,14 +300,221 @@ fn every_verb_has_help() {
         "mem-pool",
         "shutdown",
         "fail-next",
+        "mem-offline",
+        "mem-online",
+        "mem-query",
+        "p2m",
+        "mfn",
+        "mem-exchange",
         "ping",
         "raw",
     ] {
         assert!(help.contains(verb), "{verb}");
         let o = ebbctl(&sock, &[verb, "--help"]);
         assert!(o.status.success(), "{verb}");
-        assert!(stdout(&o).starts_with("Usage: ebbctl"), "{verb}");
+        assert!(
+            stdout(&o).contains(&format!("Usage: ebbctl {verb} ")),
+            "{verb}: {}",
+            stdout(&o)
+        );
         let o = ebbctl(&sock, &["help", verb]);
         assert!(o.status.success(), "{verb}");
     }
+}
+
+#[test]
+fn options_go_anywhere_and_json_prints_state() {
+    let (sock, _rx) = fake_server("json", hv);
+    let o = Command::new(env!("CARGO_BIN_EXE_ebbctl"))
+        .args(["info", "--json", "--socket"])
+        .arg(&sock)
+        .env_remove("EBBCTL_SOCKET")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(
+        stdout(&o),
+        "{\n  \"domid\": 1,\n  \"heap_free\": 1000,\n  \"max_pages\": 131072,\n  \
+         \"target_kib\": 262144,\n  \"tot_pages\": 65536\n}\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["xenstore-read", "--json", "data/spaced"])),
+        "{\n  \"path\": \"data/spaced\",\n  \"value\": \"a b\"\n}\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["--json", "xenstore-ls", "memory"])),
+        "{\n  \"children\": [\n    \"static-max\",\n    \"target\"\n  ],\n  \"path\": \"memory\"\n}\n"
+    );
+    let o = ebbctl(&sock, &["--version"]);
+    assert!(o.status.success());
+    assert_eq!(
+        stdout(&o),
+        format!("ebbctl {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn a_domain_argument_names_the_one_guest() {
+    let (sock, rx) = fake_server("domain", hv);
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["mem-set", "1", "128"])),
+        "target_kib=131072\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["mem-max", "ebb-guest", "1g"])),
+        "max_kib=1048576\n"
+    );
+    assert!(ebbctl(&sock, &["info", "1"]).status.success());
+    let o = ebbctl(&sock, &["mem-set", "7", "128"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "ebbctl: no domain \"7\": ebbhv runs one guest, domain 1 (ebb-guest) \
+         (see ebbctl --help)\n"
+    );
+    let sent: Vec<String> = rx.try_iter().collect();
+    assert_eq!(
+        sent.iter()
+            .filter(|l| l.starts_with("mem-"))
+            .collect::<Vec<_>>(),
+        ["mem-set 131072", "mem-max 1048576"],
+        "a refused domain sends no change"
+    );
+    for args in [
+        &["mem-set", "1", "2", "3"][..],
+        &["mem-set", "1", "12x"],
+        &["mem-max", "--json"],
+    ] {
+        assert_eq!(ebbctl(&sock, args).status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn without_a_socket_ebbctl_says_how_to_get_one() {
+    let o = Command::new(env!("CARGO_BIN_EXE_ebbctl"))
+        .arg("ping")
+        .env("EBBCTL_SOCKET", "/nonexistent/ctl.sock")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/ctl.sock"));
+    let repo_socket =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../build/hv/ctl.sock");
+    if !repo_socket.exists() {
+        let o = Command::new(env!("CARGO_BIN_EXE_ebbctl"))
+            .arg("ping")
+            .current_dir("/")
+            .env_remove("EBBCTL_SOCKET")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(3));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.starts_with("ebbctl: no control socket (looked for /"),
+            "{err}"
+        );
+        assert!(
+            err.contains("build/hv/ctl.sock): start ebbhv with `make run`"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn frame_verbs_print_each_frame_like_xen_hptool() {
+    let (sock, rx) = fake_server("frames", hv);
+    let o = ebbctl(&sock, &["mem-offline", "0x100123-0x100124"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        stdout(&o),
+        "mfn 0x100123: offlined\nmfn 0x100124: offlined\n"
+    );
+    let o = ebbctl(&sock, &["mem-offline", "--broken", "1049088"]);
+    assert_eq!(o.status.code(), Some(5), "a pending frame");
+    assert_eq!(
+        stdout(&o),
+        "mfn 0x100200: offline pending (broken), domain 1 gfn 0x10\n"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "ebbctl: 1 of 1 frames offline pending: they go offline when the guest gives them back\n"
+    );
+    let o = ebbctl(&sock, &["mem-offline", "0x104000"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "ebbctl: hypervisor error EPERM: mfn 0x104000 belongs to the hypervisor (its code, heap or tables)\n"
+    );
+    let o = ebbctl(&sock, &["mem-online", "0x100123"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout(&o),
+        "mfn 0x100123: offlined (broken) (refused: EINVAL)\n"
+    );
+    let o = ebbctl(&sock, &["mem-query", "0x1000fe-0x1000ff"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        stdout(&o),
+        "mfn 0x1000fe: online, hypervisor (lent to domain 1 gfn 0xfe)\n\
+         mfn 0x1000ff: online, domain 1 gfn 0x234\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["--json", "mem-query", "0x10"])),
+        "[\n  {\n    \"mfn\": 16,\n    \"state\": \"invalid\"\n  }\n]\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["mfn", "0x1000ff-0x1000ff"])).len(),
+        0,
+        "mfn takes one frame"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["mfn", "0x10"])),
+        "mfn    0x10\nstate  invalid\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["p2m", "0x3fe-0x401"])),
+        "gfn 0x3fe-0x3ff: mfn 0x1005fe-0x1005ff, 2M leaf, ram\n\
+         gfn 0x400-0x401: not mapped\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["mem-exchange", "0x3fe", "--json"])),
+        "[\n  {\n    \"gfn\": 1022,\n    \"new\": 1050624,\n    \"old\": 1050110\n  }\n]\n"
+    );
+    assert_eq!(
+        stdout(&ebbctl(&sock, &["mem-exchange", "0x3fe"])),
+        "gfn 0x3fe: mfn 0x1005fe -> 0x100800\n"
+    );
+    let sent: Vec<String> = rx.try_iter().collect();
+    assert!(
+        sent.contains(&"mem-offline 0x100200 0x100200 broken".to_string()),
+        "{sent:?}"
+    );
+    for (args, error) in [
+        (
+            &["mem-offline", "0x10-0x210"][..],
+            "at most 512 frames at a time",
+        ),
+        (&["mem-query", "9-8"], "the last frame is below the first"),
+        (
+            &["mem-online", "0xg"],
+            "is not a frame number (decimal or 0x hex)",
+        ),
+        (&["p2m", "-5"], "unexpected argument"),
+        (&["mfn", "12k"], "is not a frame number"),
+        (&["mem-offline"], "required"),
+        (
+            &["mem-offline", "1", "--brokn"],
+            "unexpected argument '--brokn'",
+        ),
+    ] {
+        let o = ebbctl(&sock, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(error), "{args:?}: {err}");
+    }
+    assert_eq!(
+        rx.try_iter().count(),
+        0,
+        "a refused command line sends nothing"
+    );
 }

@@ -251,6 +251,7 @@ skip_test() {
 #   host       the host's agent answers requests (scripts/run-guest.sh under ebbhv,
 #              scripts/xen/dom0-agent.py under a real Xen)
 #   fail-next  the host can inject faults: ebbhv's ebbctl fail-next
+#   frames     the host has ebbhv's frame verbs (ebbctl mem-query, p2m, mem-offline)
 #   hotplug    the kernel can hotplug memory
 ebb_require() {
     local what=$1 need why
@@ -265,6 +266,7 @@ ebb_require() {
         xenstore) why="xenstore does not answer"; have_xenstore ;;
         host) why="no host agent answers (run under scripts/run-guest.sh)"; host_request ping ;;
         fail-next) why="the hypervisor has no fail-next (not ebbhv)"; host_can_fail ;;
+        frames) why="the host has no page offline verbs (not ebbhv)"; host_request mem-query 0 ;;
         hotplug) why="no memory hotplug in this kernel"; [ -w $MEM/auto_online_blocks ] ;;
         *) ktap_exit_fail_msg "ebb_require: no such need '$need'" ;;
         esac || skip_test "$what" "$why"

@@ -10,10 +10,12 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::frames;
 use super::protocol::{self, encode, error_reply, ok_reply, Command};
 use crate::addr::DomId;
 use crate::error::Errno;
 use crate::hv::{FaultOp, Hypervisor};
+use crate::platform::FrameOps;
 use crate::xenstore::Xenstore;
 
 /// KiB in a frame.
@@ -31,6 +33,8 @@ pub struct Context<'a> {
     pub counters: &'a [(&'a str, u64)],
     /// Whether the domain runs or crashed, for `info`.
     pub state: RunState<'a>,
+    /// Copies and zeroes frames (page offline and exchange move guest frames).
+    pub frames: &'a mut dyn FrameOps,
 }
 
 /// Whether the domain's vCPU still runs.
@@ -52,6 +56,9 @@ pub enum Effect {
     Xenstore,
     /// End the domain now.
     Destroy,
+    /// The domain's p2m may have changed: sync the nested tables (and flush the
+    /// guest TLB if they changed) before the guest runs again.
+    P2m,
 }
 
 /// Parses and runs one request line; returns the reply line (with its newline).
@@ -118,6 +125,11 @@ fn run(cmd: Command, cx: &mut Context<'_>) -> (String, Effect) {
             Ok(()) => (ok_reply([]), Effect::None),
             Err(_) => (error_reply("ESRCH", "no such domain"), Effect::None),
         },
+        Command::MemOffline(range, broken) => frames::offline(cx, range, broken),
+        Command::MemOnline(range) => frames::online(cx, range),
+        Command::MemQuery(range) => (frames::query(cx.hv, range), Effect::None),
+        Command::P2m(range) => (frames::p2m(cx, range), Effect::None),
+        Command::MemExchange(range) => frames::exchange(cx, range),
     }
 }
 
@@ -255,6 +267,12 @@ fn info(cx: &Context<'_>) -> String {
     fields.push(format!("heap_hypervisor={}", census.hypervisor));
     fields.push(format!("heap_domain={}", census.domain));
     fields.push(format!("heap_offlined={}", census.offlined + census.broken));
+    fields.push(format!("heap_broken={}", census.broken));
+    fields.push(format!("heap_offline_pending={}", census.offline_pending));
+    let [leaves_4k, leaves_2m, leaves_1g] = frames::ram_leaves(cx.hv, dom);
+    fields.push(format!("ram_leaves_4k={leaves_4k}"));
+    fields.push(format!("ram_leaves_2m={leaves_2m}"));
+    fields.push(format!("ram_leaves_1g={leaves_1g}"));
     let xs = cx.store.stats();
     fields.push(format!("xs_requests={}", xs.requests));
     fields.push(format!("xs_errors={}", xs.errors));
@@ -315,12 +333,14 @@ mod tests {
         state: RunState<'_>,
     ) -> (String, Effect) {
         let counters = [("exits_total", 5u64), ("hc_memory_op", 2)];
+        let mut frames = FakeFrames::default();
         let mut cx = Context {
             hv,
             store,
             domain: DOM,
             counters: &counters,
             state,
+            frames: &mut frames,
         };
         execute(line.as_bytes(), &mut cx)
     }

@@ -7,6 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
+use crate::addr::{Gfn, GfnRange, Mfn, MfnRange};
 use crate::error::Errno;
 use crate::hv::{Fault, FaultEffect, FaultOp};
 
@@ -42,7 +43,21 @@ pub enum Command {
     FailNext(FaultOp, Fault),
     /// `fail-next off`.
     FailOff,
+    /// `mem-offline FIRST LAST [broken]`: machine frames FIRST..=LAST.
+    MemOffline(MfnRange, bool),
+    /// `mem-online FIRST LAST`.
+    MemOnline(MfnRange),
+    /// `mem-query FIRST LAST`.
+    MemQuery(MfnRange),
+    /// `p2m FIRST LAST`: guest frames FIRST..=LAST.
+    P2m(GfnRange),
+    /// `mem-exchange FIRST LAST`.
+    MemExchange(GfnRange),
 }
+
+/// The most frames one frame verb (`mem-*`, `p2m`) covers, so that a reply line
+/// stays bounded (one token per frame or leaf).
+pub const MAX_FRAMES: u64 = 512;
 
 /// Why a line is refused, as the reply's code and message.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -100,9 +115,40 @@ pub fn parse(line: &[u8]) -> Result<Command, Refusal> {
             let (op, fault) = parse_fault(op, calls, effect)?;
             Ok(Command::FailNext(op, fault))
         }
+        (b"mem-offline", [first, last]) => {
+            let (start, end) = frame_range(first, last)?;
+            Ok(Command::MemOffline(
+                MfnRange::new(Mfn(start), Mfn(end)),
+                false,
+            ))
+        }
+        (b"mem-offline", [first, last, broken]) if broken.as_slice() == b"broken" => {
+            let (start, end) = frame_range(first, last)?;
+            Ok(Command::MemOffline(
+                MfnRange::new(Mfn(start), Mfn(end)),
+                true,
+            ))
+        }
+        (b"mem-online", [first, last]) => {
+            let (start, end) = frame_range(first, last)?;
+            Ok(Command::MemOnline(MfnRange::new(Mfn(start), Mfn(end))))
+        }
+        (b"mem-query", [first, last]) => {
+            let (start, end) = frame_range(first, last)?;
+            Ok(Command::MemQuery(MfnRange::new(Mfn(start), Mfn(end))))
+        }
+        (b"p2m", [first, last]) => {
+            let (start, end) = frame_range(first, last)?;
+            Ok(Command::P2m(GfnRange::new(Gfn(start), Gfn(end))))
+        }
+        (b"mem-exchange", [first, last]) => {
+            let (start, end) = frame_range(first, last)?;
+            Ok(Command::MemExchange(GfnRange::new(Gfn(start), Gfn(end))))
+        }
         (
             b"ping" | b"info" | b"xs-read" | b"xs-write" | b"xs-ls" | b"xs-rm" | b"mem-set"
-            | b"mem-max" | b"mem-pool" | b"shutdown" | b"destroy" | b"fail-next",
+            | b"mem-max" | b"mem-pool" | b"shutdown" | b"destroy" | b"fail-next" | b"mem-offline"
+            | b"mem-online" | b"mem-query" | b"p2m" | b"mem-exchange",
             _,
         ) => Err(arity),
         _ => Err(refuse("ENOSYS", "unknown verb")),
@@ -132,6 +178,35 @@ fn parse_fault(op: &[u8], calls: &[u8], effect: &[u8]) -> Result<(FaultOp, Fault
         ))?,
     };
     Ok((op, Fault { calls, effect }))
+}
+
+/// FIRST and LAST frame numbers (decimal or `0x` hex), as a half-open range of at
+/// most [`MAX_FRAMES`] frames.
+fn frame_range(first: &[u8], last: &[u8]) -> Result<(u64, u64), Refusal> {
+    let number = |t: &[u8]| frame_number(t).ok_or(refuse("EINVAL", "expected a frame number"));
+    let (first, last) = (number(first)?, number(last)?);
+    if last < first {
+        return Err(refuse("EINVAL", "the last frame is below the first"));
+    }
+    if last - first >= MAX_FRAMES {
+        return Err(refuse("E2BIG", "at most 512 frames per request"));
+    }
+    // last < u64::MAX: frame numbers of 52-bit addresses are far below.
+    let end = last
+        .checked_add(1)
+        .ok_or(refuse("EINVAL", "frame number out of range"))?;
+    Ok((first, end))
+}
+
+/// A frame number: decimal, or hex after `0x`.
+pub fn frame_number(token: &[u8]) -> Option<u64> {
+    match token.strip_prefix(b"0x") {
+        Some(hex) => core::str::from_utf8(hex)
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_hexdigit()))
+            .and_then(|s| u64::from_str_radix(s, 16).ok()),
+        None => decimal(token),
+    }
 }
 
 /// A plain decimal number that fits 64 bits.
@@ -371,6 +446,70 @@ mod tests {
                 ]
             ),
             "fail_decrease=1:-EINVAL,2:0"
+        );
+    }
+
+    #[test]
+    fn frame_verbs_take_inclusive_ranges() {
+        let mfns = |a, b| MfnRange::new(Mfn(a), Mfn(b));
+        assert_eq!(
+            parse(b"mem-offline 0x1000 0x1000"),
+            Ok(Command::MemOffline(mfns(0x1000, 0x1001), false))
+        );
+        assert_eq!(
+            parse(b"mem-offline 16 31 broken"),
+            Ok(Command::MemOffline(mfns(16, 32), true))
+        );
+        assert_eq!(
+            parse(b"mem-online 0x10 0x20f"),
+            Ok(Command::MemOnline(mfns(0x10, 0x210)))
+        );
+        assert_eq!(
+            parse(b"mem-query 0xABc 0xabc"),
+            Ok(Command::MemQuery(mfns(0xabc, 0xabd)))
+        );
+        assert_eq!(
+            parse(b"p2m 0 0x1ff"),
+            Ok(Command::P2m(GfnRange::new(Gfn(0), Gfn(0x200))))
+        );
+        assert_eq!(
+            parse(b"mem-exchange 5 5"),
+            Ok(Command::MemExchange(GfnRange::new(Gfn(5), Gfn(6))))
+        );
+        let refusal = |l: &[u8]| parse(l).map_err(|r| (r.code, r.message));
+        assert_eq!(
+            refusal(b"mem-query 0x10 0x210"),
+            Err(("E2BIG", "at most 512 frames per request"))
+        );
+        assert_eq!(
+            refusal(b"mem-query 9 8"),
+            Err(("EINVAL", "the last frame is below the first"))
+        );
+        assert_eq!(
+            refusal(b"mem-offline 1 1 now"),
+            Err(("EINVAL", "wrong number of arguments"))
+        );
+        assert_eq!(
+            refusal(b"mem-online 1 1 broken"),
+            Err(("EINVAL", "wrong number of arguments"))
+        );
+        for bad in [
+            &b"mem-query 0x 1"[..],
+            b"mem-query 0xg 1",
+            b"mem-query -1 1",
+            b"mem-query 1 0x10000000000000000",
+            b"p2m 1.5 2",
+        ] {
+            assert_eq!(
+                refusal(bad),
+                Err(("EINVAL", "expected a frame number")),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            refusal(b"mem-query 18446744073709551615 18446744073709551615"),
+            Err(("EINVAL", "frame number out of range"))
         );
     }
 

@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 use super::reservation::ram_frames_in;
 use super::{inconsistent_heap, inconsistent_p2m, Hypervisor};
 use crate::addr::{DomId, Gfn, GfnRange, Mfn, Order};
-use crate::error::{Errno, Error};
+use crate::error::{Errno, Error, Fatal};
 use crate::heap::Owner;
 use crate::p2m::{EntryType, Mapping, TableCount};
 use crate::platform::FrameOps;
@@ -146,4 +146,66 @@ fn extents(starts: &[Gfn], order: Order) -> Result<Vec<GfnRange>, Errno> {
         return Err(Errno::EINVAL);
     }
     Ok(ranges)
+}
+
+/// One guest frame that [`Hypervisor::exchange_in_place`] moved.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Moved {
+    /// The guest frame.
+    pub gfn: Gfn,
+    /// The machine frame that backed it.
+    pub old: Mfn,
+    /// The machine frame that backs it now, with the same contents.
+    pub new: Mfn,
+}
+
+impl Hypervisor {
+    /// The control plane's exchange: gives each guest frame of `range` a new machine
+    /// frame with the same contents, at the same gfn, while the guest runs (the
+    /// platform syncs its nested tables before the guest does). Every frame of the
+    /// range must be the domain's RAM, and enough frames must be free for all of
+    /// them; otherwise nothing changes.
+    pub fn exchange_in_place(
+        &mut self,
+        id: DomId,
+        range: GfnRange,
+        frames: &mut dyn FrameOps,
+    ) -> Result<Vec<Moved>, Error> {
+        if range.is_empty() || !self.gfn_in_limit(range) {
+            return Err(Errno::EINVAL.into());
+        }
+        let dom = self.domains.get(&id).ok_or(Errno::ESRCH)?;
+        if ram_frames_in(&dom.p2m, range) != range.len() {
+            return Err(Errno::EINVAL.into());
+        }
+        // All copies first, so that no frame of the range is handed back to it.
+        let mut fresh = Vec::new();
+        for _ in range.numbers() {
+            match self.heap.alloc(Order::ORDER_4K, Owner::Domain(id), frames) {
+                Some(mfn) => fresh.push(mfn),
+                None => {
+                    for mfn in fresh {
+                        self.heap
+                            .free(mfn, Order::ORDER_4K, Owner::Domain(id))
+                            .map_err(inconsistent_heap)?;
+                    }
+                    return Err(Errno::ENOMEM.into());
+                }
+            }
+        }
+        let mut moved = Vec::new();
+        for (gfn, new) in range.numbers().map(Gfn).zip(fresh) {
+            let old = self
+                .domains
+                .get(&id)
+                .and_then(|d| d.p2m.entry(gfn))
+                .ok_or(Error::Fatal(Fatal::Inconsistent(
+                    "a checked guest frame is no longer mapped",
+                )))?
+                .mfn;
+            self.swap_in_copy(id, Some(gfn), old, new, frames)?;
+            moved.push(Moved { gfn, old, new });
+        }
+        Ok(moved)
+    }
 }

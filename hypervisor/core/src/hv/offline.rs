@@ -10,8 +10,8 @@
 //! after the copy.
 
 use super::{inconsistent_heap, inconsistent_p2m, Hypervisor};
-use crate::addr::{Mfn, Order};
-use crate::error::Error;
+use crate::addr::{DomId, Gfn, Mfn, Order};
+use crate::error::{Errno, Error};
 use crate::heap::{FrameState, OfflineReply, Owner};
 use crate::platform::FrameOps;
 
@@ -49,24 +49,53 @@ impl Hypervisor {
         let Some(FrameState::OfflinePending { owner, gfn, .. }) = self.heap.state(old) else {
             return Ok(());
         };
-        let Some(dom) = self.domains.get_mut(&owner) else {
+        if !self.domains.contains_key(&owner) {
             return Ok(());
-        };
+        }
+        self.move_to_copy(owner, gfn, old, frames).map(|_| ())
+    }
+
+    /// Gives domain `owner`'s frame `old` (mapped at `gfn`, or unmapped) a copy in a
+    /// new frame, maps the copy at `gfn` (splitting a superpage around it) and frees
+    /// `old`. Returns the new frame, or `None` (nothing changed) when no frame is
+    /// free. The platform syncs the p2m into its nested tables before the guest runs
+    /// again.
+    fn move_to_copy(
+        &mut self,
+        owner: DomId,
+        gfn: Option<Gfn>,
+        old: Mfn,
+        frames: &mut dyn FrameOps,
+    ) -> Result<Option<Mfn>, Error> {
         let Some(new) = self
             .heap
             .alloc(Order::ORDER_4K, Owner::Domain(owner), frames)
         else {
-            return Ok(());
+            return Ok(None);
         };
+        self.swap_in_copy(owner, gfn, old, new, frames)?;
+        Ok(Some(new))
+    }
+
+    /// Copies `old` into `new` (a frame `owner` already holds, unmapped), maps `new`
+    /// at `gfn` in its place and frees `old`.
+    pub(super) fn swap_in_copy(
+        &mut self,
+        owner: DomId,
+        gfn: Option<Gfn>,
+        old: Mfn,
+        new: Mfn,
+        frames: &mut dyn FrameOps,
+    ) -> Result<(), Error> {
+        let Hypervisor { heap, domains, .. } = self;
+        let dom = domains.get_mut(&owner).ok_or(Errno::ESRCH)?;
         frames.copy(old, new);
         if let Some(gfn) = gfn {
             dom.p2m.remap_frame(gfn, new).map_err(inconsistent_p2m)?;
-            self.heap
-                .set_gfn(new, owner, Some(gfn))
+            heap.set_gfn(new, owner, Some(gfn))
                 .map_err(inconsistent_heap)?;
         }
-        self.heap
-            .free(old, Order::ORDER_4K, Owner::Domain(owner))
+        heap.free(old, Order::ORDER_4K, Owner::Domain(owner))
             .map_err(inconsistent_heap)
     }
 }

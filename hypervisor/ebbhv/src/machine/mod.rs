@@ -41,7 +41,7 @@ use ebbhv_core::abi::platform::shutdown;
 use crate::devices::power;
 use crate::devices::Devices;
 use crate::diagnostics::{self, Diagnostics};
-use crate::guest_memory::{GuestVirtMemory, NptMirror, Translate};
+use crate::guest_memory::{GuestVirtMemory, HostFrames, NptMirror, Translate};
 use crate::loader::EntryState;
 use crate::store::{StoreService, STORE_GFN};
 use crate::vcpu::{msr, Cpu};
@@ -230,7 +230,8 @@ impl Machine {
             .idle(clock::rdtsc().wrapping_sub(started));
     }
 
-    /// Executes one control request line and sends the reply.
+    /// Executes one control request line and sends the reply. Page offline and
+    /// exchange copy guest frames and change the p2m here, between two guest runs.
     fn control_request(&mut self, line: &[u8]) {
         let owned: Vec<(String, u64)> = self.diag.counters(self.xen.clocks());
         let counters: Vec<(&str, u64)> = owned.iter().map(|(k, v)| (k.as_str(), *v)).collect();
@@ -244,6 +245,7 @@ impl Machine {
                     None => RunState::Running,
                     Some(reason) => RunState::Crashed(reason),
                 },
+                frames: &mut HostFrames,
             };
             execute(line, &mut cx)
         };
@@ -259,6 +261,10 @@ impl Machine {
                 );
                 self.end_crashed()
             }
+            // The guest is out of guest mode while a request runs (one CPU, the exit
+            // loop polls the channel); its nested tables follow the p2m and its TLB
+            // is flushed before it runs again.
+            Effect::P2m => self.sync_npt(),
             Effect::Destroy => {
                 self.shutdown(shutdown::POWEROFF, "destroyed from the control channel")
             }
