@@ -19,6 +19,7 @@ ebbhv's own grace period.
 """
 
 import argparse
+import collections
 import os
 import re
 import shlex
@@ -28,7 +29,12 @@ import sys
 REQUEST = re.compile(r"EBB-HOST-REQUEST (\w{1,32}) (.+)$")
 CRASHED = re.compile(r"\[hv\] domain \d+ crashed: ")
 # What of ebbctl's output the guest can read back (a xenstore value is at most 4 KiB).
-OUTPUT_MAX = 2048
+OUTPUT_MAX = 4000
+# Replies kept in the guest's xenstore: older ones are removed, so that they do not
+# count against the guest's node and byte quotas (hostile-store.sh fills them). A
+# guest reads its reply within moments; requests from parallel threads (smp.sh) are
+# far fewer than this apart.
+REPLIES_KEPT = 16
 
 
 def main():
@@ -56,6 +62,7 @@ def main():
                     print(f"[host] {line}", flush=True)
             log.flush()
 
+        replied = collections.deque()
         for line in sys.stdin:
             log.write(line)
             log.flush()
@@ -87,6 +94,11 @@ def main():
             reply_status, reply = ebbctl(["xenstore-write", f"data/ebb-host/{req_id}", str(status)])
             if reply_status != 0:
                 note(f"request {req_id}: could not reply through xenstore: {reply}")
+            replied.append(req_id)
+            if len(replied) > REPLIES_KEPT:
+                old = replied.popleft()
+                for node in (f"data/ebb-host/{old}", f"data/ebb-host/{old}-output"):
+                    ebbctl(["xenstore-rm", node])
     return 0
 
 

@@ -137,7 +137,10 @@ enum Verb {
     /// first; a limit below what the guest uses now is refused. At its limit the
     /// guest's memory hypercalls fail with -ENOMEM and its xenstore requests with
     /// EQUOTA.
-    MemPool { size: Option<String> },
+    MemPool {
+        #[arg(allow_negative_numbers = true)]
+        size: Option<String>,
+    },
     /// Ask the guest to power off (default) or reboot
     ///
     /// Writes control/shutdown; the guest's xenbus handler acts on it.
@@ -236,7 +239,9 @@ enum Verb {
 #[derive(Args, Debug)]
 struct DomAndSize {
     /// The domain (its id or name; ebbhv runs one), then the size
-    #[arg(required = true, num_args = 1..=2, value_name = "DOM|SIZE")]
+    // A negative size is a bad size, not an unknown option.
+    #[arg(required = true, num_args = 1..=2, value_name = "DOM|SIZE",
+          allow_negative_numbers = true)]
     words: Vec<String>,
 }
 

@@ -269,6 +269,19 @@ fn failures_have_distinct_statuses() {
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert!(!o.stderr.is_empty());
     }
+    // A negative size is a bad size, as a user reads it, not an unknown option.
+    for args in [
+        &["mem-max", "-1"][..],
+        &["mem-set", "1", "-5"],
+        &["mem-pool", "-1"],
+    ] {
+        let o = ebbctl(&sock, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("bad size"),
+            "{args:?}"
+        );
+    }
     let nowhere = PathBuf::from("/nonexistent/ebbctl.sock");
     let o = ebbctl(&nowhere, &["ping"]);
     assert_eq!(o.status.code(), Some(3));

@@ -100,6 +100,7 @@ impl Diagnostics {
             out.push((format!("hc_{}", key_name(*key)), n));
         }
         out.push((String::from("hc_refused_user"), s.refused_hypercalls));
+        out.push((String::from("hc_continuations"), s.continuations));
         out.push((String::from("timer_events"), s.timer_events));
         out.push((String::from("hv_pool_bytes"), heap::pool_bytes() as u64));
         out.push((
@@ -134,6 +135,12 @@ pub struct Stats {
     hypercalls: BTreeMap<CountKey, u64>,
     /// Hypercalls refused because the guest made them from user space.
     refused_hypercalls: u64,
+    /// The call a continuation re-issues (the VMMCALL's RIP, number and rewritten
+    /// arguments) until the guest makes it: that VMMCALL is the same call going on,
+    /// counted in `continuations`, not a new one.
+    continued: Option<(u64, u64, [u64; 5])>,
+    /// VMMCALLs that went on with a call preempted at the per-exit budget.
+    continuations: u64,
     /// Port I/O exits, by port, for the first [`MAX_IO_PORTS`] ports.
     io_ports: BTreeMap<u16, u64>,
     /// Port I/O exits on the other ports.
@@ -153,6 +160,8 @@ impl Default for Stats {
             exit_max_tsc: [0; EXIT_SLOTS],
             hypercalls: BTreeMap::new(),
             refused_hypercalls: 0,
+            continued: None,
+            continuations: 0,
             io_ports: BTreeMap::new(),
             io_other_ports: 0,
             not_logged: 0,
@@ -201,11 +210,25 @@ impl Stats {
     }
 
     /// Counts one hypercall by its number and first argument.
-    pub fn hypercall(&mut self, number: u64, arg0: u64) {
+    /// Counts the VMMCALL at `rip` with `number` and `args`: one hypercall, unless it
+    /// re-issues a call that a continuation preempted ([`Stats::continued`]), so that
+    /// the counts are of calls the guest made, whatever the budget per exit.
+    pub fn hypercall(&mut self, rip: u64, number: u64, args: [u64; 5]) {
+        // An interrupt handler's call may come first: only the re-issue ends it.
+        if self.continued == Some((rip, number, args)) {
+            self.continued = None;
+            self.continuations += 1;
+            return;
+        }
         *self
             .hypercalls
-            .entry(CountKey::new(number, arg0))
+            .entry(CountKey::new(number, args[0]))
             .or_insert(0) += 1;
+    }
+
+    /// Notes that the call at `rip` was preempted and goes on as `number` with `args`.
+    pub fn continued(&mut self, rip: u64, number: u64, args: [u64; 5]) {
+        self.continued = Some((rip, number, args));
     }
 
     /// Counts one hypercall refused with `-EPERM` (made from user space).

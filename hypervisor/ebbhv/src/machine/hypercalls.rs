@@ -58,7 +58,8 @@ impl Machine {
         } else {
             call.args[0]
         };
-        self.diag.stats_mut().hypercall(call.nr, call.args[0]);
+        let rip = v.save().rip;
+        self.diag.stats_mut().hypercall(rip, call.nr, call.args);
         let arg1 = CallerAddr(call.args[1]);
         let platform = match call.nr {
             nr::XEN_VERSION => {
@@ -99,7 +100,13 @@ impl Machine {
             Some(result) => result.unwrap_or_else(Errno::as_return),
             None => match self.core_hypercall(call)? {
                 Some(v) => v,
-                None => return Ok(Done::Again),
+                None => {
+                    let v = self.cpu.vcpu();
+                    let r = v.regs();
+                    let next = [r.rdi, r.rsi, r.rdx, r.r10, r.r8];
+                    self.diag.stats_mut().continued(rip, v.save().rax, next);
+                    return Ok(Done::Again);
+                }
             },
         };
         if value == Errno::ENOSYS.as_return() {
