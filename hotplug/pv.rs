@@ -24,6 +24,7 @@ use crate::rust::xen_reservation::MAX_EXTENTS_PER_CALL;
 
 use super::block::Block;
 use super::region::EXTENT_PAGES;
+use super::shrink::backed_extents;
 use super::Backing;
 use super::Blocks;
 use super::Hotplug;
@@ -86,31 +87,21 @@ impl Hotplug {
             };
             asked += 1;
             let pfn = self.region.extent_pfn(index, extent);
-            for (page, slot) in frames.iter_mut().enumerate() {
-                *slot = pfn + page;
-            }
-            self.unfolded_hypercalls.fetch_add(1, Ordering::AcqRel);
-            let result = xen_reservation::populate_physmap(frames, ExtentOrder::Page);
-            let got = *result.as_ref().unwrap_or(&0);
-            if got < EXTENT_PAGES {
-                self.give_back_unmapped(&mut frames[..got]);
-                return match backed {
-                    0 => (asked, result.map(|_| 0)),
-                    _ => (asked, Ok(backed)),
-                };
-            }
-            for (page, &frame) in frames.iter().enumerate() {
-                // SAFETY: the block is added, its p2m was prepared before that, the
-                // unbacked extent's pfns have no frame, and the hypervisor just gave
-                // the domain `frame`.
-                unsafe { pv_p2m::map(pfn + page, frame, Mapping::Kernel) };
+            // SAFETY: the block is added (so its p2m was prepared) and the extent is
+            // unbacked.
+            match unsafe { self.back_extent_frames(frames, pfn) } {
+                Ok(true) => {}
+                result => {
+                    return match backed {
+                        0 => (asked, result.map(|_| 0)),
+                        _ => (asked, Ok(backed)),
+                    }
+                }
             }
             blocks[index].backed(extent);
             // SAFETY: the extent was onlined and kept by the callback (its `onlined`
             // bit), every page of it is backed and mapped now, and it is 2 MiB aligned.
             unsafe { memory_hotplug::online_pages_to_buddy(pfn, ExtentOrder::Superpage.order()) };
-            self.unfolded_pages
-                .fetch_add(EXTENT_PAGES, Ordering::AcqRel);
             backed += 1;
         }
         (asked, Ok(backed))
@@ -125,14 +116,9 @@ impl Hotplug {
         let unbacked = self.region.all_extents().difference(blocks[index].backed);
         for extent in unbacked.iter() {
             let pfn = self.region.extent_pfn(index, extent);
-            for (page, slot) in frames.iter_mut().enumerate() {
-                *slot = pfn + page;
-            }
-            self.unfolded_hypercalls.fetch_add(1, Ordering::AcqRel);
-            let got =
-                xen_reservation::populate_physmap(frames, ExtentOrder::Page).unwrap_or_default();
-            if got < EXTENT_PAGES {
-                self.give_back_unmapped(&mut frames[..got]);
+            // SAFETY: the block is added (so its p2m was prepared) and the extent is
+            // unbacked.
+            if !matches!(unsafe { self.back_extent_frames(frames, pfn) }, Ok(true)) {
                 pr_err!(
                     "unload: the hypervisor cannot back offline memory block {}: do not online \
                      it, its pages have no memory behind them\n",
@@ -140,16 +126,39 @@ impl Hotplug {
                 );
                 return;
             }
-            for (page, &frame) in frames.iter().enumerate() {
-                // SAFETY: the block is added, its p2m was prepared before that, the
-                // unbacked extent's pfns have no frame, and the hypervisor just gave
-                // the domain `frame`.
-                unsafe { pv_p2m::map(pfn + page, frame, Mapping::Kernel) };
-            }
             blocks[index].backed.insert(extent);
-            self.unfolded_pages
-                .fetch_add(EXTENT_PAGES, Ordering::AcqRel);
         }
+    }
+
+    /// Has the hypervisor back the extent at `pfn` with `frames.len()` (one extent's)
+    /// machine frames in one hypercall and maps them. `Ok(false)` when it backed
+    /// fewer (given back at once: an extent is backed whole or not at all), or the
+    /// hypercall's error.
+    ///
+    /// # Safety
+    ///
+    /// The extent's block is added (its p2m prepared by [`Hotplug::prepare_p2m`]) and
+    /// no page of the extent has a frame.
+    unsafe fn back_extent_frames(&self, frames: &mut [usize], pfn: usize) -> Result<bool> {
+        for (page, slot) in frames.iter_mut().enumerate() {
+            *slot = pfn + page;
+        }
+        self.unfolded_hypercalls.fetch_add(1, Ordering::AcqRel);
+        let result = xen_reservation::populate_physmap(frames, ExtentOrder::Page);
+        let got = *result.as_ref().unwrap_or(&0);
+        if got < frames.len() {
+            self.give_back_unmapped(&mut frames[..got]);
+            return result.map(|_| false);
+        }
+        for (page, &frame) in frames.iter().enumerate() {
+            // SAFETY: the block is added with its p2m prepared and the pfn has no
+            // frame (the caller's guarantees); the hypervisor just gave the domain
+            // `frame`.
+            unsafe { pv_p2m::map(pfn + page, frame, Mapping::Kernel) };
+        }
+        self.unfolded_pages
+            .fetch_add(frames.len(), Ordering::AcqRel);
+        Ok(true)
     }
 
     /// Gives back the machine frames of a populate that fell short of a whole extent,
@@ -182,15 +191,7 @@ impl Hotplug {
     ) -> (usize, usize) {
         let Blocks { blocks, frames } = guard;
         let frames = &mut frames[..EXTENT_PAGES];
-        let backed_extents = |blocks: &KVec<Block>| -> usize {
-            blocks
-                .iter()
-                .enumerate()
-                .filter(|&(index, block)| select(index, block))
-                .map(|(_, block)| block.backed.len())
-                .sum()
-        };
-        let had = backed_extents(blocks);
+        let had = backed_extents(blocks, &select);
         for index in 0..blocks.len() {
             if !select(index, &blocks[index]) {
                 continue;
@@ -203,7 +204,7 @@ impl Hotplug {
                 let pfn = self.region.extent_pfn(index, extent);
                 match self.release_extent_frames(frames, pfn, mapping) {
                     Release::Released | Release::Lost => blocks[index].backed.remove(extent),
-                    Release::Kept => return (had, backed_extents(blocks)),
+                    Release::Kept => return (had, backed_extents(blocks, &select)),
                 }
             }
         }

@@ -170,15 +170,7 @@ impl Hotplug {
             return self.release_frames_pv(guard, select);
         }
         let Blocks { blocks, frames } = guard;
-        let backed_extents = |blocks: &KVec<Block>| -> usize {
-            blocks
-                .iter()
-                .enumerate()
-                .filter(|&(index, block)| select(index, block))
-                .map(|(_, block)| block.backed.len())
-                .sum()
-        };
-        let had = backed_extents(blocks);
+        let had = backed_extents(blocks, &select);
         loop {
             let mut asked = 0;
             let extents = blocks
@@ -211,7 +203,7 @@ impl Hotplug {
             self.unfolded_released
                 .fetch_add(released * EXTENT_PAGES, Ordering::AcqRel);
             if released < asked {
-                return (had, backed_extents(blocks));
+                return (had, backed_extents(blocks, &select));
             }
         }
     }
@@ -310,4 +302,14 @@ impl Hotplug {
             }
         }
     }
+}
+
+/// The backed extents of the blocks that `select` picks, in all.
+pub(super) fn backed_extents(blocks: &[Block], select: &impl Fn(usize, &Block) -> bool) -> usize {
+    blocks
+        .iter()
+        .enumerate()
+        .filter(|&(index, block)| select(index, block))
+        .map(|(_, block)| block.backed.len())
+        .sum()
 }

@@ -229,8 +229,9 @@ impl kernel::Module for Hostile {
         // The 2 GiB console write shows the first 4 KiB: one line of dots.
         scratch.console[4095] = b'\n';
         let s: *mut Scratch = &mut *scratch;
-        // SAFETY (every raw-pointer access below): `s` points at the live, owned
-        // allocation above; hypercalls write into it only between our own accesses.
+        // SAFETY: `s` points at the live, owned allocation above; hypercalls write
+        // into it only between our own accesses (this holds for every raw-pointer
+        // access below, which refer back here).
         let version = addr(unsafe { addr_of_mut!((*s).version) });
         let r = hypercall(
             HYPERVISOR_XEN_VERSION,
