@@ -15,15 +15,8 @@ ktap_print_header
 ebb_require "$WHAT" xen
 [ -n "$(modinfo -n ebb_hostile 2>/dev/null)" ] || skip_test "$WHAT" "ebb_hostile.ko not installed"
 mark=$(kmsg_mark hostile-fuzz.sh)
-modprobe ebb_hostile fuzz_secs=$FUZZ_SECS 2>/dev/null
-loaded=$?
-out=$(dmesg_since "$mark" | sed -n 's/^.*ebb_hostile: //p')
-if [ $loaded != 0 ]; then
-    reason=$(echo "$out" | sed -n 's/^skip: //p' | head -n 1)
-    [ -n "$reason" ] && skip_test "$WHAT" "$reason"
-    ktap_exit_fail_msg "modprobe ebb_hostile failed and the module said nothing: $out"
-fi
-rmmod ebb_hostile
+hostile_load "$mark" fuzz_secs=$FUZZ_SECS
+out=$HOSTILE_OUT
 ktap_set_plan 4
 
 done_line=$(echo "$out" | grep '^fuzz: done, ')

@@ -22,15 +22,8 @@ last_ram=$(sed -n 's/^\([0-9a-f]*\)-\([0-9a-f]*\) : System RAM$/\2/p' /proc/iome
 [ -n "$last_ram" ] || ktap_exit_fail_msg "no System RAM in /proc/iomem"
 ram_end=$(printf '0x%x' $((0x$last_ram + 1)))
 mark=$(kmsg_mark hostile-kernel.sh)
-modprobe ebb_hostile ram_end="$ram_end" 2>/dev/null
-loaded=$?
-out=$(dmesg_since "$mark" | sed -n 's/^.*ebb_hostile: //p')
-if [ $loaded != 0 ]; then
-    reason=$(echo "$out" | sed -n 's/^skip: //p' | head -n 1)
-    [ -n "$reason" ] && skip_test "$WHAT" "$reason"
-    ktap_exit_fail_msg "modprobe ebb_hostile failed and the module said nothing: $out"
-fi
-rmmod ebb_hostile
+hostile_load "$mark" ram_end="$ram_end"
+out=$HOSTILE_OUT
 plan=$(echo "$out" | sed -n 's/^plan \([0-9]*\)$/\1/p')
 [ -n "$plan" ] || ktap_exit_fail_msg "ebb_hostile printed no plan: $out"
 ktap_set_plan $((plan + 3))

@@ -273,6 +273,24 @@ ebb_require() {
     done
 }
 
+# Loads the test module ebb_hostile with parameters $2... (it runs its attacks while
+# loading), unloads it, and leaves what it logged since kmsg mark $1 in HOSTILE_OUT,
+# without its prefix. When it refused to load, skips the test ($WHAT) with the reason
+# it gave, or fails it if it gave none.
+hostile_load() {
+    local mark=$1 loaded reason
+    shift
+    modprobe ebb_hostile "$@" 2>/dev/null
+    loaded=$?
+    HOSTILE_OUT=$(dmesg_since "$mark" | sed -n 's/^.*ebb_hostile: //p')
+    if [ $loaded != 0 ]; then
+        reason=$(echo "$HOSTILE_OUT" | sed -n 's/^skip: //p' | head -n 1)
+        [ -n "$reason" ] && skip_test "$WHAT" "$reason"
+        ktap_exit_fail_msg "modprobe ebb_hostile failed and the module said nothing: $HOSTILE_OUT"
+    fi
+    rmmod ebb_hostile
+}
+
 # ebb.ko's path as the module tools find it (modules.dep under /lib/modules/$(uname
 # -r), where scripts/build-initramfs.sh installs it with depmod data, as `make
 # modules_install` would); empty when it is not installed. Only the output tells:
