@@ -688,6 +688,115 @@ fn control_offline_of_a_guest_frame_splits_its_superpage_and_keeps_its_data() {
 }
 
 #[test]
+fn a_broken_guest_frame_is_never_copied_and_the_guest_is_told_which_gfn_it_lost() {
+    let mut bed = Bed::new();
+    let mut xs = store();
+    xs.control_write(DOM, "control/feature-broken-frames", b"1")
+        .unwrap();
+    assert_eq!(bed.populate(9, &[0x200]), 1);
+    let old = bed.mfn_of(0x234).unwrap();
+    let (reply, effect) = control(
+        &mut bed,
+        &mut xs,
+        &format!("mem-offline {0:#x} {0:#x} broken", old.0),
+    );
+    assert_eq!(effect, Effect::P2m);
+    assert_eq!(
+        reply,
+        format!(
+            "ok mfn={:#x},state=pending,broken=1,owner=d1,gfn=0x234\n",
+            old.0
+        )
+    );
+    // The gfn keeps its (lost) frame in the p2m and tot_pages, but the guest can no
+    // longer reach it, and no copy was made.
+    assert_eq!(
+        control(&mut bed, &mut xs, "p2m 0x234 0x234").0,
+        format!(
+            "ok gfn=0x234,frames=1,type=broken,mfn={:#x},leaf=4K\n",
+            old.0
+        )
+    );
+    assert_eq!(bed.tot_pages(), 512);
+    bed.check();
+    let reachable: u64 = bed.npt.leaves.values().map(|m| m.size.frames()).sum();
+    assert_eq!(reachable, 511);
+    assert!(!bed.npt.leaves.contains_key(&Gfn(0x234)));
+    assert_eq!(bed.npt.leaves[&Gfn(0x235)].mfn, Mfn(old.0 + 1));
+    assert_eq!(
+        xs.control_list(DOM, "control/broken-frames").unwrap(),
+        vec!["564"]
+    );
+    // Offlining it again reports it again and changes nothing.
+    control(
+        &mut bed,
+        &mut xs,
+        &format!("mem-offline {0:#x} {0:#x} broken", old.0),
+    );
+    assert_eq!(bed.tot_pages(), 512);
+    // The guest gives the gfn back: the frame is offline for good, no copy is made.
+    assert_eq!(bed.decrease(0, &[0x234]), 1);
+    assert_eq!(bed.tot_pages(), 511);
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-query {0} {0}", old.0)).0,
+        format!("ok mfn={:#x},state=offlined,broken=1,owner=none\n", old.0)
+    );
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_broken"), "1");
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-online {0} {0}", old.0)).0,
+        format!(
+            "ok mfn={:#x},state=offlined,broken=1,owner=none,error=EINVAL\n",
+            old.0
+        )
+    );
+    bed.check();
+}
+
+#[test]
+fn a_broken_guest_frame_cannot_be_exchanged_or_moved() {
+    let mut bed = Bed::new();
+    let mut xs = store();
+    xs.control_write(DOM, "control/feature-broken-frames", b"1")
+        .unwrap();
+    assert_eq!(bed.populate(9, &[0x200]), 1);
+    let old = bed.mfn_of(0x234).unwrap();
+    control(
+        &mut bed,
+        &mut xs,
+        &format!("mem-offline {0:#x} {0:#x} broken", old.0),
+    );
+    assert_eq!(
+        control(&mut bed, &mut xs, "mem-exchange 0x233 0x235").0,
+        "error EINVAL every guest frame of the range must be the domain's RAM\n"
+    );
+    assert_eq!(bed.mfn_of(0x233), Some(Mfn(old.0 - 1)));
+    bed.check();
+}
+
+#[test]
+fn a_broken_guest_frame_crashes_a_guest_that_cannot_be_told() {
+    let mut bed = Bed::new();
+    let mut xs = store();
+    assert_eq!(bed.populate(9, &[0x200]), 1);
+    let old = bed.mfn_of(0x234).unwrap();
+    let (reply, effect) = control(
+        &mut bed,
+        &mut xs,
+        &format!("mem-offline {0:#x} {0:#x} broken", old.0),
+    );
+    assert!(reply.starts_with("ok "), "{reply}");
+    let Effect::Crash(why) = effect else {
+        panic!("{effect:?}")
+    };
+    assert!(
+        why.starts_with("gfn 0x234 lost its contents (broken frame) and the guest has no driver"),
+        "{why}"
+    );
+    assert!(xs.control_list(DOM, "control/broken-frames").is_err());
+    bed.check();
+}
+
+#[test]
 fn control_offline_waits_for_the_guest_when_no_frame_is_free() {
     let mut bed = Bed::with(Default::default(), 1024, 0x2000);
     let mut xs = store();

@@ -100,7 +100,7 @@ impl Translate<'_> {
     pub fn hpa(&self, gpa: GuestPhys) -> Option<(HostPhys, bool)> {
         match self {
             Translate::P2m(d) => {
-                let e = d.p2m().entry(gpa.gfn())?;
+                let e = d.p2m().entry(gpa.gfn()).filter(|e| e.kind.accessible())?;
                 Some((e.mfn.at(gpa.page_offset()), e.kind.writable()))
             }
             Translate::Npt(n) => n.translate(gpa),

@@ -48,7 +48,7 @@ pub enum RunState<'a> {
 }
 
 /// What the platform does after sending the reply.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Effect {
     /// Nothing more.
     None,
@@ -57,8 +57,12 @@ pub enum Effect {
     /// End the domain now.
     Destroy,
     /// The domain's p2m may have changed: sync the nested tables (and flush the
-    /// guest TLB if they changed) before the guest runs again.
+    /// guest TLB if they changed) before the guest runs again, then serve the
+    /// guest's xenstore ring if the change was reported there.
     P2m,
+    /// Crash the domain for the reason given: it cannot go on safely (it lost
+    /// memory it was not told about).
+    Crash(String),
 }
 
 /// Parses and runs one request line; returns the reply line (with its newline).

@@ -19,6 +19,20 @@
 //!
 //! Offline and online check the whole range first: a frame that is not RAM or that
 //! the hypervisor owns or lends refuses the request, and nothing changes.
+//!
+//! A broken frame that backs guest memory is not copied (its contents are lost):
+//! the guest frame becomes unmapped (`type=broken`) and the guest is told which one,
+//! under its xenstore home, when its memory driver said it handles lost frames:
+//!
+//! | node | who writes it | meaning |
+//! |---|---|---|
+//! | `control/feature-broken-frames` | the guest (ebb.ko), `1` | it handles the nodes below |
+//! | `control/broken-frames/<gfn>` | the hypervisor (decimal gfn, empty value) | that guest frame's contents are lost |
+//!
+//! The guest takes the page out of use (Linux: `memory_failure()`), gives the gfn
+//! back with `XENMEM_decrease_reservation` (the frame then goes offline) and removes
+//! the node. A guest that touches the gfn before is crashed, as is a guest without
+//! the feature at once: it would have no way to learn that the page is gone.
 
 use alloc::format;
 use alloc::string::String;
@@ -39,14 +53,55 @@ pub(super) fn offline(cx: &mut Context<'_>, range: MfnRange, broken: bool) -> (S
         return (refusal, Effect::None);
     }
     let mut tokens = Vec::new();
+    let mut lost = Vec::new();
     for mfn in frames_of(range) {
         match cx.hv.page_offline(mfn, broken, cx.frames) {
             Ok(reply) => tokens.push(with_result(frame_token(cx.hv, mfn), reply.result)),
             Err(e) => return (failed(e), Effect::P2m),
         }
+        lost.extend(cx.hv.broken_gfn(mfn).filter(|&(owner, _)| owner == cx.domain));
     }
-    (ok_reply(tokens.iter().map(String::as_str)), Effect::P2m)
+    let reply = ok_reply(tokens.iter().map(String::as_str));
+    match report_lost_frames(cx, &lost) {
+        Ok(()) => (reply, Effect::P2m),
+        Err(why) => (reply, Effect::Crash(why)),
+    }
 }
+
+/// Tells the guest which of its frames lost their contents; the reason to crash it
+/// when it cannot be told.
+fn report_lost_frames(cx: &mut Context<'_>, lost: &[(DomId, Gfn)]) -> Result<(), String> {
+    let Some(&(_, first)) = lost.first() else {
+        return Ok(());
+    };
+    let handled = cx
+        .store
+        .control_read(cx.domain, BROKEN_FEATURE_NODE)
+        .is_ok_and(|v| v == b"1");
+    if !handled {
+        return Err(format!(
+            "gfn {:#x} lost its contents (broken frame) and the guest has no driver that handles lost frames ({BROKEN_FEATURE_NODE} is not 1)",
+            first.0
+        ));
+    }
+    for (_, gfn) in lost {
+        let node = format!("{BROKEN_DIR}/{}", gfn.0);
+        if let Err(e) = cx.store.control_write(cx.domain, &node, b"") {
+            return Err(format!(
+                "gfn {:#x} lost its contents (broken frame) and {node} cannot be written ({})",
+                gfn.0,
+                e.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where the guest says it handles lost frames.
+const BROKEN_FEATURE_NODE: &str = "control/feature-broken-frames";
+
+/// Where the hypervisor names the guest frames that lost their contents.
+const BROKEN_DIR: &str = "control/broken-frames";
 
 /// `mem-online`: offlined frames back to the heap, pending requests cancelled.
 pub(super) fn online(cx: &mut Context<'_>, range: MfnRange) -> (String, Effect) {
@@ -229,6 +284,7 @@ fn type_name(kind: EntryType) -> &'static str {
         EntryType::RamRw => "ram",
         EntryType::RamLogDirty => "ram-logdirty",
         EntryType::HypervisorShared => "hypervisor",
+        EntryType::Broken => "broken",
     }
 }
 

@@ -175,7 +175,7 @@ impl Hypervisor {
             return Err(Errno::EINVAL.into());
         }
         let dom = self.domains.get(&id).ok_or(Errno::ESRCH)?;
-        if ram_frames_in(&dom.p2m, range) != range.len() {
+        if ram_frames_in(&dom.p2m, range) != range.len() || any_broken(&dom.p2m, range) {
             return Err(Errno::EINVAL.into());
         }
         // All copies first, so that no frame of the range is handed back to it.
@@ -208,4 +208,12 @@ impl Hypervisor {
         }
         Ok(moved)
     }
+}
+
+/// Whether a frame of `range` is broken: its contents are lost, so there is nothing
+/// to copy.
+fn any_broken(p2m: &crate::p2m::P2m, range: GfnRange) -> bool {
+    let mut broken = false;
+    p2m.for_each_mapping(range, &mut |m| broken |= m.kind == EntryType::Broken);
+    broken
 }

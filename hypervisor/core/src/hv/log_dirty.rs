@@ -148,6 +148,7 @@ impl Hypervisor {
                 Ok(WriteFault::Logged)
             }
             EntryType::RamRw | EntryType::HypervisorShared => Ok(WriteFault::Spurious),
+            EntryType::Broken => Err(unhandled),
         }
     }
 }

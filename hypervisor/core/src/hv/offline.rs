@@ -8,18 +8,26 @@
 //! control-plane calls with the owner's vCPUs out of guest mode and syncs the p2m
 //! (flushing the guest TLB) before they run again, so no write can hit the old frame
 //! after the copy.
+//!
+//! A frame reported broken has no contents worth copying: handing the guest a copy
+//! would feed it wrong data. Its guest frame is retyped [`EntryType::Broken`] instead
+//! (unmapped from the nested tables, still owned), and the caller tells the guest
+//! which gfn it lost ([`Hypervisor::broken_gfn`]); the frame goes offline when the
+//! guest gives that gfn back.
 
 use super::{inconsistent_heap, inconsistent_p2m, Hypervisor};
 use crate::addr::{DomId, Gfn, Mfn, Order};
-use crate::error::{Errno, Error};
+use crate::error::{Errno, Error, Fatal};
 use crate::heap::{FrameState, OfflineReply, Owner};
+use crate::p2m::EntryType;
 use crate::platform::FrameOps;
 
 impl Hypervisor {
     /// `XEN_SYSCTL_page_offline_op` offline for one frame (`broken`: never to return,
     /// as for a machine check). A guest-owned frame is replaced by a copy right away
     /// when a free frame is available; the reply still says OWNED|PENDING as Xen's
-    /// does, and a later query reports it offlined.
+    /// does, and a later query reports it offlined. A broken guest-owned frame is
+    /// never copied: its guest frame becomes [`EntryType::Broken`].
     pub fn page_offline(
         &mut self,
         mfn: Mfn,
@@ -27,10 +35,29 @@ impl Hypervisor {
         frames: &mut dyn FrameOps,
     ) -> Result<OfflineReply, Error> {
         let reply = self.heap.offline(mfn, broken);
-        if let Some(FrameState::OfflinePending { .. }) = self.heap.state(mfn) {
-            self.replace_pending_frame(mfn, frames)?;
+        match self.heap.state(mfn) {
+            Some(FrameState::OfflinePending { broken: true, .. }) => {
+                self.retype_broken_frame(mfn)?
+            }
+            Some(FrameState::OfflinePending { .. }) => self.replace_pending_frame(mfn, frames)?,
+            _ => {}
         }
         Ok(reply)
+    }
+
+    /// The domain and guest frame that lost their contents with broken frame `mfn`,
+    /// while the domain still holds it (until it gives the gfn back).
+    pub fn broken_gfn(&self, mfn: Mfn) -> Option<(DomId, Gfn)> {
+        let Some(FrameState::OfflinePending {
+            owner,
+            gfn: Some(gfn),
+            broken: true,
+        }) = self.heap.state(mfn)
+        else {
+            return None;
+        };
+        let entry = self.domains.get(&owner)?.p2m.entry(gfn)?;
+        (entry.kind == EntryType::Broken && entry.mfn == mfn).then_some((owner, gfn))
     }
 
     /// `XEN_SYSCTL_page_offline_op` online for one frame.
@@ -41,6 +68,32 @@ impl Hypervisor {
     /// `XEN_SYSCTL_page_offline_op` query for one frame.
     pub fn page_query(&self, mfn: Mfn) -> OfflineReply {
         self.heap.query(mfn)
+    }
+
+    /// Takes the broken frame `mfn` out of its owner's reach: its guest frame keeps
+    /// the frame (and `tot_pages`) but is mapped nowhere.
+    fn retype_broken_frame(&mut self, mfn: Mfn) -> Result<(), Error> {
+        let Some(FrameState::OfflinePending {
+            owner,
+            gfn: Some(gfn),
+            ..
+        }) = self.heap.state(mfn)
+        else {
+            return Ok(());
+        };
+        let Some(dom) = self.domains.get_mut(&owner) else {
+            return Ok(());
+        };
+        let page = gfn.single().ok_or(Errno::EINVAL)?;
+        for kind in [EntryType::RamRw, EntryType::RamLogDirty] {
+            dom.p2m.retype(page, kind, EntryType::Broken);
+        }
+        match dom.p2m.entry(gfn) {
+            Some(e) if e.kind == EntryType::Broken && e.mfn == mfn => Ok(()),
+            _ => Err(Error::Fatal(Fatal::Inconsistent(
+                "the guest frame of a broken frame does not map it",
+            ))),
+        }
     }
 
     /// Moves the owner of the offline-pending frame `old` onto a copy. Leaves it

@@ -155,7 +155,7 @@ impl Hypervisor {
         let Hypervisor { heap, domains, .. } = self;
         let dom = domains.get_mut(&id).ok_or(Errno::ESRCH)?;
         let entry = dom.p2m.entry(source).ok_or(Errno::EINVAL)?;
-        if !entry.kind.is_ram() {
+        if !entry.kind.is_ram() || !entry.kind.accessible() {
             return Err(Errno::EINVAL.into());
         }
         if source == gpfn {

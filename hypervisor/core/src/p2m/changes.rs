@@ -68,7 +68,8 @@ pub trait P2mMirror {
     /// installed by [`P2mMirror::map`] (and holes), so no leaf straddles its ends.
     fn unmap(&mut self, range: GfnRange);
 
-    /// Installs one leaf (after its range was unmapped).
+    /// Installs one leaf (after its range was unmapped). Leaves the guest may not
+    /// access ([`crate::p2m::EntryType::accessible`]) are never installed.
     fn map(&mut self, mapping: Mapping);
 
     /// Bytes of hypervisor memory the mirror holds for this p2m (its table
@@ -78,13 +79,18 @@ pub trait P2mMirror {
 
 impl P2m {
     /// Replays every change since the last call into `mirror`: each changed range is
-    /// unmapped and its current leaves mapped. The caller flushes the guest's TLB
+    /// unmapped and its current accessible leaves mapped (a broken frame stays out,
+    /// so the guest's access to it faults). The caller flushes the guest's TLB
     /// afterwards if the returned count is non-zero.
     pub fn sync_mirror(&mut self, mirror: &mut dyn P2mMirror) -> usize {
         let ranges = self.take_changes();
         for range in &ranges {
             mirror.unmap(*range);
-            self.for_each_mapping(*range, &mut |mapping| mirror.map(mapping));
+            self.for_each_mapping(*range, &mut |mapping| {
+                if mapping.kind.accessible() {
+                    mirror.map(mapping);
+                }
+            });
         }
         ranges.len()
     }

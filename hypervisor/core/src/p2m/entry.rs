@@ -16,6 +16,11 @@ pub enum EntryType {
     /// It is not the domain's RAM: it does not count in `tot_pages` and cannot be
     /// ballooned out.
     HypervisorShared,
+    /// The domain's RAM whose frame was reported broken (`mem-offline --broken`, a
+    /// machine check): its contents are lost. The domain still owns the frame until
+    /// it gives the gfn back, but nothing maps it, so neither the guest nor a copy
+    /// of a guest buffer ever reads what is left in it.
+    Broken,
 }
 
 impl EntryType {
@@ -23,14 +28,23 @@ impl EntryType {
     pub fn writable(self) -> bool {
         match self {
             EntryType::RamRw | EntryType::HypervisorShared => true,
-            EntryType::RamLogDirty => false,
+            EntryType::RamLogDirty | EntryType::Broken => false,
+        }
+    }
+
+    /// Whether the guest (and the hypervisor on its behalf) may access the frame at
+    /// all: false for a broken frame, which stays out of the nested tables.
+    pub fn accessible(self) -> bool {
+        match self {
+            EntryType::RamRw | EntryType::RamLogDirty | EntryType::HypervisorShared => true,
+            EntryType::Broken => false,
         }
     }
 
     /// Whether the entry maps the domain's own RAM (frames it owns).
     pub fn is_ram(self) -> bool {
         match self {
-            EntryType::RamRw | EntryType::RamLogDirty => true,
+            EntryType::RamRw | EntryType::RamLogDirty | EntryType::Broken => true,
             EntryType::HypervisorShared => false,
         }
     }

@@ -19,6 +19,8 @@
 //! A new exit reason gets its arm here and its handler in the part that owns the
 //! state it touches (usually [`crate::vcpu`]).
 
+use ebbhv_core::addr::Gfn;
+use ebbhv_core::p2m::EntryType;
 use ebbhv_hal::clock;
 use ebbhv_x86::vmcb::ExitCode;
 
@@ -98,6 +100,17 @@ impl Machine {
             Ok(ExitCode::Npf) => {
                 let c = self.cpu.vcpu().control();
                 let (gpa, err) = (c.exit_info2, c.exit_info1);
+                let gfn = Gfn(gpa >> 12);
+                let broken = domain(&self.hv, self.domid)
+                    .p2m()
+                    .entry(gfn)
+                    .is_some_and(|e| e.kind == EntryType::Broken);
+                if broken {
+                    self.crash(format_args!(
+                        "the guest touched gfn {:#x}, whose frame was reported broken (its contents are lost) and which it had not given back",
+                        gfn.0
+                    ))
+                }
                 self.crash(format_args!(
                     "nested page fault at gpa {gpa:#x} (error {err:#x}), outside the guest's p2m"
                 ))

@@ -264,7 +264,13 @@ impl Machine {
             // The guest is out of guest mode while a request runs (one CPU, the exit
             // loop polls the channel); its nested tables follow the p2m and its TLB
             // is flushed before it runs again.
-            Effect::P2m => self.sync_npt(),
+            Effect::P2m => {
+                self.sync_npt();
+                if self.store.has_output() {
+                    self.serve_store();
+                }
+            }
+            Effect::Crash(reason) => self.crash(format_args!("{reason}")),
             Effect::Destroy => {
                 self.shutdown(shutdown::POWEROFF, "destroyed from the control channel")
             }

@@ -44,7 +44,7 @@ impl XenPlatform {
                 }
                 let gfn = Gfn(req.mfn);
                 match dom.p2m().entry(gfn) {
-                    Some(e) if e.kind.is_ram() => {}
+                    Some(e) if e.kind.is_ram() && e.kind.accessible() => {}
                     _ => return Err(Errno::EINVAL),
                 }
                 // INVARIANT: the offset leaves room for a whole vcpu_info (checked).
