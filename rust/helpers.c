@@ -336,6 +336,56 @@ int ebb_helper_xenbus_write(const char *dir, const char *node, const char *value
 	return xenbus_write(XBT_NIL, dir, node, value);
 }
 
+int ebb_helper_xenbus_rm(const char *dir, const char *node)
+{
+	return xenbus_rm(XBT_NIL, dir, node);
+}
+
+/*
+ * Lists the children of dir/node into buf as NUL-terminated names one after the
+ * other; returns the bytes used, or -E2BIG when they do not fit.
+ */
+int ebb_helper_xenbus_directory(const char *dir, const char *node, char *buf, size_t size)
+{
+	unsigned int count, i;
+	char **names = xenbus_directory(XBT_NIL, dir, node, &count);
+	size_t used = 0;
+	int ret = 0;
+
+	if (IS_ERR(names))
+		return PTR_ERR(names);
+	for (i = 0; i < count; i++) {
+		size_t len = strlen(names[i]) + 1;
+
+		if (len > size - used || used + len > INT_MAX) {
+			ret = -E2BIG;
+			break;
+		}
+		memcpy(buf + used, names[i], len);
+		used += len;
+	}
+	kfree(names);
+	return ret ? ret : (int)used;
+}
+
+/*
+ * The frame behind pfn lost its contents: memory_failure() kills the processes that
+ * map it (now or, late kill, when they touch it), drops a clean page-cache page and
+ * takes a free page out of the allocator. Without CONFIG_MEMORY_FAILURE the kernel
+ * cannot, and the caller must not give the frame away.
+ */
+bool ebb_helper_memory_failure_supported(void)
+{
+	return IS_ENABLED(CONFIG_MEMORY_FAILURE);
+}
+
+int ebb_helper_memory_failure(unsigned long pfn)
+{
+	if (!IS_ENABLED(CONFIG_MEMORY_FAILURE))
+		return -EOPNOTSUPP;
+	return memory_failure(pfn, 0);
+}
+
 void ebb_helper_xenbus_watch_init(struct xenbus_watch *watch, const char *node,
 				  void (*callback)(struct xenbus_watch *, const char *,
 						   const char *))

@@ -53,6 +53,10 @@ int ebb_helper_phys_to_nid(u64 phys);
 bool ebb_helper_ram_present(u64 start, u64 size);
 const char *ebb_helper_zone_name(unsigned long pfn);
 
+/* Linux's handling of lost memory (a no-op error without CONFIG_MEMORY_FAILURE). */
+bool ebb_helper_memory_failure_supported(void);
+int ebb_helper_memory_failure(unsigned long pfn);
+
 /* Delayed work on the freezable system workqueue. */
 void ebb_helper_init_delayed_work(struct delayed_work *dwork, work_func_t fn);
 struct delayed_work *ebb_helper_to_delayed_work(struct work_struct *work);
@@ -62,6 +66,8 @@ void ebb_helper_queue_delayed_work(struct delayed_work *dwork, unsigned long del
 /* xenstore access without a transaction. */
 int ebb_helper_xenbus_read(const char *dir, const char *node, char *buf, size_t size);
 int ebb_helper_xenbus_write(const char *dir, const char *node, const char *value);
+int ebb_helper_xenbus_rm(const char *dir, const char *node);
+int ebb_helper_xenbus_directory(const char *dir, const char *node, char *buf, size_t size);
 void ebb_helper_xenbus_watch_init(struct xenbus_watch *watch, const char *node,
 				  void (*callback)(struct xenbus_watch *, const char *,
 						   const char *));

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Memory hotplug facts of the running kernel (linux/memory.h).
+//! Memory hotplug facts of the running kernel (linux/memory.h), and its handling of
+//! lost memory (mm/memory-failure.c).
 
 use crate::rust::bindings;
 
@@ -36,4 +37,24 @@ pub(crate) fn present_pages() -> usize {
 pub(crate) fn total_ram_pages() -> usize {
     // SAFETY: `totalram_pages` only reads an atomic counter.
     unsafe { bindings::ebb_helper_totalram_pages() as usize }
+}
+
+/// Whether the kernel can take a page whose contents are lost out of use
+/// (CONFIG_MEMORY_FAILURE).
+pub(crate) fn memory_failure_supported() -> bool {
+    // SAFETY: only reads a build-time constant.
+    unsafe { bindings::ebb_helper_memory_failure_supported() }
+}
+
+/// Hands the page at `pfn`, whose contents are lost, to Linux's memory-failure
+/// handling: the processes that map it get SIGBUS (when they touch it, unless they
+/// asked for an early kill), a clean page-cache page is dropped, a free page is taken
+/// out of the allocator, and the page is never used again. `EOPNOTSUPP` without
+/// CONFIG_MEMORY_FAILURE; `EHWPOISON` when the page was already poisoned; `EBUSY`
+/// when the kernel could not take it out of use (a kernel page).
+pub(crate) fn memory_failure(pfn: usize) -> kernel::error::Result {
+    // SAFETY: `memory_failure` takes any pfn: it looks the page up and refuses one
+    // that is not online RAM; it may sleep, and callers run in process context.
+    let err = unsafe { bindings::ebb_helper_memory_failure(pfn) };
+    kernel::error::to_result(err)
 }

@@ -52,6 +52,38 @@ pub(crate) fn write(dir: &CStr, node: &CStr, value: &CStr) -> Result {
     kernel::error::to_result(err)
 }
 
+/// Removes `dir/node` and everything under it.
+pub(crate) fn rm(dir: &CStr, node: &CStr) -> Result {
+    // SAFETY: both strings are NUL-terminated and live for the call.
+    let err = unsafe { bindings::ebb_helper_xenbus_rm(dir.as_char_ptr(), node.as_char_ptr()) };
+    kernel::error::to_result(err)
+}
+
+/// Lists the children of `dir/node` into `buf`; returns their names (`E2BIG` when
+/// they do not all fit).
+pub(crate) fn directory<'a>(
+    dir: &CStr,
+    node: &CStr,
+    buf: &'a mut [u8],
+) -> Result<impl Iterator<Item = &'a CStr>> {
+    // SAFETY: both strings are NUL-terminated and `buf` is writable for its length
+    // for the call.
+    let len = unsafe {
+        bindings::ebb_helper_xenbus_directory(
+            dir.as_char_ptr(),
+            node.as_char_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let len = usize::try_from(len).map_err(|_| Error::from_errno(len))?;
+    let names = buf.get(..len).ok_or(E2BIG)?;
+    // The helper wrote NUL-terminated names back to back.
+    Ok(names
+        .split_inclusive(|&byte| byte == 0)
+        .filter_map(|name| CStr::from_bytes_with_nul(name).ok()))
+}
+
 /// What a [`Watch`] calls when its node changes.
 pub(crate) trait WatchHandler: Send + Sync {
     /// The watched node changed (or the watch was just registered: xenstore fires

@@ -4,11 +4,12 @@
 //!
 //! Load: read the domain's reservation, claim the hotplug region above it, create the
 //! balloon, then register the online-page callback and the memory notifier, and the
-//! balloon's faces (sysfs, the xenstore watch, the OOM notifier). Unload: unregister
-//! the faces in reverse order so that nothing can wake the worker, stop the worker,
-//! give every ballooned page back to the guest, remove the blocks hotplug added (the
-//! notifier gives their frames back, the callback backs whatever a failed offline
-//! re-onlines), and only then unregister the notifier and restore the callback.
+//! balloon's faces (sysfs, the xenstore watches, the OOM notifier, the handler of lost
+//! frames). Unload: unregister the faces in reverse order so that nothing can wake the
+//! worker, stop the worker, give every ballooned page back to the guest, remove the
+//! blocks hotplug added (the notifier gives their frames back, the callback backs
+//! whatever a failed offline re-onlines), and only then unregister the notifier and
+//! restore the callback.
 
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -25,6 +26,8 @@ use crate::balloon::Balloon;
 use crate::hotplug::Backing;
 use crate::hotplug::Granularity;
 use crate::hotplug::Hotplug;
+use crate::lost_frames::LostFrames;
+use crate::lost_frames::BROKEN_FRAMES_NODE;
 use crate::rust::memory;
 use crate::rust::memory_hotplug::OnlineCallback;
 use crate::rust::memory_notifier::MemoryNotifier;
@@ -107,6 +110,7 @@ pub(crate) struct Ebb {
     oom: Option<OomNotifier<Balloon>>,
     watch: Option<Watch<Balloon>>,
     static_max_watch: Option<Watch<Balloon>>,
+    lost_frames: Option<(Arc<LostFrames>, Watch<LostFrames>)>,
     sysfs: Option<SysfsDevice<Balloon>>,
 }
 
@@ -171,6 +175,7 @@ impl kernel::Module for Ebb {
             oom: None,
             watch: None,
             static_max_watch: None,
+            lost_frames: None,
             sysfs: None,
         };
         if ebb.balloon.hotplug.is_some() {
@@ -182,6 +187,11 @@ impl kernel::Module for Ebb {
         ebb.sysfs = Some(SysfsDevice::register(ebb.balloon.clone(), &SYSFS_FILES)?);
         ebb.watch = Some(Watch::new(TARGET_NODE, ebb.balloon.clone())?);
         ebb.static_max_watch = Some(Watch::new(STATIC_MAX_NODE, ebb.balloon.clone())?);
+        if domain != DomainType::Pv {
+            let lost_frames = LostFrames::new(ebb.balloon.clone())?;
+            let watch = Watch::new(BROKEN_FRAMES_NODE, lost_frames.clone())?;
+            ebb.lost_frames = Some((lost_frames, watch));
+        }
         ebb.oom = Some(OomNotifier::register(ebb.balloon.clone())?);
         pr_info!(
             "loaded on a Xen {} domain; memory blocks of {} MiB; holding {} KiB, targets {}..{} KiB\n",
@@ -198,6 +208,10 @@ impl kernel::Module for Ebb {
 impl Drop for Ebb {
     fn drop(&mut self) {
         self.oom = None;
+        if let Some((lost_frames, watch)) = self.lost_frames.take() {
+            lost_frames.withdraw();
+            drop(watch);
+        }
         self.static_max_watch = None;
         self.watch = None;
         self.sysfs = None;

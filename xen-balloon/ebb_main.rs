@@ -13,6 +13,7 @@ use kernel::prelude::*;
 mod balloon;
 mod driver;
 mod hotplug;
+mod lost_frames;
 mod rust;
 
 module! {

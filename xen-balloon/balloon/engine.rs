@@ -57,6 +57,8 @@ pub(crate) struct Counters {
     pub(crate) pages_in: u64,
     /// Batches that stopped short.
     pub(crate) failures: u64,
+    /// Pages whose frames the hypervisor reported broken, given back for good.
+    pub(crate) lost_pages: u64,
 }
 
 /// The pages the domain holds and the runs in the balloon.
@@ -69,7 +71,8 @@ pub(crate) struct Counters {
 ///   released to the hypervisor.
 /// - `current_pages + ballooned_pages` is the domain's reservation when the engine
 ///   was created plus the pages memory hotplug added since ([`Reservation::grew`])
-///   minus those hot-remove gave back ([`Reservation::shrank`]).
+///   minus those hot-remove gave back ([`Reservation::shrank`]) and those lost to
+///   broken frames ([`Reservation::lost`]).
 /// - `frames.len() == MAX_EXTENTS_PER_CALL`.
 pub(crate) struct Reservation {
     current_pages: usize,
@@ -115,6 +118,14 @@ impl Reservation {
         // INVARIANT: the domain's reservation shrank by `pages`, all from the guest.
         self.current_pages -= pages;
         self.counters.pages_out += pages as u64;
+    }
+
+    /// Counts `pages` whose broken frames the guest took out of use and gave back to
+    /// the hypervisor: the domain holds that much less.
+    pub(crate) fn lost(&mut self, pages: usize) {
+        // INVARIANT: the domain's reservation shrank by `pages`, all from the guest.
+        self.current_pages = self.current_pages.saturating_sub(pages);
+        self.counters.lost_pages += pages as u64;
     }
 
     /// Pages in the balloon.

@@ -88,6 +88,8 @@ pub(crate) struct Status {
     pub(crate) oom_deflated_pages: u64,
     /// Malformed `memory/target` values the host wrote (each refused).
     pub(crate) rejected_targets: u64,
+    /// Pages lost to frames the hypervisor reported broken.
+    pub(crate) lost_pages: u64,
     /// Memory blocks ebb added.
     pub(crate) hotplug_blocks: usize,
     /// Added blocks that are onlined.
@@ -213,7 +215,7 @@ fn number(value: usize) -> Value {
 }
 
 /// The device's files: those of the status line first, in its order, then the rest.
-pub(crate) static FILES: [File; 29] = [
+pub(crate) static FILES: [File; 30] = [
     File::read_only(c"state", Dir::Ebb, |s| Value::Name(s.state)).in_status_line(),
     File::read_only(c"reason", Dir::Ebb, |s| Value::Name(s.reason)).in_status_line(),
     File::read_only(c"current_kb", Dir::Info, |s| kib(s.current_pages)).in_status_line(),
@@ -234,6 +236,7 @@ pub(crate) static FILES: [File; 29] = [
     })
     .in_status_line(),
     File::read_only(c"rejected_targets", Dir::Ebb, |s| count(s.rejected_targets)).in_status_line(),
+    File::read_only(c"lost_pages", Dir::Ebb, |s| count(s.lost_pages)),
     File::read_only(c"hotplug_blocks", Dir::Ebb, |s| number(s.hotplug_blocks)).in_status_line(),
     File::read_only(c"hotplug_onlined", Dir::Ebb, |s| number(s.hotplug_onlined)).in_status_line(),
     File::read_only(c"hotplug_unremovable", Dir::Ebb, |s| {

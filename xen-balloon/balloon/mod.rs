@@ -241,6 +241,13 @@ impl Balloon {
         self.kick();
     }
 
+    /// Counts `pages` the guest lost to broken frames and gave back to the hypervisor,
+    /// and has the worker bring the domain back to its target.
+    pub(crate) fn pages_lost(&self, pages: usize) {
+        self.state.lock().reservation.lost(pages);
+        self.kick();
+    }
+
     /// Re-arms the worker at once (a tunable changed).
     pub(crate) fn kick(&self) {
         self.schedule_run(0);
@@ -370,6 +377,7 @@ impl Balloon {
             failures: counters.failures,
             oom_deflated_pages: state.oom_deflated_pages,
             rejected_targets: state.rejected_targets,
+            lost_pages: counters.lost_pages,
             hotplug_blocks: hotplug.added,
             hotplug_onlined: hotplug.onlined,
             hotplug_unremovable: hotplug.unremovable,

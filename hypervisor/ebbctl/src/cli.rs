@@ -186,7 +186,11 @@ enum Verb {
         /// One frame or an inclusive range FIRST-LAST (decimal or 0x hex, at most 512)
         #[arg(value_name = "MFN[-MFN]", value_parser = parse_frames)]
         frames: Frames,
-        /// Mark the frames broken, as a machine check would: they never come back
+        /// Mark the frames broken, as a machine check would: they never come back.
+        /// A broken frame the guest uses is not copied (its contents are lost): its
+        /// gfn is unmapped and the guest told (ebb.ko takes the page out of use and
+        /// gives the gfn back, then the frame is offlined); a guest without ebb.ko is
+        /// crashed
         #[arg(long)]
         broken: bool,
     },

@@ -54,6 +54,7 @@ fn sample() -> Status {
         failures: 2,
         oom_deflated_pages: 512,
         rejected_targets: 1,
+        lost_pages: 0,
         hotplug_blocks: 2,
         hotplug_onlined: 1,
         hotplug_unremovable: 1,
