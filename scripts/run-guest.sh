@@ -20,6 +20,7 @@
 #   EBB_TIMEOUT   seconds before a test run is killed (900; bench: 1800)
 #   EBB_RESULTS   where a test or bench run's logs go (results/<time>-[bench-]<flavour>)
 #   EBB_QEMU_EXTRA  more QEMU arguments
+#   EBB_GUEST_CMDLINE  more guest kernel command line (scripts/expect-crash.sh)
 #   EBB_LOG_BUF_LEN  the guest kernel's log buffer (log_buf_len, 2M): the whole run's
 #                 kernel log must fit, from the boot banner on
 #   EBB_BENCH_HOLD_S  bench: seconds the idle and unreachable phases last (30)
@@ -63,6 +64,7 @@ ebbhv) append="console=hvc0 xen_console_io=1 panic=-1 loglevel=2 log_buf_len=$EB
 qemu) append="console=ttyS0 panic=-1 loglevel=2 log_buf_len=$EBB_LOG_BUF_LEN" ;;
 *) die "unknown EBB_PLATFORM '$platform' (ebbhv or qemu)" ;;
 esac
+append+="${EBB_GUEST_CMDLINE:+ $EBB_GUEST_CMDLINE}"
 
 run_ebbhv() {
     local socket=$1 timeout_s=$2 cmdline=$3
