@@ -52,12 +52,14 @@ RUNNER_ERROR = re.compile(
     r"|Error: BASE_DIR must be set")
 # The first line of a splat: warnings, BUGs (including "sleeping function called
 # from invalid context" and soft lockups), oopses, panics, lockdep, hung tasks,
-# KASAN/UBSAN, RCU stalls.
+# KASAN/UBSAN, KFENCE ("BUG: KFENCE: ..."), SLUB debug reports, RCU stalls.
 KERNEL_TROUBLE = re.compile(
     r"WARNING:|BUG:|kernel BUG|Oops|Kernel panic|general protection fault"
     r"|sleeping function called from invalid context"
     r"|possible (circular|recursive) locking|inconsistent lock state"
-    r"|blocked for more than \d+ seconds|KASAN:|UBSAN:|detected stall|hard LOCKUP|soft lockup")
+    r"|blocked for more than \d+ seconds|KASAN:|UBSAN:|detected stall|hard LOCKUP|soft lockup"
+    # SLUB's debug reports: "BUG kmalloc-64 (Not tainted): Poison overwritten".
+    r"|^BUG \S+ \((Not t|T)ainted\): ")
 # A stack dump with no splat line before it (dump_stack(), an allocation failure, the
 # OOM killer) fails too.
 STACK_DUMP = re.compile(r"Call Trace:")

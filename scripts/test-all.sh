@@ -201,15 +201,16 @@ else
     record FAIL "guest: initramfs builds"
 fi
 # ebb's kselftests of its locking, lifecycle and concurrency in the debug kernel
-# (lockdep, DEBUG_ATOMIC_SLEEP, DEBUG_VM, hung tasks, kobject release;
+# (lockdep, DEBUG_ATOMIC_SLEEP, DEBUG_VM, DEBUG_PAGEALLOC, slab debugging, KFENCE, hung
+# tasks, kobject release;
 # scripts/kconfig/debug.config): any splat fails the run. All of them take about 20
 # minutes there (EBB_FLAVOUR=debug scripts/run-guest.sh test); these about 7. Lockdep
 # turns itself off at its first report, and a user's offline followed by ebb's
 # hot-remove always draws one from the kernel (KNOWN, see ktap-summary.py): smp.sh,
 # which does that, runs after the others but xenstore.sh.
 if scripts/build-kernel.sh debug && scripts/build-initramfs.sh debug; then
-    EBB_TIMEOUT=1800 run_guest_tests ebbhv debug ebb:module.sh ebb:oom.sh ebb:refused.sh \
-        ebb:smp.sh ebb:xenstore.sh
+    EBB_TIMEOUT=1800 run_guest_tests ebbhv debug ebb:module.sh ebb:broken.sh ebb:oom.sh \
+        ebb:refused.sh ebb:smp.sh ebb:xenstore.sh
 else
     record FAIL "guest: the debug kernel and its initramfs build"
 fi

@@ -287,7 +287,7 @@ ok 1 selftests: ebb: balloon.sh # SKIP
         self.assertIn("WARNING: CPU: 0 PID: 77 at xen-balloon/balloon.rs:321", note)
 
     def test_other_splats(self):
-        """every kind of splat fails where it happened: sleep in atomic, lockdep, hung task, KASAN, oops, stack dump"""
+        """every kind of splat fails where it happened: sleep in atomic, lockdep, hung task, KASAN, KFENCE, SLUB debug, oops, stack dump"""
         log = console(dmesg=kernel_log(extra={
             "memory-hotplug:mem-on-off-test.sh": [
                 "BUG: sleeping function called from invalid context at mm/page_alloc.c:4400",
@@ -296,17 +296,20 @@ ok 1 selftests: ebb: balloon.sh # SKIP
                 "WARNING: possible circular locking dependency detected",
                 "INFO: task kworker/0:1:42 blocked for more than 122 seconds.",
                 "BUG: KASAN: slab-use-after-free in ebb_worker+0x10/0x20 [ebb]"],
-            "ebb:balloon.sh": ["CPU: 0 UID: 0 PID: 9 Comm: sh", "Call Trace:", " dump_stack_lvl+0x5d/0x80"],
+            "ebb:balloon.sh": ["CPU: 0 UID: 0 PID: 9 Comm: sh", "Call Trace:", " dump_stack_lvl+0x5d/0x80",
+                               "BUG: KFENCE: use-after-free read in ebb_worker+0x10/0x20 [ebb]",
+                               "BUG kmalloc-64 (Not tainted): Poison overwritten"],
         }))
         log = log.replace("EBB-TEST-END ebb:module.sh\n",
                           "EBB-TEST-END ebb:module.sh\n[guest] [  99.000000] Oops: general protection fault\n")
         status, counts, results, _ = self.summarise(log)
         self.assertEqual(status, 1)
-        self.assertEqual(counts, (7, 6, 1))
-        self.assertEqual([n for n, _ in self.failures(results)], [
+        self.assertEqual(counts, (7, 8, 1))
+        self.assertEqual(sorted(n for n, _ in self.failures(results)), sorted([
             "kernel log (memory-hotplug:mem-on-off-test.sh)",
             "kernel log (ebb:module.sh)", "kernel log (ebb:module.sh)", "kernel log (ebb:module.sh)",
-            "kernel log (after ebb:module.sh)", "kernel log (ebb:balloon.sh)"])
+            "kernel log (after ebb:module.sh)", "kernel log (ebb:balloon.sh)",
+            "kernel log (ebb:balloon.sh)", "kernel log (ebb:balloon.sh)"]))
 
     def test_known_hot_remove_lockdep_report(self):
         """the kernel's own lockdep report on memory hot-remove vs a sysfs offline is KNOWN, not failed; any other lockdep report fails"""
