@@ -112,18 +112,23 @@ impl LostFrames {
     /// Takes the page named `name` out of use and gives its frame back, then
     /// removes the node.
     fn handle(&self, name: &CStr) {
-        match name.to_str().ok().and_then(|text| text.parse::<usize>().ok()) {
-            Some(pfn) if is_ram(pfn) => self.take_out_of_use(pfn),
+        // xenstore allows only ASCII letters, digits and `-/_@` in a path.
+        let Ok(text) = name.to_str() else {
+            pr_err!("control/broken-frames/{:?}: not a node name xenstore allows\n", name);
+            return;
+        };
+        match text.parse::<usize>() {
+            Ok(pfn) if is_ram(pfn) => self.take_out_of_use(pfn),
             _ => pr_err!(
-                "control/broken-frames/{:?} names no guest RAM page: ignored\n",
-                name
+                "control/broken-frames/{} names no guest RAM page: ignored\n",
+                text
             ),
         }
-        let removed = CString::try_from_fmt(fmt!("broken-frames/{}", name.to_str().unwrap_or("")))
+        let removed = CString::try_from_fmt(fmt!("broken-frames/{}", text))
             .map_err(|_| ENOMEM)
             .and_then(|node| xenstore::rm(c"control", &node));
         if let Err(err) = removed {
-            pr_warn!("cannot remove control/broken-frames/{:?}: {:?}\n", name, err);
+            pr_warn!("cannot remove control/broken-frames/{}: {:?}\n", text, err);
         }
     }
 

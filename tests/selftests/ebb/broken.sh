@@ -15,7 +15,7 @@ WHAT="broken frames handed to memory_failure()"
 ktap_print_header
 ebb_require "$WHAT" xen ebb.ko xenstore host memcheck frames
 command -v lostpage >/dev/null || skip_test "$WHAT" "lostpage not installed"
-ktap_set_plan 7
+ktap_set_plan 8
 log_mark=$(kmsg_mark broken.sh)
 
 ebb_unload
@@ -24,6 +24,21 @@ announced() { [ "$(xenstore read control/feature-broken-frames 2>/dev/null)" = 1
 wait_for 10 announced
 ktap_test_result "ebb.ko says it handles lost frames (control/feature-broken-frames = 1)" announced
 announced || ktap_exit_fail_msg "no control/feature-broken-frames: ebbhv would crash the guest"
+
+# Names that are no guest page: refused with a clear error, removed, nothing lost.
+lost_before=$(cat $SYS/ebb/lost_pages)
+bad_mark=$(kmsg_mark "broken.sh: bad names")
+host_request xenstore-write control/broken-frames/twelve x >/dev/null
+host_request xenstore-write control/broken-frames/99999999999 x >/dev/null
+no_node() { [ -z "$(xenstore list control/broken-frames 2>/dev/null)" ]; }
+wait_for 10 no_node
+refusals=$(dmesg_since "$bad_mark" | grep -c "names no guest RAM page: ignored")
+ktap_print_msg "bad names: $refusals refusals logged, lost_pages $(cat $SYS/ebb/lost_pages)"
+bad_names_refused() {
+    no_node && [ "$refusals" = 2 ] && [ "$(cat $SYS/ebb/lost_pages)" = "$lost_before" ]
+}
+ktap_test_result "names that are no guest page are refused with an error and removed; nothing lost" \
+    bad_names_refused
 
 # Ballooned pages, so that the worker can take a fresh frame for the one lost.
 target_kb=$(($(cat $SYS/info/current_kb) - 65536))
@@ -109,10 +124,11 @@ result() { grep -qx "ok $1" $RESULTS && ! grep -qx "fail $1" $RESULTS; }
 ktap_test_result "mem-offline --broken of its frame: offline pending (broken), the guest's, not copied" result offline
 ktap_test_result "ebb.ko took the page out of use and gave the gfn back: lost_pages +1, frame offlined (broken), gfn unmapped, node removed" result handled
 # si_code 4 is BUS_MCEERR_AR: memory-failure handling, not some other bus error.
+killed() { [ $victim_status = 3 ] && [ "$victim_out" = "sigbus code=4 addr=ok" ]; }
 ktap_test_result "the process that mapped the page gets SIGBUS (BUS_MCEERR_AR, at its page) when it touches it" \
-    [ $victim_status = 3 ] && [ "$victim_out" = "sigbus code=4 addr=ok" ]
-ktap_test_result "memcheck (another process): every page intact, still running" \
-    [ $status -eq 0 ] && [ "$(echo "$out" | grep -c ': 0 of ')" = 1 ]
+    killed
+intact() { [ $status -eq 0 ] && [ "$(echo "$out" | grep -c ': 0 of ')" = 1 ]; }
+ktap_test_result "memcheck (another process): every page intact, still running" intact
 
 back_at_target() {
     reached_kb $target_kb && [ "$(hv_tot_kb)" = $target_kb ]
@@ -125,8 +141,8 @@ ktap_test_result "the balloon took a fresh frame: the guest and the hypervisor b
 echo $((target_kb + 65536 - 4)) > $SYS/target_kb
 wait_for 60 reached_kb $((target_kb + 65536 - 4))
 ebb_unload
-ktap_test_result "rmmod withdraws control/feature-broken-frames (0)" \
-    [ "$(xenstore read control/feature-broken-frames 2>/dev/null)" = 0 ]
+withdrawn() { [ "$(xenstore read control/feature-broken-frames 2>/dev/null)" = 0 ]; }
+ktap_test_result "rmmod withdraws control/feature-broken-frames (0)" withdrawn
 ktap_print_msg "kernel log: $(dmesg_since "$log_mark" | grep -iE 'memory failure|lost its contents' | tr '\n' '|')"
 kernel_quiet_since "$log_mark" || ktap_print_msg "the kernel warned (the host charges it to this test)"
 ebb_start
