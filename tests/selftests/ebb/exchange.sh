@@ -84,25 +84,31 @@ backing() {
 }
 
 # True when every guest frame $1..$2 is RAM on a machine frame outside $3..$3+511
-# (`ebbctl p2m`, one line per leaf).
+# (`ebbctl p2m`, one line per leaf; asked 64 gfns at a time, so that the answer fits
+# the 4 KiB the host agent passes back).
 ram_outside() {
-    local first=$1 last=$2 block=$3 line g0 g1 m0 covered=0
-    host_request p2m "$first-$last" || return 1
-    while read -r line; do
-        case "$line" in
-        *", ram") ;;
-        *) echo "# not RAM: $line"; return 1 ;;
-        esac
-        set -- $(echo "$line" | sed 's/^gfn \([^:]*\): mfn \([^,]*\),.*/\1 \2/')
-        g0=${1%-*}; g1=${1#*-}; m0=${2%-*}
-        covered=$((covered + g1 - g0 + 1))
-        if [ $((m0 + g1 - g0)) -ge $((block)) ] && [ $((m0)) -le $((block + 511)) ]; then
-            echo "# on the old block: $line"
-            return 1
-        fi
-    done <<END
+    local first=$(($1)) last=$(($2)) block=$(($3)) from to line g0 g1 m0 covered=0
+    from=$first
+    while [ $from -le $last ]; do
+        to=$((from + 63 > last ? last : from + 63))
+        host_request p2m "$from-$to" || return 1
+        while read -r line; do
+            case "$line" in
+            *", ram") ;;
+            *) echo "# not RAM: $line"; return 1 ;;
+            esac
+            set -- $(echo "$line" | sed 's/^gfn \([^:]*\): mfn \([^,]*\),.*/\1 \2/')
+            g0=${1%-*}; g1=${1#*-}; m0=${2%-*}
+            covered=$((covered + g1 - g0 + 1))
+            if [ $((m0 + g1 - g0)) -ge $block ] && [ $((m0)) -le $((block + 511)) ]; then
+                echo "# on the old block: $line"
+                return 1
+            fi
+        done <<END
 $(host_output)
 END
+        from=$((to + 1))
+    done
     [ $covered = $((last - first + 1)) ]
 }
 
@@ -157,10 +163,10 @@ pending_round() {
     status=$?
     out=$(host_output)
     echo "# mem-offline $mfn: status $status: $out"
-    host_request mem-query "$mfn"
-    local query=$?
-    local still
+    local still query
     still=$(backing "$gfn" | cut -d' ' -f1)
+    host_request mem-query "$mfn"
+    query=$?
     if [ -n "$mfn" ] && [ $status = 5 ] &&
         [ "$(echo "$out" | head -n 1)" = "mfn $mfn: offline pending, domain 1 gfn $gfn" ] &&
         says $query "mfn $mfn: offline pending, domain 1 gfn $gfn" && [ "$still" = "$mfn" ]; then
@@ -185,7 +191,7 @@ pending_round() {
     now=$(backing "$gfn" | cut -d' ' -f1)
     hv_info
     echo "# after the guest gave it back: $out; gfn $gfn now on $now; offlined $(hv heap_offlined), pending $(hv heap_offline_pending)"
-    if says $status "mfn $mfn: offlined" && [ -n "$now" ] && [ "$now" != "$mfn" ] &&
+    if [ $status = 0 ] && [ "$out" = "mfn $mfn: offlined" ] && [ -n "$now" ] && [ "$now" != "$mfn" ] &&
         [ "heap_offlined=$(hv heap_offlined)" = "heap_offlined=$((${4#*=} + 1))" ] &&
         [ "heap_offline_pending=$(hv heap_offline_pending)" = "$5" ] &&
         [ "tot_pages=$(hv tot_pages)" = "$1" ]; then
