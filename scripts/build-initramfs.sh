@@ -70,6 +70,15 @@ make -s -C "$kbuild" M="$hostile_src" MO="$hostile_out" "${KERNEL_MAKE_FLAGS[@]}
     { tail -n 40 "$EBB_BUILD/$flavour/hostile-build.log" >&2; die "ebb_hostile.ko for the $flavour kernel does not build"; }
 make -s -C "$kbuild" M="$hostile_src" MO="$hostile_out" "${KERNEL_MAKE_FLAGS[@]}" INSTALL_MOD_PATH="$root" \
     INSTALL_MOD_DIR=extra DEPMOD=/bin/true modules_install >/dev/null
+# The exchange.sh kselftest's test module, built and installed the same way.
+xenmem_src=$EBB_ROOT/tests/guest/xenmem
+xenmem_out=$EBB_BUILD/$flavour/xenmem
+mkdir -p "$xenmem_out"
+make -s -C "$kbuild" M="$xenmem_src" MO="$xenmem_out" "${KERNEL_MAKE_FLAGS[@]}" \
+    >"$EBB_BUILD/$flavour/xenmem-build.log" 2>&1 ||
+    { tail -n 40 "$EBB_BUILD/$flavour/xenmem-build.log" >&2; die "ebb_xenmem.ko for the $flavour kernel does not build"; }
+make -s -C "$kbuild" M="$xenmem_src" MO="$xenmem_out" "${KERNEL_MAKE_FLAGS[@]}" INSTALL_MOD_PATH="$root" \
+    INSTALL_MOD_DIR=extra DEPMOD=/bin/true modules_install >/dev/null
 rm -f "$root/lib/modules/$kver/build" "$root/lib/modules/$kver/source"
 depmod -b "$root" "$kver"
 

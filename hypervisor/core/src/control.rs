@@ -24,6 +24,7 @@
 //! | `destroy` | `ok` (the platform ends the domain at once) |
 //! | `fail-next populate\|decrease CALLS DONE` | `ok fail_OP=...` (the domain's next CALLS calls of the op stop after DONE extents and return DONE) |
 //! | `fail-next populate\|decrease CALLS -ERRNO` | `ok fail_OP=...` (they return `-ERRNO`, e.g. `-EBUSY`, having done nothing) |
+//! | `fail-next offline-copy CALLS -ENOMEM` | `ok fail_offline_copy=...` (the next CALLS offlines of frames the domain uses find no frame free for the copy: each stays offline pending until the domain frees it) |
 //! | `fail-next off` | `ok` (drops every pending fault) |
 //! | `mem-offline FIRST LAST [broken]` | `ok FRAME...` (each machine frame FIRST..=LAST offline; one in use by the guest moved to a copy, or left pending) |
 //! | `mem-online FIRST LAST` | `ok FRAME...` (offlined frames back in the heap, pending requests cancelled) |
@@ -39,7 +40,8 @@
 //! Faults for an op queue up after those pending (at most 8, else `ENOSPC`); the reply
 //! and `info` (after `max_pages`, only while any is pending) list them in order as
 //! `fail_populate=CALLS:DONE,CALLS:-ERRNO,...` with the calls each still affects. See
-//! `hv/fault.rs` for which calls count.
+//! `hv/fault.rs` for which calls count (for `offline-copy`: each frame in use by the
+//! domain that `mem-offline` reaches).
 //!
 //! Relative xenstore paths are under the domain's home, `/local/domain/<id>`.
 

@@ -820,6 +820,94 @@ fn control_offline_waits_for_the_guest_when_no_frame_is_free() {
 }
 
 #[test]
+fn an_offline_copy_fault_leaves_frames_pending_until_the_guest_frees_them() {
+    let mut bed = Bed::new();
+    let mut xs = store();
+    assert_eq!(bed.populate(9, &[0x200]), 1);
+    let (a, b, c) = (
+        bed.mfn_of(0x210).unwrap(),
+        bed.mfn_of(0x211).unwrap(),
+        bed.mfn_of(0x212).unwrap(),
+    );
+    let free = bed.hv.heap().free_frames();
+    // Only -ENOMEM (no frame for the copy) is a fault the copy can have.
+    for line in [
+        "fail-next offline-copy 1 0",
+        "fail-next offline-copy 1 -EBUSY",
+        "fail-next offline-copy 0 -ENOMEM",
+    ] {
+        assert!(
+            control(&mut bed, &mut xs, line)
+                .0
+                .starts_with("error EINVAL "),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        control(&mut bed, &mut xs, "fail-next offline-copy 2 -ENOMEM").0,
+        "ok fail_offline_copy=2:-ENOMEM\n"
+    );
+    assert_eq!(
+        info_field(&mut bed, &mut xs, "fail_offline_copy"),
+        "2:-ENOMEM"
+    );
+    // Three frames in use: the first two find no frame for their copy, the third is
+    // copied as usual.
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-offline {} {}", a.0, c.0)).0,
+        format!(
+            "ok mfn={:#x},state=pending,owner=d1,gfn=0x210 mfn={:#x},state=pending,owner=d1,gfn=0x211 \
+             mfn={:#x},state=offlined,owner=none\n",
+            a.0, b.0, c.0
+        )
+    );
+    assert!(!control(&mut bed, &mut xs, "info").0.contains("fail_"));
+    assert_eq!(bed.mfn_of(0x210), Some(a), "a pending frame stays mapped");
+    assert_ne!(bed.mfn_of(0x212), Some(c));
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_offline_pending"), "2");
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_offlined"), "1");
+    assert_eq!(bed.hv.heap().free_frames(), free - 1, "one copy made");
+    // The guest gives one back, as a balloon would: it goes offline, the other stays
+    // pending; repopulating the gfn gives it a fresh frame, never the offlined one.
+    assert_eq!(bed.decrease(0, &[0x210]), 1);
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-query {0} {0}", a.0)).0,
+        format!("ok mfn={:#x},state=offlined,owner=none\n", a.0)
+    );
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_offline_pending"), "1");
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_offlined"), "2");
+    assert_eq!(bed.populate(0, &[0x210]), 1);
+    assert!(bed.mfn_of(0x210).is_some_and(|m| m != a));
+    assert_eq!(bed.tot_pages(), 512);
+    // Online again: the offlined frame returns, the pending request is cancelled.
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-online {0} {0}", a.0)).0,
+        format!("ok mfn={:#x},state=online,owner=free\n", a.0)
+    );
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-online {0} {0}", b.0)).0,
+        format!("ok mfn={:#x},state=online,owner=d1,gfn=0x211\n", b.0)
+    );
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_offline_pending"), "0");
+    bed.check();
+}
+
+#[test]
+fn fail_next_off_drops_offline_copy_faults() {
+    let mut bed = Bed::new();
+    let mut xs = store();
+    assert_eq!(bed.populate(9, &[0x200]), 1);
+    let a = bed.mfn_of(0x210).unwrap();
+    control(&mut bed, &mut xs, "fail-next offline-copy 1 -ENOMEM");
+    assert_eq!(control(&mut bed, &mut xs, "fail-next off").0, "ok\n");
+    assert_eq!(
+        control(&mut bed, &mut xs, &format!("mem-offline {0} {0}", a.0)).0,
+        format!("ok mfn={:#x},state=offlined,owner=none\n", a.0)
+    );
+    bed.check();
+}
+
+#[test]
 fn control_refuses_hypervisor_frames_and_changes_nothing() {
     let mut bed = Bed::new();
     let mut xs = store();

@@ -40,7 +40,7 @@ enum Op {
     Other { create: bool },
     BootMemory { gfn: u64, frames: u64 },
     Inject(FaultOp, Fault),
-    Batch { op: FaultOp, order: u32, gfn: u64 },
+    Batch { grow: bool, order: u32, gfn: u64 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -68,8 +68,13 @@ fn op() -> impl Strategy<Value = Op> {
             (0..6u64).prop_map(FaultEffect::Stop),
             Just(FaultEffect::Fail(Errno::EBUSY)),
         ]).prop_map(|(op, calls, effect)| Op::Inject(op, Fault { calls, effect })),
-        2 => (fault_op(), prop_oneof![Just(0u32), Just(9u32)], gfn)
-            .prop_map(|(op, order, gfn)| Op::Batch { op, order, gfn }),
+        // Offlines of guest frames that stay pending until the guest frees them.
+        1 => (1..4u64).prop_map(|calls| Op::Inject(FaultOp::OfflineCopy, Fault {
+            calls,
+            effect: FaultEffect::Fail(Errno::ENOMEM),
+        })),
+        2 => (any::<bool>(), prop_oneof![Just(0u32), Just(9u32)], gfn)
+            .prop_map(|(grow, order, gfn)| Op::Batch { grow, order, gfn }),
     ]
 }
 
@@ -180,14 +185,16 @@ fn apply(bed: &mut Bed, hypervisor_blocks: &mut Vec<(Mfn, Order)>, op: &Op) {
             _ => Ok(()),
         },
         Op::Inject(op, fault) => bed.hv.add_fault(DOM, op, fault).map_err(Error::from),
-        Op::Batch { op, order, gfn } => {
-            // Five extents from an aligned gfn, for faults to cut into.
+        Op::Batch { grow, order, gfn } => {
+            // Five extents from an aligned gfn, populated (grow) or decreased, for
+            // faults to cut into.
             let base = gfn >> order << order;
             let gfns: Vec<u64> = (0..5).map(|i| base + (i << order)).collect();
-            match op {
-                FaultOp::Populate => bed.populate(order, &gfns),
-                FaultOp::Decrease => bed.decrease(order, &gfns),
-            };
+            if grow {
+                bed.populate(order, &gfns);
+            } else {
+                bed.decrease(order, &gfns);
+            }
             Ok(())
         }
         Op::BootMemory { gfn, frames: count } => {

@@ -162,12 +162,16 @@ enum Verb {
     /// drops them all. `ebbctl info` lists what is pending as fail_populate /
     /// fail_decrease (CALLS left:DONE or -ERRNO, comma-separated, the next first). A
     /// continuation of a cut call is part of it.
+    ///
+    /// OP offline-copy, with -ENOMEM only: the next CALLS frames in use by the guest
+    /// that mem-offline reaches find no frame free for their copy, so each stays
+    /// offline pending until the guest gives it back (fail_offline_copy in info).
     #[command(
         override_usage = "ebbctl fail-next [OPTIONS] OP CALLS DONE|-ERRNO\n       \
                                 ebbctl fail-next [OPTIONS] off"
     )]
     FailNext {
-        /// populate, decrease or off
+        /// populate, decrease, offline-copy or off
         op: String,
         calls: Option<String>,
         #[arg(allow_hyphen_values = true, value_name = "DONE|-ERRNO")]
@@ -675,9 +679,9 @@ fn p2m_line(leaf: &Record) -> String {
 /// `fail-next OP CALLS EFFECT`, checked as far as ebbctl can: the hypervisor knows
 /// which errno names it takes.
 fn fail_next_line(op: &str, calls: &str, effect: &str) -> Result<String, Error> {
-    if op != "populate" && op != "decrease" {
+    if op != "populate" && op != "decrease" && op != "offline-copy" {
         return Err(Error::Usage(format!(
-            "fail-next takes populate, decrease or off, not {op:?}"
+            "fail-next takes populate, decrease, offline-copy or off, not {op:?}"
         )));
     }
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
@@ -692,6 +696,11 @@ fn fail_next_line(op: &str, calls: &str, effect: &str) -> Result<String, Error> 
     if !errno && (!digits(effect) || effect.parse::<u64>().is_err()) {
         return Err(Error::Usage(format!(
             "bad effect {effect:?} (extents done, e.g. 100, or an errno, e.g. -EBUSY)"
+        )));
+    }
+    if op == "offline-copy" && effect != "-ENOMEM" {
+        return Err(Error::Usage(format!(
+            "bad effect {effect:?}: offline-copy takes -ENOMEM (no frame free for the copy)"
         )));
     }
     Ok(format!("fail-next {op} {calls} {effect}"))

@@ -81,6 +81,7 @@ fn hv(line: &str) -> Option<String> {
         "shutdown poweroff" | "shutdown reboot" | "destroy" | "fail-next off" => "ok\n".into(),
         "fail-next populate 3 100" => "ok fail_populate=3:100\n".into(),
         "fail-next decrease 1 -EBUSY" => "ok fail_decrease=1:-EBUSY\n".into(),
+        "fail-next offline-copy 1 -ENOMEM" => "ok fail_offline_copy=1:-ENOMEM\n".into(),
         "fail-next decrease 1 -ENOPE" => {
             "error EINVAL unknown errno (e.g. -EBUSY, -EINVAL)\n".into()
         }
@@ -210,6 +211,8 @@ fn fail_next_checks_its_arguments() {
     assert_eq!(stdout(&o), "fail_populate=3:100\n");
     let o = ebbctl(&sock, &["fail-next", "decrease", "1", "-EBUSY"]);
     assert_eq!(stdout(&o), "fail_decrease=1:-EBUSY\n");
+    let o = ebbctl(&sock, &["fail-next", "offline-copy", "1", "-ENOMEM"]);
+    assert_eq!(stdout(&o), "fail_offline_copy=1:-ENOMEM\n");
     assert!(ebbctl(&sock, &["fail-next", "off"]).status.success());
     // A name only the hypervisor can judge.
     let o = ebbctl(&sock, &["fail-next", "decrease", "1", "-ENOPE"]);
@@ -221,6 +224,7 @@ fn fail_next_checks_its_arguments() {
         [
             "fail-next populate 3 100",
             "fail-next decrease 1 -EBUSY",
+            "fail-next offline-copy 1 -ENOMEM",
             "fail-next off",
             "fail-next decrease 1 -ENOPE"
         ]
@@ -238,6 +242,8 @@ fn fail_next_checks_its_arguments() {
         &["fail-next", "populate", "1", "-ebusy"],
         &["fail-next", "populate", "1", "2m"],
         &["fail-next", "populate", "1", "99999999999999999999"],
+        &["fail-next", "offline-copy", "1", "0"],
+        &["fail-next", "offline-copy", "1", "-EBUSY"],
     ] {
         let o = ebbctl(&sock, args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");

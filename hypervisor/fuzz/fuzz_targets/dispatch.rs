@@ -78,14 +78,14 @@ fuzz_target!(|data: &[u8]| {
         // which the control plane started).
         let by_guest = !control && kind < 5;
         if kind == 6 {
-            let op = if a & 1 == 0 { FaultOp::Populate } else { FaultOp::Decrease };
-            let effect = if a & 2 == 0 {
+            let op = FaultOp::ALL[(a % 3) as usize];
+            let effect = if a & 4 == 0 {
                 FaultEffect::Stop(b % 8)
             } else {
                 FaultEffect::Fail(Errno::ALL[(b % Errno::ALL.len() as u64) as usize])
             };
             // Zero calls and a full queue are refused: also worth running.
-            let _ = hv.add_fault(GUEST, op, Fault { calls: (a >> 2) % 4, effect });
+            let _ = hv.add_fault(GUEST, op, Fault { calls: (a >> 3) % 4, effect });
         } else if kind == 5 {
             match hv.write_fault(GUEST, Gfn(a % 0x400)) {
                 Ok(_) | Err(Fatal::UnhandledAccess { .. }) => {}

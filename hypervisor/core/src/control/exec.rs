@@ -242,7 +242,7 @@ fn info(cx: &Context<'_>) -> String {
     if let Some(d) = cx.hv.domain(dom) {
         fields.push(format!("tot_pages={}", d.tot_pages()));
         fields.push(format!("max_pages={}", d.max_pages()));
-        for op in [FaultOp::Populate, FaultOp::Decrease] {
+        for op in FaultOp::ALL {
             if d.faults().pending(op).next().is_some() {
                 fields.push(protocol::fault_token(op, d.faults().pending(op)));
             }

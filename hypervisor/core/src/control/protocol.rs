@@ -39,7 +39,8 @@ pub enum Command {
     Shutdown(&'static str),
     /// `destroy`.
     Destroy,
-    /// `fail-next populate|decrease CALLS DONE|-ERRNO`.
+    /// `fail-next populate|decrease CALLS DONE|-ERRNO`, `fail-next offline-copy CALLS
+    /// -ENOMEM`.
     FailNext(FaultOp, Fault),
     /// `fail-next off`.
     FailOff,
@@ -161,7 +162,13 @@ fn parse_fault(op: &[u8], calls: &[u8], effect: &[u8]) -> Result<(FaultOp, Fault
     let op = match op {
         b"populate" => FaultOp::Populate,
         b"decrease" => FaultOp::Decrease,
-        _ => return Err(refuse("EINVAL", "fail-next takes populate or decrease")),
+        b"offline-copy" => FaultOp::OfflineCopy,
+        _ => {
+            return Err(refuse(
+                "EINVAL",
+                "fail-next takes populate, decrease or offline-copy",
+            ))
+        }
     };
     let calls = decimal(calls)
         .filter(|&n| n > 0)
@@ -177,6 +184,12 @@ fn parse_fault(op: &[u8], calls: &[u8], effect: &[u8]) -> Result<(FaultOp, Fault
             "expected extents done or a negative errno name",
         ))?,
     };
+    if op == FaultOp::OfflineCopy && effect != FaultEffect::Fail(Errno::ENOMEM) {
+        return Err(refuse(
+            "EINVAL",
+            "offline-copy takes -ENOMEM (no frame free for the copy)",
+        ));
+    }
     Ok((op, Fault { calls, effect }))
 }
 
@@ -218,9 +231,9 @@ fn decimal(token: &[u8]) -> Option<u64> {
 }
 
 /// How `info` and `fail-next` show the faults pending for an op:
-/// `fail_OP=CALLS:DONE|CALLS:-ERRNO[,...]`, the next one first.
+/// `fail_KEY=CALLS:DONE|CALLS:-ERRNO[,...]` ([`FaultOp::key`]), the next one first.
 pub fn fault_token<'a>(op: FaultOp, faults: impl IntoIterator<Item = &'a Fault>) -> String {
-    let mut out = alloc::format!("fail_{}=", op.name());
+    let mut out = alloc::format!("fail_{}=", op.key());
     for (i, fault) in faults.into_iter().enumerate() {
         let sep = if i == 0 { "" } else { "," };
         // Writing to a String cannot fail.
@@ -409,6 +422,13 @@ mod tests {
             ))
         );
         assert_eq!(parse(b"fail-next off"), Ok(Command::FailOff));
+        assert_eq!(
+            parse(b"fail-next offline-copy 2 -ENOMEM"),
+            Ok(Command::FailNext(
+                FaultOp::OfflineCopy,
+                fault(2, FaultEffect::Fail(Errno::ENOMEM))
+            ))
+        );
         for bad in [
             &b"fail-next"[..],
             b"fail-next on",
@@ -425,6 +445,9 @@ mod tests {
             b"fail-next populate 1 -ebusy",
             b"fail-next populate 1 12k",
             b"fail-next off now",
+            b"fail-next offline-copy 1 0",
+            b"fail-next offline-copy 1 -EBUSY",
+            b"fail-next offline-copy 0 -ENOMEM",
         ] {
             assert_eq!(
                 parse(bad).map_err(|r| r.code),

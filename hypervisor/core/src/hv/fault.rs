@@ -2,6 +2,11 @@
 //! a domain's next populate_physmap or decrease_reservation calls stop short or fail,
 //! so that a guest's handling of what a real hypervisor may answer can be tested.
 //!
+//! And for page offline: the next offlines of frames the domain uses find no free
+//! frame for the copy (`offline-copy`), so that they stay offline pending until the
+//! guest gives the frame back, as Xen's do. With a heap of free frames this is the
+//! only deterministic way a test reaches that state on a running guest.
+//!
 //! A cut call is a real partial success: it does its first `done` extents completely
 //! (through the same [`Hypervisor::populate`] / [`Hypervisor::decrease`] as any call)
 //! and returns their count, touching nothing after them. A failed call returns the
@@ -19,21 +24,37 @@ use super::Hypervisor;
 use crate::addr::DomId;
 use crate::error::Errno;
 
-/// The reservation ops that can be made to fail.
+/// The operations that can be made to fail.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum FaultOp {
     /// `XENMEM_populate_physmap`.
     Populate,
     /// `XENMEM_decrease_reservation`.
     Decrease,
+    /// The copy that page offline makes of a frame the domain uses: the only effect
+    /// is `Fail(ENOMEM)`, no frame free for it, which leaves the frame pending.
+    OfflineCopy,
 }
 
 impl FaultOp {
+    /// Every op, in the order `info` lists them.
+    pub const ALL: [FaultOp; 3] = [FaultOp::Populate, FaultOp::Decrease, FaultOp::OfflineCopy];
+
     /// Its name in the control protocol.
     pub fn name(self) -> &'static str {
         match self {
             FaultOp::Populate => "populate",
             FaultOp::Decrease => "decrease",
+            FaultOp::OfflineCopy => "offline-copy",
+        }
+    }
+
+    /// Its name in `info`'s `fail_KEY=` field (one word, as every key there).
+    pub fn key(self) -> &'static str {
+        match self {
+            FaultOp::Populate => "populate",
+            FaultOp::Decrease => "decrease",
+            FaultOp::OfflineCopy => "offline_copy",
         }
     }
 }
@@ -68,6 +89,7 @@ pub struct Fault {
 pub struct Faults {
     populate: VecDeque<Fault>,
     decrease: VecDeque<Fault>,
+    offline_copy: VecDeque<Fault>,
     /// The op and extent count at which the call being continued stops.
     cutting: Option<(FaultOp, u64)>,
 }
@@ -82,6 +104,7 @@ impl Faults {
         match op {
             FaultOp::Populate => &self.populate,
             FaultOp::Decrease => &self.decrease,
+            FaultOp::OfflineCopy => &self.offline_copy,
         }
     }
 
@@ -89,6 +112,7 @@ impl Faults {
         match op {
             FaultOp::Populate => &mut self.populate,
             FaultOp::Decrease => &mut self.decrease,
+            FaultOp::OfflineCopy => &mut self.offline_copy,
         }
     }
 }
@@ -104,10 +128,15 @@ pub(crate) enum Applied {
 
 impl Hypervisor {
     /// Makes the domain's next `fault.calls` calls of `op`, after those of the faults
-    /// already pending for it, do `fault.effect`. `EINVAL` for zero calls, `ENOSPC`
-    /// when [`MAX_PENDING`] faults are pending for `op`.
+    /// already pending for it, do `fault.effect`. `EINVAL` for zero calls or an
+    /// effect the op cannot have, `ENOSPC` when [`MAX_PENDING`] faults are pending
+    /// for `op`.
     pub fn add_fault(&mut self, id: DomId, op: FaultOp, fault: Fault) -> Result<(), Errno> {
-        if fault.calls == 0 {
+        let possible = match op {
+            FaultOp::Populate | FaultOp::Decrease => true,
+            FaultOp::OfflineCopy => fault.effect == FaultEffect::Fail(Errno::ENOMEM),
+        };
+        if fault.calls == 0 || !possible {
             return Err(Errno::EINVAL);
         }
         let queue = self.domain_mut(id)?.faults.queue_mut(op);
@@ -125,7 +154,25 @@ impl Hypervisor {
         let faults = &mut self.domain_mut(id)?.faults;
         faults.populate.clear();
         faults.decrease.clear();
+        faults.offline_copy.clear();
         Ok(())
+    }
+
+    /// Whether the copy that page offline is about to make of a frame domain `id`
+    /// uses must find no free frame (an `offline-copy` fault), counting it down.
+    pub(crate) fn offline_copy_fails(&mut self, id: DomId) -> bool {
+        let Ok(dom) = self.domain_mut(id) else {
+            return false;
+        };
+        let queue = dom.faults.queue_mut(FaultOp::OfflineCopy);
+        let Some(fault) = queue.front_mut() else {
+            return false;
+        };
+        fault.calls -= 1;
+        if fault.calls == 0 {
+            queue.pop_front();
+        }
+        true
     }
 
     /// Applies the domain's faults to a call of `op` over extents `start..nr`, counting

@@ -97,7 +97,8 @@ impl Hypervisor {
     }
 
     /// Moves the owner of the offline-pending frame `old` onto a copy. Leaves it
-    /// pending (to be offlined when the owner frees it) if no frame is free.
+    /// pending (to be offlined when the owner frees it) if no frame is free, or an
+    /// `offline-copy` fault says none is.
     fn replace_pending_frame(&mut self, old: Mfn, frames: &mut dyn FrameOps) -> Result<(), Error> {
         let Some(FrameState::OfflinePending { owner, gfn, .. }) = self.heap.state(old) else {
             return Ok(());
@@ -120,6 +121,9 @@ impl Hypervisor {
         old: Mfn,
         frames: &mut dyn FrameOps,
     ) -> Result<Option<Mfn>, Error> {
+        if self.offline_copy_fails(owner) {
+            return Ok(None);
+        }
         let Some(new) = self
             .heap
             .alloc(Order::ORDER_4K, Owner::Domain(owner), frames)
