@@ -78,12 +78,7 @@ impl Hypervisor {
         // Sorted once, so that finding the input that holds a mapped piece is a
         // binary search: a linear scan made a 4 KiB -> 2 MiB chunk cost 512
         // mappings times 512 inputs (issue 13).
-        let mut sorted = Vec::new();
-        sorted
-            .try_reserve_exact(inputs.len())
-            .map_err(|_| Errno::ENOMEM)?;
-        sorted.extend_from_slice(inputs);
-        sorted.sort_unstable_by_key(|r| r.start);
+        let sorted = sorted_copy(inputs)?;
         for out in outputs {
             let mut outside_inputs = false;
             dom.p2m.for_each_mapping(*out, &mut |m| {
@@ -98,7 +93,10 @@ impl Hypervisor {
             }
         }
 
-        let mut fresh: Vec<Mfn> = Vec::with_capacity(outputs.len());
+        let mut fresh: Vec<Mfn> = Vec::new();
+        fresh
+            .try_reserve_exact(outputs.len())
+            .map_err(|_| Errno::ENOMEM)?;
         for _ in outputs {
             match heap.alloc(out_order, Owner::Domain(id), frames) {
                 Some(mfn) => fresh.push(mfn),
@@ -139,20 +137,36 @@ impl Hypervisor {
 }
 
 /// The extents as ranges, checked aligned, non-overflowing and pairwise disjoint.
+///
+/// The lists are as long as the guest's chunk (up to 2^max_order extents), so they
+/// are allocated fallibly: `-ENOMEM`, not an abort, when the allocator is out.
 fn extents(starts: &[Gfn], order: Order) -> Result<Vec<GfnRange>, Errno> {
-    let mut ranges = Vec::with_capacity(starts.len());
+    let mut ranges = Vec::new();
+    ranges
+        .try_reserve_exact(starts.len())
+        .map_err(|_| Errno::ENOMEM)?;
     for &gfn in starts {
         if !gfn.is_aligned(order) {
             return Err(Errno::EINVAL);
         }
         ranges.push(GfnRange::block(gfn, order).ok_or(Errno::EINVAL)?);
     }
-    let mut sorted = ranges.clone();
-    sorted.sort_unstable_by_key(|r| r.start);
+    let sorted = sorted_copy(&ranges)?;
     if sorted.windows(2).any(|w| w[0].overlaps(&w[1])) {
         return Err(Errno::EINVAL);
     }
     Ok(ranges)
+}
+
+/// `ranges` sorted by start, in a fallibly allocated copy.
+fn sorted_copy(ranges: &[GfnRange]) -> Result<Vec<GfnRange>, Errno> {
+    let mut sorted = Vec::new();
+    sorted
+        .try_reserve_exact(ranges.len())
+        .map_err(|_| Errno::ENOMEM)?;
+    sorted.extend_from_slice(ranges);
+    sorted.sort_unstable_by_key(|r| r.start);
+    Ok(sorted)
 }
 
 /// Whether one of the `sorted` ranges (pairwise disjoint, sorted by start) holds
