@@ -53,8 +53,22 @@ fn line(command: &Command) -> String {
 
 /// The verbs, so that the fuzzer need not guess them byte by byte.
 const VERBS: [&str; 17] = [
-    "ping", "info", "xs-read", "xs-write", "xs-ls", "xs-rm", "mem-set", "mem-max", "mem-pool",
-    "shutdown", "destroy", "fail-next", "mem-offline", "mem-online", "mem-query", "p2m",
+    "ping",
+    "info",
+    "xs-read",
+    "xs-write",
+    "xs-ls",
+    "xs-rm",
+    "mem-set",
+    "mem-max",
+    "mem-pool",
+    "shutdown",
+    "destroy",
+    "fail-next",
+    "mem-offline",
+    "mem-online",
+    "mem-query",
+    "p2m",
     "mem-exchange",
 ];
 
@@ -82,11 +96,17 @@ fuzz_target!(|data: &[u8]| {
     let tokens: Vec<String> = words.iter().map(|w| encode(w)).collect();
     let reply = ok_reply(tokens.iter().map(String::as_str));
     let expected = words.iter().map(|w| w.to_vec()).collect();
-    assert_eq!(parse_reply(reply.trim_end_matches('\n')), Some(Reply::Ok(expected)));
+    assert_eq!(
+        parse_reply(reply.trim_end_matches('\n')),
+        Some(Reply::Ok(expected))
+    );
     if let Ok(text) = core::str::from_utf8(data) {
         let _ = parse_reply(text);
     }
 
     let safe = terminal_safe(data);
-    assert!(safe.bytes().all(|c| c == b' ' || c.is_ascii_graphic()), "{safe:?}");
+    assert!(
+        safe.bytes().all(|c| c == b' ' || c.is_ascii_graphic()),
+        "{safe:?}"
+    );
 });

@@ -60,13 +60,20 @@ fn check(mode: &PagingMode, gva: GuestVirt, write: bool, gpa: GuestPhys, read: &
         return;
     }
     let top = gva.0 >> 47;
-    assert!(top == 0 || top == 0x1ffff, "a non-canonical address translated");
+    assert!(
+        top == 0 || top == 0x1ffff,
+        "a non-canonical address translated"
+    );
     assert!((1..=4).contains(&read.len()), "{} entries read", read.len());
     let bits = mode.phys_bits.clamp(12, MAX_PHYS_BITS);
     let above_maxphys = PTE_ADDR & !((1u64 << bits) - 1);
     for &e in read {
         assert!(e & PTE_P != 0, "through a not-present entry: {e:#x}");
-        assert_eq!(e & above_maxphys, 0, "address bits above MAXPHYADDR {bits}: {e:#x}");
+        assert_eq!(
+            e & above_maxphys,
+            0,
+            "address bits above MAXPHYADDR {bits}: {e:#x}"
+        );
         if mode.efer & EFER_NXE == 0 {
             assert_eq!(e & PTE_NX, 0, "NX without EFER.NXE: {e:#x}");
         }
@@ -75,14 +82,23 @@ fn check(mode: &PagingMode, gva: GuestVirt, write: bool, gpa: GuestPhys, read: &
     let user_all = read.iter().all(|e| e & PTE_US != 0);
     let writable_all = read.iter().all(|e| e & PTE_RW != 0);
     if mode.cpl == 3 {
-        assert!(user_all, "a user walk through a supervisor entry: {read:x?}");
-        assert!(!write || writable_all, "a user write through a read-only entry");
+        assert!(
+            user_all,
+            "a user walk through a supervisor entry: {read:x?}"
+        );
+        assert!(
+            !write || writable_all,
+            "a user write through a read-only entry"
+        );
     } else {
         if write && mode.cr0 & CR0_WP != 0 {
             assert!(writable_all, "a kernel write through read-only with CR0.WP");
         }
         if mode.cr4 & CR4_SMAP != 0 && mode.rflags & RFLAGS_AC == 0 {
-            assert!(!user_all, "a kernel reached a user page under SMAP without AC");
+            assert!(
+                !user_all,
+                "a kernel reached a user page under SMAP without AC"
+            );
         }
     }
     let level = 5 - read.len() as u32;
@@ -91,7 +107,11 @@ fn check(mode: &PagingMode, gva: GuestVirt, write: bool, gpa: GuestPhys, read: &
     if level > 1 {
         assert!(leaf & PTE_PS != 0, "a walk ended early on a non-leaf");
         // Bits 13 up to the leaf's size are reserved (bit 12 is the PAT bit).
-        assert_eq!(leaf & mask & !((1u64 << 13) - 1), 0, "a misaligned large leaf");
+        assert_eq!(
+            leaf & mask & !((1u64 << 13) - 1),
+            0,
+            "a misaligned large leaf"
+        );
     }
     assert_eq!(gpa.0, (leaf & PTE_ADDR & !mask) | (gva.0 & mask));
     assert_eq!(gpa.0 >> bits, 0, "the result is above MAXPHYADDR");
