@@ -5,8 +5,11 @@
 #
 #   scripts/fuzz-core.sh [seconds] [target]    (default 30 s, target dispatch)
 #
-# Targets: dispatch (the hypercall dispatcher) and xenstore (the xenstore ring
-# handler fed a hostile guest's ring page and control-plane writes).
+# Targets: dispatch (the hypercall dispatcher), xenstore (the xenstore ring
+# handler fed a hostile guest's ring page and control-plane writes), walk (the
+# guest page-table walker against hostile tables) and control (the control
+# protocol's parser and token codec). A target's dictionary, if any, is
+# hypervisor/fuzz/dicts/<target>.dict.
 #
 # Installs cargo-fuzz into the project's tools directory if it is missing. cargo-fuzz
 # needs nightly flags (sanitizers); RUSTC_BOOTSTRAP=1 lets the stable toolchain accept
@@ -35,13 +38,16 @@ mkdir -p "$corpus"
 # of this script is read as seeds.
 seeds=()
 [ -d "corpus/$target" ] && seeds=("corpus/$target")
+# Words a target's input language has that random mutation rarely spells.
+dict=()
+[ -f "dicts/$target.dict" ] && dict=("-dict=dicts/$target.dict")
 before=$(find "$corpus" -type f | wc -l)
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 log "fuzzing $target for $seconds s, from $before inputs in $corpus"
 set +e
 RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" "${seeds[@]}" -- \
-    -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 2>&1 | tee "$out"
+    -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 "${dict[@]}" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -n 1)

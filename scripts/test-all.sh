@@ -6,8 +6,9 @@
 #   host checks   ebb.ko and the hypervisor workspace build without warnings and are
 #                 clippy- and rustfmt-clean
 #   host tests    cargo test of the hypervisor workspace and of ebb.ko's pure logic
-#                 (tests/unit), short fuzz runs of the core's hypercall dispatcher
-#                 and xenstore (their corpus kept in $EBB_CACHE/fuzz-corpus), ebbhv's
+#                 (tests/unit), short fuzz runs of the core's hypercall dispatcher,
+#                 xenstore, the guest page walker and the control protocol (their
+#                 corpus kept in $EBB_CACHE/fuzz-corpus), ebbhv's
 #                 SVM/NPT self-test under QEMU, the KTAP summariser against broken
 #                 guest logs (scripts/tests/)
 #   guest tests   every kselftest in the guest, under ebbhv and on plain QEMU
@@ -112,8 +113,16 @@ check "host: fuzzing the core's hypercall dispatcher finds no crash (${EBB_FUZZ_
     fuzz-dispatch.log scripts/fuzz-core.sh "${EBB_FUZZ_SECONDS:-30}" dispatch
 check "host: fuzzing the core's xenstore ring handler finds no crash (${EBB_FUZZ_SECONDS:-30} s)" \
     fuzz-xenstore.log scripts/fuzz-core.sh "${EBB_FUZZ_SECONDS:-30}" xenstore
+# The walker and the control parser are small: a third of the time, at most 10 s.
+short=$(( ${EBB_FUZZ_SECONDS:-30} / 3 ))
+[ "$short" -ge 1 ] || short=1
+[ "$short" -le 10 ] || short=10
+check "host: fuzzing the guest page-table walker finds no crash ($short s)" \
+    fuzz-walk.log scripts/fuzz-core.sh "$short" walk
+check "host: fuzzing the control protocol parser finds no crash ($short s)" \
+    fuzz-control.log scripts/fuzz-core.sh "$short" control
 # How much each fuzz run did, and the corpus it leaves in the cache for the next.
-for target in dispatch xenstore; do
+for target in dispatch xenstore walk control; do
     sed -n 's/^\[fuzz-core\] fuzz \(.* executions .*\)$/host: fuzz \1/p' "$results/fuzz-$target.log"
 done
 

@@ -163,6 +163,9 @@ impl EventChannels {
         if self.ports.len() as u32 >= NR_PORTS {
             return Err(Errno::ENOSPC);
         }
+        // The table grows by doubling, a guest's call each time: an allocator that
+        // is out of room fails the call, never the hypervisor.
+        self.ports.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
         self.ports.push(channel);
         Ok(self.ports.len() as Port - 1)
     }

@@ -277,6 +277,49 @@ fn exchange_makes_scattered_frames_contiguous_in_place() {
     bed.check();
 }
 
+/// Many 4 KiB -> 2 MiB chunks in place, where every output extent is mapped as
+/// 512 pieces that each must be found among 512 inputs (issue 13: this was 512²
+/// comparisons per chunk); then the same with one input of a chunk swapped for a
+/// frame outside it, which must still be refused at that chunk.
+#[test]
+fn exchange_of_many_small_extents_into_large_ones() {
+    const CHUNKS: u64 = 4;
+    let mut bed = Bed::new();
+    let base = 0x800u64;
+    for i in 0..CHUNKS * 512 {
+        assert_eq!(bed.populate(0, &[base + i, 0x4000 + i]), 2);
+    }
+    let ins: Vec<u64> = (base..base + CHUNKS * 512).collect();
+    let outs: Vec<u64> = (0..CHUNKS).map(|c| base + c * 512).collect();
+    let tot = bed.tot_pages();
+    put_exchange(&mut bed, &ins, 0, &outs, 9, 0);
+    assert_eq!(bed.memory_op(Caller::Guest(DOM), XENMEM_EXCHANGE, ARG), 0);
+    assert_eq!(exchanged(&mut bed), CHUNKS * 512);
+    for out in &outs {
+        let leaf = bed.hv.domain(DOM).unwrap().p2m().lookup(Gfn(*out)).unwrap();
+        assert_eq!(leaf.size, PageSize::Size2M);
+    }
+    assert_eq!(bed.tot_pages(), tot);
+    bed.check();
+
+    // Back to 4 KiB frames at the same place, then an input list whose third
+    // chunk names a frame of the other range instead of its own last frame.
+    let small: Vec<u64> = (base..base + CHUNKS * 512).collect();
+    put_exchange(&mut bed, &outs, 9, &small, 0, 0);
+    assert_eq!(bed.memory_op(Caller::Guest(DOM), XENMEM_EXCHANGE, ARG), 0);
+    let mut ins = ins;
+    ins[3 * 512 - 1] = 0x4000;
+    put_exchange(&mut bed, &ins, 0, &outs, 9, 0);
+    assert_eq!(bed.memory_op(Caller::Guest(DOM), XENMEM_EXCHANGE, ARG), -22);
+    assert_eq!(exchanged(&mut bed), 2 * 512);
+    assert!(
+        bed.mfn_of(0x4000).is_some(),
+        "the refused chunk gave nothing up"
+    );
+    assert_eq!(bed.tot_pages(), tot);
+    bed.check();
+}
+
 /// Inputs, their order, outputs, their order, nr_exchanged, expected result.
 type ExchangeCase = (&'static [u64], u32, &'static [u64], u32, u64, i64);
 

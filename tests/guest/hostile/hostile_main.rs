@@ -62,6 +62,10 @@ unsafe extern "C" {
     fn ebb_hostile_random() -> u64;
     fn ebb_hostile_now_ms() -> u64;
     fn ebb_hostile_cond_resched();
+    fn ebb_hostile_chain_map(phys: u64) -> u64;
+    fn ebb_hostile_chain_pml4_bits(bits: u64);
+    fn ebb_hostile_chain_unmap();
+    fn ebb_hostile_virt_to_phys(virt: u64) -> u64;
 }
 
 /// Hypercall numbers (xen/include/public/xen.h).
@@ -278,7 +282,7 @@ impl kernel::Module for Hostile {
 
 /// Runs every attack (`ram_end`: the end of the guest's RAM); returns the checks in
 /// order.
-fn attacks(s: *mut Scratch, ram_end: u64) -> [Check; 18] {
+fn attacks(s: *mut Scratch, ram_end: u64) -> [Check; 20] {
     let check = |name, got, expected| Check {
         name,
         got,
@@ -390,6 +394,30 @@ fn attacks(s: *mut Scratch, ram_end: u64) -> [Check; 18] {
     // SAFETY: as above.
     let exchanged = unsafe { (*exchange).nr_exchanged };
 
+    // The scratch buffer's version field again, through a chain of page tables the
+    // module builds: valid, then with bit 50 in its PML4 entry (an address bit above
+    // MAXPHYADDR, or of a frame no RAM has), which must fail, not be folded away.
+    // SAFETY: a plain address computation on the live scratch buffer.
+    let version_phys = unsafe { ebb_hostile_virt_to_phys(addr(addr_of_mut!((*s).version))) };
+    let (chain_ok, chain_bit50) = if version_phys % PAGE_SIZE + 16 > PAGE_SIZE {
+        (i64::MIN, i64::MIN)
+    } else {
+        // SAFETY: maps the scratch buffer's page at an address nothing else uses,
+        // with preemption off until the unmap below.
+        let va = unsafe { ebb_hostile_chain_map(version_phys) };
+        if va == 0 {
+            (i64::MIN, i64::MIN)
+        } else {
+            let ok = hypercall(HYPERVISOR_XEN_VERSION, [XENVER_EXTRAVERSION, va, 0, 0, 0]);
+            // SAFETY: changes only the entry `ebb_hostile_chain_map` installed.
+            unsafe { ebb_hostile_chain_pml4_bits(1 << 50) };
+            let bit50 = hypercall(HYPERVISOR_XEN_VERSION, [XENVER_EXTRAVERSION, va, 0, 0, 0]);
+            // SAFETY: removes the chain installed above, on the same CPU.
+            unsafe { ebb_hostile_chain_unmap() };
+            (ok, bit50)
+        }
+    };
+
     let efer = rdmsr(MSR_EFER).unwrap_or(0);
     let efer_reserved = wrmsr(MSR_EFER, efer | EFER_RESERVED_BIT1);
     let efer_svme = wrmsr(MSR_EFER, efer | EFER_SVME);
@@ -475,6 +503,16 @@ fn attacks(s: *mut Scratch, ram_end: u64) -> [Check; 18] {
             "the refused exchange left nr_exchanged at 1",
             exchanged as i64,
             1,
+        ),
+        check(
+            "xen_version into a buffer behind the module's own page tables: 0",
+            chain_ok,
+            0,
+        ),
+        check(
+            "the same with bit 50 set in its PML4 entry: -EFAULT",
+            chain_bit50,
+            XEN_EFAULT,
         ),
         check(
             "wrmsr EFER with a reserved bit, then with SVME: #GP twice, EFER unchanged",

@@ -3,7 +3,8 @@
 # A hostile guest kernel (issue 13): the ebb_hostile test module makes raw hypercalls
 # and MSR writes from CPL 0 (tests/guest/hostile/hostile_main.rs): buffers that are
 # non-canonical, run past the end of RAM, or lie in a non-RAM frame the guest mapped
-# (the end of its last System RAM range, from /proc/iomem), a 2 GiB console write,
+# (the end of its last System RAM range, from /proc/iomem), or lie behind page
+# tables the module builds with bit 50 set in their PML4 entry, a 2 GiB console write,
 # event channel ports past 4096, closing the xenstore port, HVMOP_set_param on read-only params, an
 # exchange whose output array wraps (XSA-212's shape), EFER and PAT values VMRUN
 # refuses. Each check is one KTAP result with the exact error; then the guest's

@@ -75,6 +75,10 @@ impl Hypervisor {
         {
             return Err(Errno::EINVAL.into());
         }
+        // Sorted once, so that finding the input that holds a mapped piece is a
+        // binary search: a linear scan made a 4 KiB -> 2 MiB chunk cost 512
+        // mappings times 512 inputs (issue 13).
+        let sorted = sorted_copy(inputs)?;
         for out in outputs {
             let mut outside_inputs = false;
             dom.p2m.for_each_mapping(*out, &mut |m| {
@@ -82,16 +86,17 @@ impl Hypervisor {
                     m.gfn.max(out.start),
                     m.gfn.plus(m.size.frames()).min(out.end),
                 );
-                outside_inputs |= !inputs
-                    .iter()
-                    .any(|r| r.start <= piece.start && piece.end <= r.end);
+                outside_inputs |= !inside_one(&sorted, piece);
             });
             if outside_inputs {
                 return Err(Errno::EINVAL.into());
             }
         }
 
-        let mut fresh: Vec<Mfn> = Vec::with_capacity(outputs.len());
+        let mut fresh: Vec<Mfn> = Vec::new();
+        fresh
+            .try_reserve_exact(outputs.len())
+            .map_err(|_| Errno::ENOMEM)?;
         for _ in outputs {
             match heap.alloc(out_order, Owner::Domain(id), frames) {
                 Some(mfn) => fresh.push(mfn),
@@ -132,20 +137,47 @@ impl Hypervisor {
 }
 
 /// The extents as ranges, checked aligned, non-overflowing and pairwise disjoint.
+///
+/// The lists are as long as the guest's chunk (up to 2^max_order extents), so they
+/// are allocated fallibly: `-ENOMEM`, not an abort, when the allocator is out.
 fn extents(starts: &[Gfn], order: Order) -> Result<Vec<GfnRange>, Errno> {
-    let mut ranges = Vec::with_capacity(starts.len());
+    let mut ranges = Vec::new();
+    ranges
+        .try_reserve_exact(starts.len())
+        .map_err(|_| Errno::ENOMEM)?;
     for &gfn in starts {
         if !gfn.is_aligned(order) {
             return Err(Errno::EINVAL);
         }
         ranges.push(GfnRange::block(gfn, order).ok_or(Errno::EINVAL)?);
     }
-    let mut sorted = ranges.clone();
-    sorted.sort_unstable_by_key(|r| r.start);
+    let sorted = sorted_copy(&ranges)?;
     if sorted.windows(2).any(|w| w[0].overlaps(&w[1])) {
         return Err(Errno::EINVAL);
     }
     Ok(ranges)
+}
+
+/// `ranges` sorted by start, in a fallibly allocated copy.
+fn sorted_copy(ranges: &[GfnRange]) -> Result<Vec<GfnRange>, Errno> {
+    let mut sorted = Vec::new();
+    sorted
+        .try_reserve_exact(ranges.len())
+        .map_err(|_| Errno::ENOMEM)?;
+    sorted.extend_from_slice(ranges);
+    sorted.sort_unstable_by_key(|r| r.start);
+    Ok(sorted)
+}
+
+/// Whether one of the `sorted` ranges (pairwise disjoint, sorted by start) holds
+/// all of the non-empty `piece`. Only the last range starting at or before the
+/// piece can: any other that did would overlap it.
+fn inside_one(sorted: &[GfnRange], piece: GfnRange) -> bool {
+    let after = sorted.partition_point(|r| r.start <= piece.start);
+    after
+        .checked_sub(1)
+        .and_then(|i| sorted.get(i))
+        .is_some_and(|r| piece.end <= r.end)
 }
 
 /// One guest frame that [`Hypervisor::exchange_in_place`] moved.
@@ -216,4 +248,49 @@ fn any_broken(p2m: &crate::p2m::P2m, range: GfnRange) -> bool {
     let mut broken = false;
     p2m.for_each_mapping(range, &mut |m| broken |= m.kind == EntryType::Broken);
     broken
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The search it replaced, for comparison.
+    fn inside_any(ranges: &[GfnRange], piece: GfnRange) -> bool {
+        ranges
+            .iter()
+            .any(|r| r.start <= piece.start && piece.end <= r.end)
+    }
+
+    proptest! {
+        /// Disjoint ranges (built from gaps and lengths, so they cannot overlap) and
+        /// any non-empty piece: the binary search answers as the scan did.
+        #[test]
+        fn inside_one_agrees_with_a_scan(
+            spans in proptest::collection::vec((0u64..4, 1u64..4), 0..12),
+            start in 0u64..60,
+            len in 1u64..8,
+        ) {
+            let mut ranges = Vec::new();
+            let mut at = 0;
+            for (gap, n) in spans {
+                ranges.push(GfnRange::new(Gfn(at + gap), Gfn(at + gap + n)));
+                at += gap + n;
+            }
+            let piece = GfnRange::new(Gfn(start), Gfn(start + len));
+            prop_assert_eq!(inside_one(&ranges, piece), inside_any(&ranges, piece));
+        }
+    }
+
+    #[test]
+    fn inside_one_edges() {
+        let ranges = [GfnRange::new(Gfn(2), Gfn(4)), GfnRange::new(Gfn(4), Gfn(6))];
+        assert!(inside_one(&ranges, GfnRange::new(Gfn(2), Gfn(4))));
+        assert!(inside_one(&ranges, GfnRange::new(Gfn(5), Gfn(6))));
+        // Covered by the two together, but by no single one.
+        assert!(!inside_one(&ranges, GfnRange::new(Gfn(3), Gfn(5))));
+        assert!(!inside_one(&ranges, GfnRange::new(Gfn(1), Gfn(3))));
+        assert!(!inside_one(&ranges, GfnRange::new(Gfn(5), Gfn(7))));
+        assert!(!inside_one(&[], GfnRange::new(Gfn(0), Gfn(1))));
+    }
 }

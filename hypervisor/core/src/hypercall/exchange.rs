@@ -106,9 +106,14 @@ fn read_gfns(
     first: u64,
     count: u64,
 ) -> Result<Vec<Gfn>, Errno> {
-    (first..first + count)
-        .map(|i| list.read(memory, i).map(Gfn))
-        .collect()
+    let mut gfns = Vec::new();
+    // `count` is 2^(order difference), up to the caller's max order.
+    gfns.try_reserve_exact(usize::try_from(count).map_err(|_| Errno::ENOMEM)?)
+        .map_err(|_| Errno::ENOMEM)?;
+    for i in first..first + count {
+        gfns.push(list.read(memory, i).map(Gfn)?);
+    }
+    Ok(gfns)
 }
 
 fn report_progress(

@@ -194,6 +194,13 @@ impl Xenstore {
             let run = want
                 .min(prod.wrapping_sub(at))
                 .min(RING_SIZE - at % RING_SIZE) as usize;
+            if conn.input.try_reserve(run).is_err() {
+                // The allocator is out of room: the rest waits in the ring for the
+                // next kick rather than aborting the hypervisor.
+                write_u32(page, ring::REQ_CONS, at);
+                done.consumed += at.wrapping_sub(cons);
+                return None;
+            }
             let start = conn.input.len();
             conn.input.resize(start + run, 0);
             page.read(
