@@ -133,6 +133,26 @@ impl Machine {
         }
     }
 
+    /// Merges superpages that an offline or exchange split (`core`'s
+    /// `remerge_split`), at most one exit's budget of frames copied, and syncs the
+    /// nested tables; regions beyond the budget wait for the next exit.
+    fn remerge_split(&mut self) {
+        if !self.hv.has_split_regions(self.domid) {
+            return;
+        }
+        let started = clock::rdtsc();
+        let budget = self.hv.config().preempt_frames;
+        if let Err(fatal) = self.hv.remerge_split(self.domid, budget, &mut HostFrames) {
+            self.crash(format_args!(
+                "the core cannot continue the guest: {fatal:?}"
+            ))
+        }
+        self.sync_npt();
+        self.diag
+            .stats_mut()
+            .remerge_pass(clock::rdtsc().wrapping_sub(started));
+    }
+
     /// Tells the core what the guest's event channels and xenstore state take,
     /// for its memory pool.
     fn charge_platform_state(&mut self) {
@@ -233,6 +253,7 @@ impl Machine {
     /// Executes one control request line and sends the reply. Page offline and
     /// exchange copy guest frames and change the p2m here, between two guest runs.
     fn control_request(&mut self, line: &[u8]) {
+        let started = clock::rdtsc();
         let owned: Vec<(String, u64)> = self.diag.counters(self.xen.clocks());
         let counters: Vec<(&str, u64)> = owned.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let (reply, effect) = {
@@ -264,7 +285,15 @@ impl Machine {
             // The guest is out of guest mode while a request runs (one CPU, the exit
             // loop polls the channel); its nested tables follow the p2m and its TLB
             // is flushed before it runs again.
-            Effect::P2m => self.sync_npt(),
+            // Superpages the request split are merged in a pass of their own, timed
+            // apart so that `info` tells the two pauses apart.
+            Effect::P2m => {
+                self.sync_npt();
+                self.diag
+                    .stats_mut()
+                    .p2m_request(clock::rdtsc().wrapping_sub(started));
+                self.remerge_split();
+            }
             Effect::Destroy => {
                 self.shutdown(shutdown::POWEROFF, "destroyed from the control channel")
             }
