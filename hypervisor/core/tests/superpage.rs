@@ -56,7 +56,7 @@ fn an_offline_split_region_is_merged_again_with_its_contents() {
     assert!(bed.hv.has_split_regions(DOM));
     bed.check();
 
-    let copied = bed.frames.copied;
+    let (copied, zeroed) = (bed.frames.copied, bed.frames.zeroed);
     assert_eq!(
         pass(&mut bed, 8192),
         RemergePass {
@@ -64,7 +64,9 @@ fn an_offline_split_region_is_merged_again_with_its_contents() {
             visited: 1
         }
     );
+    // Copied once each, and not zeroed first: the copies overwrite every frame.
     assert_eq!(bed.frames.copied - copied, 512);
+    assert_eq!(bed.frames.zeroed, zeroed);
     assert_eq!(leaf_size(&bed, 0x200), PageSize::Size2M);
     assert_tags(&bed, 0x200..0x400);
     assert_eq!(bed.hv.heap().state(old), Some(FrameState::Offlined));

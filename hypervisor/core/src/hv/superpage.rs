@@ -97,7 +97,11 @@ impl Hypervisor {
         }) {
             return Ok(Remerge::Ineligible);
         }
-        let Some(new) = self.heap.alloc(Order::ORDER_2M, Owner::Domain(id), frames) else {
+        // Not zeroed: every frame is overwritten by its copy right below.
+        let Some(new) = self
+            .heap
+            .alloc_to_overwrite(Order::ORDER_2M, Owner::Domain(id))
+        else {
             return Ok(Remerge::NoBlock);
         };
         // The guest is out of guest mode (the platform's promise for every core
