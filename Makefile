@@ -64,10 +64,12 @@ ebbctl: setup
 hv-run: hv initramfs
 	@scripts/run-hv.sh --timeout 3600
 
-# The hypervisor core's microbenchmarks, then ebb.ko against the C balloon driver
-# under ebbhv (scripts/bench-balloon.sh; builds the c-balloon guest kernel once).
+# The hypervisor core's microbenchmarks, page offline under ebbhv
+# (scripts/bench-offline.sh), then ebb.ko against the C balloon driver under ebbhv
+# (scripts/bench-balloon.sh; builds the c-balloon guest kernel once).
 bench: initramfs hv ebbctl
 	@scripts/bench-core.sh
+	@scripts/bench-offline.sh
 	@scripts/bench-balloon.sh
 
 test: setup

@@ -9,9 +9,11 @@
 #                                      summarise (skips allowed only as listed in
 #                                      tests/selftests/ebb/expected-skips.<platform>);
 #                                      exit status 0 only if all passed
-#        run-guest.sh bench            run the guest side of the balloon benchmark
-#                                      (ebbhv or a real Xen; scripts/bench-balloon.sh),
-#                                      log to results/; exit status of the run
+#        run-guest.sh bench            run the guest side of a benchmark (EBB_BENCH:
+#                                      balloon, under ebbhv or a real Xen, see
+#                                      scripts/bench-balloon.sh; or offline, under
+#                                      ebbhv, scripts/bench-offline.sh), log to
+#                                      results/; exit status of the run
 # Environment:
 #   EBB_PLATFORM  ebbhv (default) or qemu; or xen, xen-pvh, xen-pod, xen-pv: a domU of
 #                 a real Xen (scripts/run-xen.sh, which takes over; shell and test)
@@ -25,6 +27,7 @@
 #                 kernel log must fit, from the boot banner on
 #   EBB_BENCH_HOLD_S  bench: seconds the idle and unreachable phases last (30)
 #   EBB_BENCH_ROUNDS  bench: how many times each move is measured (3)
+#   EBB_BENCH     bench: which benchmark's guest side runs (balloon; offline)
 # Under ebbhv, QEMU's second serial line is ebbhv's control channel (a Unix socket:
 # <results>/ctl.sock in test mode, build/hv/ctl.sock in shell mode) for ebbctl, and
 # the kselftests may ask the host to run ebbctl verbs (scripts/host-agent.py).
@@ -136,8 +139,8 @@ bench)
     [ "$platform" = ebbhv ] || die "the balloon benchmark runs under ebbhv or a real Xen (EBB_PLATFORM=xen-pvh), not on plain QEMU"
     results=${EBB_RESULTS:-$EBB_ROOT/results/$(date +%Y%m%d-%H%M%S)-bench-$flavour}
     mkdir -p "$results"
-    log "balloon benchmark ($flavour kernel); console log: $results/console.log"
-    run_ebbhv "$results/ctl.sock" "${EBB_TIMEOUT:-1800}" "$append ebb.mode=bench ebb.bench_hold=${EBB_BENCH_HOLD_S:-30} ebb.bench_rounds=${EBB_BENCH_ROUNDS:-3}" </dev/null 2>&1 \
+    log "${EBB_BENCH:-balloon} benchmark ($flavour kernel); console log: $results/console.log"
+    run_ebbhv "$results/ctl.sock" "${EBB_TIMEOUT:-1800}" "$append ebb.mode=bench ebb.bench=${EBB_BENCH:-balloon} ebb.bench_hold=${EBB_BENCH_HOLD_S:-30} ebb.bench_rounds=${EBB_BENCH_ROUNDS:-3}" </dev/null 2>&1 \
         | python3 "$EBB_ROOT/scripts/host-agent.py" --log "$results/console.log" \
             --ebbctl "$ebbctl" --socket "$results/ctl.sock"
     ;;

@@ -5,6 +5,7 @@
 //! grant table frames) that it may map but never owns. All changes go through
 //! [`crate::hv::Hypervisor`], which keeps the domain, the heap and the p2m in step.
 
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 use crate::abi::memory::E820Entry;
@@ -48,6 +49,11 @@ pub struct Domain {
     pub(crate) log_dirty: Option<DirtyLog>,
     pub(crate) faults: Faults,
     pub(crate) pool: MemPool,
+    /// 2 MiB-aligned guest frames of regions an offline or exchange split, to be
+    /// merged again (`hv/superpage.rs`); at most `MAX_SPLIT_REGIONS`.
+    pub(crate) split_2m: BTreeSet<Gfn>,
+    /// Regions merged again so far.
+    pub(crate) remerged_2m: u64,
 }
 
 impl Domain {
@@ -70,12 +76,24 @@ impl Domain {
             log_dirty: None,
             faults: Faults::default(),
             pool: MemPool::new(pool_limit),
+            split_2m: BTreeSet::new(),
+            remerged_2m: 0,
         }
     }
 
     /// The domain's id.
     pub fn id(&self) -> DomId {
         self.id
+    }
+
+    /// 2 MiB regions split by an offline or exchange and merged again since boot.
+    pub fn remerged_2m(&self) -> u64 {
+        self.remerged_2m
+    }
+
+    /// Split regions waiting to be merged again.
+    pub fn split_regions(&self) -> usize {
+        self.split_2m.len()
     }
 
     /// Frames the domain owns (`current_reservation`).

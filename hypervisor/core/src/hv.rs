@@ -16,6 +16,7 @@ mod offline;
 mod physmap;
 mod pool;
 mod reservation;
+mod superpage;
 
 use alloc::collections::BTreeMap;
 
@@ -25,6 +26,7 @@ pub use fault::{Fault, FaultEffect, FaultOp, Faults, MAX_PENDING};
 pub use log_dirty::{DirtyLog, WriteFault};
 pub use physmap::MapSpace;
 pub use pool::{default_limit, tables_cost, MemPool, PlatformCharge, PoolUsage, MIN_DEFAULT_LIMIT};
+pub use superpage::{Remerge, RemergePass, MAX_SPLIT_REGIONS};
 
 use crate::addr::{DomId, Gfn, Mfn, Order};
 use crate::domain::Domain;

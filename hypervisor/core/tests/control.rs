@@ -797,6 +797,41 @@ fn a_broken_guest_frame_crashes_a_guest_that_cannot_be_told() {
 }
 
 #[test]
+fn control_offline_split_comes_back_after_a_merge_pass() {
+    let mut bed = Bed::new();
+    let mut xs = store();
+    assert_eq!(bed.populate(9, &[0x200, 0x400]), 2);
+    let leaves = |bed: &mut Bed, xs: &mut Xenstore| {
+        [
+            "ram_leaves_4k",
+            "ram_leaves_2m",
+            "ram_remerged_2m",
+            "ram_split_waiting",
+        ]
+        .map(|name| info_field(bed, xs, name))
+    };
+    assert_eq!(leaves(&mut bed, &mut xs), ["0", "2", "0", "0"]);
+    let old = bed.mfn_of(0x234).unwrap();
+    bed.frames.fill(old, 0xfeed);
+    control(&mut bed, &mut xs, &format!("mem-offline {0} {0}", old.0));
+    assert_eq!(leaves(&mut bed, &mut xs), ["512", "1", "0", "1"]);
+    // What the platform runs after a request that changed the p2m.
+    let pass = bed.hv.remerge_split(DOM, 8192, &mut bed.frames).unwrap();
+    assert_eq!(pass.merged, 1);
+    assert_eq!(leaves(&mut bed, &mut xs), ["0", "2", "1", "0"]);
+    assert_eq!(bed.frames.content(bed.mfn_of(0x234).unwrap()), 0xfeed);
+    assert_eq!(
+        control(&mut bed, &mut xs, "p2m 0x234 0x234").0,
+        format!(
+            "ok gfn=0x234,frames=1,type=ram,mfn={:#x},leaf=2M\n",
+            bed.mfn_of(0x234).unwrap().0
+        )
+    );
+    assert_eq!(info_field(&mut bed, &mut xs, "heap_offlined"), "1");
+    bed.check();
+}
+
+#[test]
 fn control_offline_waits_for_the_guest_when_no_frame_is_free() {
     let mut bed = Bed::with(Default::default(), 1024, 0x2000);
     let mut xs = store();

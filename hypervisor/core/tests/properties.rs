@@ -31,6 +31,7 @@ enum Op {
     Remove { gfn: u64 },
     Offline { frame: u64, broken: bool },
     Online { frame: u64 },
+    Remerge { gfn: Option<u64>, budget: u64 },
     LogDirty { on: bool },
     Clean,
     WriteFault { gfn: u64 },
@@ -56,6 +57,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => gfn.clone().prop_map(|gfn| Op::Remove { gfn }),
         2 => (0..HEAP_FREE + HEAP_HYPERVISOR + 20, any::<bool>()).prop_map(|(frame, b)| Op::Offline { frame, broken: b && frame % 7 == 0 }),
         1 => (0..HEAP_FREE + 20).prop_map(|frame| Op::Online { frame }),
+        2 => (prop::option::of(gfn.clone()), 0..2048u64).prop_map(|(gfn, budget)| Op::Remerge { gfn, budget }),
         1 => any::<bool>().prop_map(|on| Op::LogDirty { on }),
         1 => Just(Op::Clean),
         2 => gfn.clone().prop_map(|gfn| Op::WriteFault { gfn }),
@@ -140,6 +142,17 @@ fn apply(bed: &mut Bed, hypervisor_blocks: &mut Vec<(Mfn, Order)>, op: &Op) {
         Op::Online { frame } => {
             bed.hv.page_online(Mfn(HEAP_START + frame));
             Ok(())
+        }
+        Op::Remerge { gfn: Some(gfn), .. } => bed.hv.remerge_2m(DOM, Gfn(gfn), frames).map(|_| ()),
+        Op::Remerge { gfn: None, budget } => {
+            let copied = frames.copied;
+            bed.hv.remerge_split(DOM, budget, frames).map(|pass| {
+                assert!(
+                    frames.copied - copied <= budget,
+                    "a merge pass overran its budget"
+                );
+                assert!(pass.visited * 512 <= budget);
+            })
         }
         Op::LogDirty { on: true } => bed.hv.log_dirty_enable(DOM).map_err(Error::from),
         Op::LogDirty { on: false } => bed.hv.log_dirty_disable(DOM).map_err(Error::from),

@@ -102,6 +102,10 @@ impl Diagnostics {
         out.push((String::from("hc_refused_user"), s.refused_hypercalls));
         out.push((String::from("hc_continuations"), s.continuations));
         out.push((String::from("timer_events"), s.timer_events));
+        s.p2m_requests
+            .counters("ctl_p2m_requests", clocks.tsc_hz(), &mut out);
+        s.remerge_passes
+            .counters("remerge_passes", clocks.tsc_hz(), &mut out);
         out.push((String::from("hv_pool_bytes"), heap::pool_bytes() as u64));
         out.push((
             String::from("hv_pool_free_bytes"),
@@ -151,6 +155,34 @@ pub struct Stats {
     timer_events: u64,
     /// TSC ticks the vCPU spent idle (HLT, SCHEDOP_block).
     idle_tsc: u64,
+    /// Control requests that changed the p2m (page offline, exchange), each a
+    /// pause of the guest: the core's work and the nested table sync.
+    p2m_requests: Pauses,
+    /// Passes that merged split superpages again, each with its sync.
+    remerge_passes: Pauses,
+}
+
+/// How often the guest was paused for one kind of work, and for how long.
+#[derive(Clone, Copy, Default)]
+pub struct Pauses {
+    count: u64,
+    total_tsc: u64,
+    max_tsc: u64,
+}
+
+impl Pauses {
+    fn record(&mut self, ticks: u64) {
+        self.count += 1;
+        self.total_tsc = self.total_tsc.saturating_add(ticks);
+        self.max_tsc = self.max_tsc.max(ticks);
+    }
+
+    /// `NAME`, `NAME_us_total` and `NAME_us_max`.
+    fn counters(&self, name: &str, hz: u64, out: &mut Vec<(String, u64)>) {
+        out.push((String::from(name), self.count));
+        out.push((format!("{name}_us_total"), ticks_to_us(self.total_tsc, hz)));
+        out.push((format!("{name}_us_max"), ticks_to_us(self.max_tsc, hz)));
+    }
 }
 
 impl Default for Stats {
@@ -167,6 +199,8 @@ impl Default for Stats {
             not_logged: 0,
             timer_events: 0,
             idle_tsc: 0,
+            p2m_requests: Pauses::default(),
+            remerge_passes: Pauses::default(),
         }
     }
 }
@@ -207,6 +241,16 @@ impl Stats {
     /// Adds TSC ticks spent idle.
     pub fn idle(&mut self, ticks: u64) {
         self.idle_tsc += ticks;
+    }
+
+    /// Notes a control request that changed the p2m and paused the guest `ticks`.
+    pub fn p2m_request(&mut self, ticks: u64) {
+        self.p2m_requests.record(ticks);
+    }
+
+    /// Notes a superpage merge pass that paused the guest `ticks`.
+    pub fn remerge_pass(&mut self, ticks: u64) {
+        self.remerge_passes.record(ticks);
     }
 
     /// Counts one hypercall by its number and first argument.

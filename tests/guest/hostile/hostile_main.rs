@@ -13,6 +13,11 @@
 //! `fuzz_secs=N` skips the checks and makes random hypercalls for N seconds (see
 //! [`fuzz`] for which, and why only those), then logs `fuzz: done ...`.
 //!
+//! `flood=1` skips the checks and populates single 4 KiB frames scattered over the
+//! guest-physical space until ebbhv refuses one (the guest's pool of hypervisor
+//! memory is full), logs `flood: populated N ...`, and gives them back at unload
+//! (`flood: gave back M of N frames`), for `hostile-flood.sh`.
+//!
 //! `halt_for_good=1` skips the checks and halts the vCPU with interrupts off, for a
 //! manual look at how ebbhv crashes a domain (`[hv] domain 1 crashed: ...`,
 //! `ebbctl info` showing `state crashed`); it ends the run.
@@ -42,6 +47,12 @@ module! {
             default: 0,
             description: "Instead of the checks, make random hypercalls for this many \
                           seconds (the ones that cannot legitimately end the guest)",
+        },
+        flood: bool {
+            default: false,
+            description: "Instead of the checks, populate single 4 KiB frames scattered \
+                          one per GiB above 1 TiB until ebbhv refuses one (the guest's pool \
+                          of hypervisor memory is full); unloading gives them all back",
         },
         halt_for_good: bool {
             default: false,
@@ -86,6 +97,8 @@ const EVTCHNOP_STATUS: u64 = 5;
 const HVMOP_SET_PARAM: u64 = 0;
 const HVMOP_GET_PARAM: u64 = 1;
 const XENMEM_EXCHANGE: u64 = 11;
+const XENMEM_POPULATE_PHYSMAP: u64 = 6;
+const XENMEM_DECREASE_RESERVATION: u64 = 1;
 const HVM_PARAM_STORE_PFN: u32 = 1;
 const HVM_PARAM_STORE_EVTCHN: u32 = 2;
 const HVM_PARAM_CONSOLE_PFN: u32 = 17;
@@ -143,6 +156,48 @@ struct Exchange {
     input: Reservation,
     output: Reservation,
     nr_exchanged: u64,
+}
+
+/// Where the flood's frames go: one per GiB from 1 TiB up, each 2 MiB further into
+/// its GiB than the one before, so that every frame needs its own p2m and nested
+/// tables (the most hypervisor memory a 4 KiB frame can cost).
+const FLOOD_BASE_GFN: u64 = 1 << 28;
+const FLOOD_STEP_GFNS: u64 = (1 << 18) + (1 << 9);
+/// The most frames the flood tries: far more than the default pool of the 1.5 GiB
+/// test guest holds tables for, far fewer than its maximum leaves room for.
+const FLOOD_MAX_FRAMES: u64 = 16384;
+
+fn flood_gfn(i: u64) -> u64 {
+    FLOOD_BASE_GFN + i * FLOOD_STEP_GFNS
+}
+
+/// One 4 KiB extent at `gfn` through `XENMEM_populate_physmap` or
+/// `XENMEM_decrease_reservation`; returns the extents done (or -errno).
+fn reserve_one(cmd: u64, gfn: u64) -> i64 {
+    let mut frame = gfn;
+    let mut reservation = Reservation {
+        extent_start: addr(&mut frame),
+        nr_extents: 1,
+        domid: DOMID_SELF,
+        ..Reservation::default()
+    };
+    hypercall(HYPERVISOR_MEMORY_OP, [cmd, addr(&mut reservation), 0, 0, 0])
+}
+
+/// Populates flood frames until ebbhv refuses one; returns how many it took.
+fn flood() -> u64 {
+    let mut populated = 0;
+    while populated < FLOOD_MAX_FRAMES {
+        if reserve_one(XENMEM_POPULATE_PHYSMAP, flood_gfn(populated)) != 1 {
+            break;
+        }
+        populated += 1;
+        if populated % 64 == 0 {
+            // SAFETY: a plain scheduling point; the loop holds no lock.
+            unsafe { ebb_hostile_cond_resched() };
+        }
+    }
+    populated
 }
 
 /// The buffers the hypercalls read and write, in kernel memory (one allocation).
@@ -203,7 +258,22 @@ fn addr<T>(p: *mut T) -> u64 {
     p as u64
 }
 
-struct Hostile;
+/// The loaded module: the flood frames it holds, given back when it is unloaded.
+struct Hostile {
+    flooded: u64,
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        if self.flooded == 0 {
+            return;
+        }
+        let given_back = (0..self.flooded)
+            .filter(|&i| reserve_one(XENMEM_DECREASE_RESERVATION, flood_gfn(i)) == 1)
+            .count();
+        pr_info!("flood: gave back {given_back} of {} frames\n", self.flooded);
+    }
+}
 
 impl kernel::Module for Hostile {
     fn init(_module: &'static ThisModule) -> Result<Self> {
@@ -247,11 +317,19 @@ impl kernel::Module for Hostile {
             pr_info!("skip: not ebbhv (XENVER_extraversion returned {r})\n");
             return Err(ENODEV);
         }
+        if module_parameters::flood.value() {
+            let flooded = flood();
+            pr_info!(
+                "flood: populated {flooded} scattered frames, then ebbhv refused frame {flooded} (gfn {:#x})\n",
+                flood_gfn(flooded)
+            );
+            return Ok(Hostile { flooded });
+        }
         let fuzz_secs = module_parameters::fuzz_secs.value();
         if fuzz_secs > 0 {
             let (calls, errors) = fuzz(s, u64::from(fuzz_secs) * 1000);
             pr_info!("fuzz: done, {calls} calls in {fuzz_secs} s, {errors} refused\n");
-            return Ok(Hostile);
+            return Ok(Hostile { flooded: 0 });
         }
         let ram_end = module_parameters::ram_end.value();
         if ram_end == 0 || ram_end % PAGE_SIZE != 0 {
@@ -276,7 +354,7 @@ impl kernel::Module for Hostile {
                 );
             }
         }
-        Ok(Hostile)
+        Ok(Hostile { flooded: 0 })
     }
 }
 

@@ -5,14 +5,16 @@
 # memcheck's pages goes offline (its contents move to a new frame, the 2 MiB leaf
 # around it is split, the guest keeps running), mem-exchange gives that page yet
 # another frame, the frame it left (free now) goes offline and online again, and the
-# xenstore ring's frame (the hypervisor's, lent to the guest) is refused. memcheck
-# verifies every page after each of these rounds: zero mismatches.
+# xenstore ring's frame (the hypervisor's, lent to the guest) is refused. After the
+# offline and after the exchange ebbhv merges the split 2 MiB leaf again (copying
+# its 512 frames into a fresh 2 MiB block): `info`'s leaf counts are back where they
+# were. memcheck verifies every page after each of these rounds: zero mismatches.
 cd "$(dirname "$0")" || exit 1
 . ./lib.sh
 
 ktap_print_header
 ebb_require "page offline from the host" xen xenstore host memcheck frames
-ktap_set_plan 6
+ktap_set_plan 7
 
 RESULTS=/tmp/ebb-offline-results
 : > $RESULTS
@@ -54,13 +56,27 @@ says() {
     [ "$1" = 0 ] && [ "$(host_output)" = "$2" ]
 }
 
+# After an offline or exchange split the superpage around a gfn, ebbhv merges it
+# again: the 4K and 2M leaf counts are back to $2 and $3 (taken before, with the
+# gfn on a $1 leaf), and ram_remerged_2m is one more than $4. A 1 GiB leaf comes
+# back as 512 2 MiB ones (re-forming it would copy 1 GiB).
+merged_again() {
+    local l4=$2 l2=$3
+    [ "$1" = 1G ] && l2=$((l2 + 512))
+    hv_info || return 1
+    echo "# leaves now 4K $(hv ram_leaves_4k) 2M $(hv ram_leaves_2m), merged $(hv ram_remerged_2m), waiting $(hv ram_split_waiting); remerge passes $(hv remerge_passes), $(hv remerge_passes_us_total) us"
+    [ "$1" != 4K ] && [ "$(hv ram_leaves_4k)" = "$l4" ] && [ "$(hv ram_leaves_2m)" = "$l2" ] &&
+        [ "$(hv ram_remerged_2m)" = $(($4 + 1)) ] && [ "$(hv ram_split_waiting)" = 0 ]
+}
+
 in_use() {
-    local gfn m0 leaf0 m1 leaf1 off0 l4 l2 status out query
+    local gfn m0 leaf0 m1 leaf1 off0 l4 l2 merged status out query
     gfn=$(memcheck_gfn 1000) || { fail in-use "no gfn for memcheck's page"; return; }
     echo "$gfn" > $GFN_FILE
     set -- $(backing "$gfn"); m0=$1; leaf0=$2
     hv_info; off0=$(hv heap_offlined); l4=$(hv ram_leaves_4k); l2=$(hv ram_leaves_2m)
-    echo "# gfn $gfn on mfn $m0 ($leaf0 leaf); offlined $off0, leaves 4K $l4 2M $l2"
+    merged=$(hv ram_remerged_2m)
+    echo "# gfn $gfn on mfn $m0 ($leaf0 leaf); offlined $off0, leaves 4K $l4 2M $l2, merged $merged"
     host_request mem-offline "$m0"; status=$?
     out=$(host_output)
     set -- $(backing "$gfn"); m1=$1; leaf1=$2
@@ -68,42 +84,42 @@ in_use() {
     host_request mem-query "$m0"
     query=$?
     if [ $status = 0 ] && [ "$out" = "mfn $m0: offlined" ] && [ -n "$m1" ] &&
-        [ "$m1" != "$m0" ] && [ "$leaf1" = 4K ] && says $query "mfn $m0: offlined"; then
+        [ "$m1" != "$m0" ] && [ "$leaf1" = 2M ] && says $query "mfn $m0: offlined"; then
         pass in-use
     else
         fail in-use "mem-query: $(host_output)"
     fi
-    hv_info
-    echo "# after: offlined $(hv heap_offlined), leaves 4K $(hv ram_leaves_4k) 2M $(hv ram_leaves_2m)"
-    # A 2 MiB leaf becomes 512 4K ones; a 1 GiB leaf 511 2 MiB ones and 512 4K ones.
-    case $leaf0 in
-    2M) l2=$((l2 - 1)); l4=$((l4 + 512)) ;;
-    1G) l2=$((l2 + 511)); l4=$((l4 + 512)) ;;
-    esac
-    if [ "$(hv heap_offlined)" = $((off0 + 1)) ] && [ "$(hv ram_leaves_2m)" = "$l2" ] &&
-        [ "$(hv ram_leaves_4k)" = "$l4" ]; then
+    if merged_again "$leaf0" "$l4" "$l2" "$merged" && [ "$(hv heap_offlined)" = $((off0 + 1)) ]; then
         pass leaves
     else
-        fail leaves "info does not count the offlined frame and the split leaf"
+        fail leaves "info does not count the offlined frame, or the split leaf was not merged again"
     fi
     host_request mem-online "$m0"
     says $? "mfn $m0: online, free" || fail in-use "mem-online $m0: $(host_output)"
 }
 
 exchange_then_free() {
-    local gfn m1 new off0 status out
+    local gfn m1 leaf1 new leaf exchanged off0 l4 l2 merged status out
     gfn=$(cat $GFN_FILE)
-    set -- $(backing "$gfn"); m1=$1
+    set -- $(backing "$gfn"); m1=$1; leaf1=$2
+    hv_info; l4=$(hv ram_leaves_4k); l2=$(hv ram_leaves_2m); merged=$(hv ram_remerged_2m)
     host_request mem-exchange "$gfn"
     status=$?
     out=$(host_output)
-    new=$(backing "$gfn" | cut -d' ' -f1)
-    echo "# mem-exchange $gfn: status $status: $out; gfn $gfn now on $new"
-    if [ $status = 0 ] && [ -n "$new" ] && [ "$new" != "$m1" ] &&
-        [ "$out" = "gfn $(printf '%#x' "$gfn"): mfn $m1 -> $new" ]; then
+    set -- $(backing "$gfn"); new=$1; leaf=$2
+    exchanged=${out##* -> }
+    echo "# mem-exchange $gfn: status $status: $out; gfn $gfn now on $new ($leaf leaf)"
+    # The exchange's frame splits the leaf; the merge then moves the gfn once more.
+    if [ $status = 0 ] && [ -n "$new" ] && [ "$new" != "$m1" ] && [ "$exchanged" != "$m1" ] &&
+        [ "$out" = "gfn $(printf '%#x' "$gfn"): mfn $m1 -> $exchanged" ] && [ "$leaf" = 2M ]; then
         pass exchange
     else
         fail exchange "$out"
+    fi
+    if merged_again "$leaf1" "$l4" "$l2" "$merged"; then
+        pass exchange-leaves
+    else
+        fail exchange-leaves "the leaf mem-exchange split was not merged again"
     fi
     # The frame the page left is free now: offline and online again.
     hv_info; off0=$(hv heap_offlined)
@@ -152,9 +168,10 @@ status=$?
 echo "$out" | sed 's/^/# /'
 
 result() { grep -qx "ok $1" $RESULTS && ! grep -qx "fail $1" $RESULTS; }
-ktap_test_result "offline of a frame in use: data kept, mem-query says offlined, the gfn on a new 4K leaf" result in-use
-ktap_test_result "info counts the offlined frame and the split 2 MiB leaf (512 4K leaves)" result leaves
+ktap_test_result "offline of a frame in use: data kept, mem-query says offlined, the gfn on a new frame in a 2M leaf again" result in-use
+ktap_test_result "info counts the offlined frame; the split 2 MiB leaf is merged again (4K and 2M leaf counts as before)" result leaves
 ktap_test_result "mem-exchange gives the guest frame a new machine frame" result exchange
+ktap_test_result "the 2 MiB leaf mem-exchange split is merged again (4K and 2M leaf counts as before)" result exchange-leaves
 ktap_test_result "offline of a free frame and online again" result free
 ktap_test_result "the xenstore ring's frame (lent by the hypervisor) is refused, nothing changes" result refused
 intact() { [ $status -eq 0 ] && [ "$(echo "$out" | grep -c ': 0 of ')" = 3 ]; }

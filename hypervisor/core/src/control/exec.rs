@@ -277,6 +277,10 @@ fn info(cx: &Context<'_>) -> String {
     fields.push(format!("ram_leaves_4k={leaves_4k}"));
     fields.push(format!("ram_leaves_2m={leaves_2m}"));
     fields.push(format!("ram_leaves_1g={leaves_1g}"));
+    if let Some(d) = cx.hv.domain(dom) {
+        fields.push(format!("ram_remerged_2m={}", d.remerged_2m()));
+        fields.push(format!("ram_split_waiting={}", d.split_regions()));
+    }
     let xs = cx.store.stats();
     fields.push(format!("xs_requests={}", xs.requests));
     fields.push(format!("xs_errors={}", xs.errors));

@@ -157,6 +157,22 @@ impl FrameHeap {
     /// Allocates a block of `order` to `owner`, zeroing its dirty frames through
     /// `frames` first. `None` if no free block is large enough.
     pub fn alloc(&mut self, order: Order, owner: Owner, frames: &mut dyn FrameOps) -> Option<Mfn> {
+        self.take(order, owner, Some(frames))
+    }
+
+    /// Allocates a block of `order` to `owner` without zeroing it, for a caller
+    /// that overwrites every frame of it before anyone can read one (the copies of
+    /// a superpage merge): zeroing first would double the work of the guest's pause.
+    pub fn alloc_to_overwrite(&mut self, order: Order, owner: Owner) -> Option<Mfn> {
+        self.take(order, owner, None)
+    }
+
+    fn take(
+        &mut self,
+        order: Order,
+        owner: Owner,
+        mut frames: Option<&mut dyn FrameOps>,
+    ) -> Option<Mfn> {
         let found = Order::all()
             .skip(usize::from(order.get()))
             .find(|k| self.free_heads[usize::from(k.get())] != NO_LINK)?;
@@ -170,7 +186,7 @@ impl FrameHeap {
             split = half;
         }
         for i in head..head + order.frames() as usize {
-            if self.records[i].is_dirty() {
+            if let Some(frames) = frames.as_deref_mut().filter(|_| self.records[i].is_dirty()) {
                 frames.zero(self.mfn_at(i));
             }
             self.records[i] = owned_record(owner);

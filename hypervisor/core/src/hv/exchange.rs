@@ -132,6 +132,12 @@ impl Hypervisor {
                 log.mark_range(*range);
             }
         }
+        // New 4 KiB frames scattered over a region that was one superpage split it.
+        if out_order < Order::ORDER_2M {
+            for range in outputs {
+                self.note_split(id, range.start);
+            }
+        }
         Ok(())
     }
 }

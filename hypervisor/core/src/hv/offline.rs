@@ -153,6 +153,10 @@ impl Hypervisor {
                 .map_err(inconsistent_heap)?;
         }
         heap.free(old, Order::ORDER_4K, Owner::Domain(owner))
-            .map_err(inconsistent_heap)
+            .map_err(inconsistent_heap)?;
+        if let Some(gfn) = gfn {
+            self.note_split(owner, gfn);
+        }
+        Ok(())
     }
 }

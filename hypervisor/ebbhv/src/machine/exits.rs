@@ -47,6 +47,7 @@ impl Machine {
             stats.exit(code);
             let (started, idle_before) = (clock::rdtsc(), stats.idle_ticks());
             self.dispatch_exit(code);
+            self.remerge_split();
             let stats = self.diag.stats_mut();
             let idled = stats.idle_ticks().wrapping_sub(idle_before);
             stats.exit_took(

@@ -59,6 +59,9 @@ pub struct Machine {
     diag: Diagnostics,
     /// Why the domain crashed, once it has: its vCPU never runs again.
     crashed: Option<String>,
+    /// TSC before which the control channel is not read: after a request that
+    /// paused the guest, the guest runs at least as long before the next one.
+    control_resume_tsc: u64,
 }
 
 /// How long a crashed domain stays for the control channel (`info` tells why it
@@ -105,6 +108,7 @@ impl Machine {
             devices: Devices::new(),
             diag: Diagnostics::default(),
             crashed: None,
+            control_resume_tsc: 0,
         };
         m.sync_npt();
         m.publish_time();
@@ -131,6 +135,26 @@ impl Machine {
                 "ebbhv's allocator has no page left for the nested page tables"
             ));
         }
+    }
+
+    /// Merges superpages that an offline or exchange split (`core`'s
+    /// `remerge_split`), at most one exit's budget of frames copied, and syncs the
+    /// nested tables; regions beyond the budget wait for the next exit.
+    fn remerge_split(&mut self) {
+        if !self.hv.has_split_regions(self.domid) {
+            return;
+        }
+        let started = clock::rdtsc();
+        let budget = self.hv.config().preempt_frames;
+        if let Err(fatal) = self.hv.remerge_split(self.domid, budget, &mut HostFrames) {
+            self.crash(format_args!(
+                "the core cannot continue the guest: {fatal:?}"
+            ))
+        }
+        self.sync_npt();
+        self.diag
+            .stats_mut()
+            .remerge_pass(clock::rdtsc().wrapping_sub(started));
     }
 
     /// Tells the core what the guest's event channels and xenstore state take,
@@ -201,10 +225,19 @@ impl Machine {
     /// Looks at the devices the guest gets events from: console input on COM1
     /// (queued for console_io, announced with VIRQ_CONSOLE) and the control
     /// channel on COM2 (which may change xenstore and so notify the guest).
+    ///
+    /// One control request per poll, and after one that paused the guest (a page
+    /// offline or exchange: its copies and a superpage merge) none until the guest
+    /// has run as long: a client sending requests back to back (a thousand
+    /// offlines) held the guest for all of them at once when a poll took every
+    /// line the UART had, and still for seconds when the guest only took its
+    /// timer interrupt between two.
     fn poll_devices(&mut self) {
         let mut budget = POLL_BUDGET;
-        while let Some(line) = self.devices.control().next_line(&mut budget) {
-            self.control_request(&line);
+        if clock::rdtsc() >= self.control_resume_tsc {
+            if let Some(line) = self.devices.control().next_line(&mut budget) {
+                self.control_request(&line);
+            }
         }
         if self.devices.console_in().poll() {
             self.raise_virq(VIRQ_CONSOLE);
@@ -233,6 +266,7 @@ impl Machine {
     /// Executes one control request line and sends the reply. Page offline and
     /// exchange copy guest frames and change the p2m here, between two guest runs.
     fn control_request(&mut self, line: &[u8]) {
+        let started = clock::rdtsc();
         let owned: Vec<(String, u64)> = self.diag.counters(self.xen.clocks());
         let counters: Vec<(&str, u64)> = owned.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let (reply, effect) = {
@@ -264,8 +298,17 @@ impl Machine {
             // The guest is out of guest mode while a request runs (one CPU, the exit
             // loop polls the channel); its nested tables follow the p2m and its TLB
             // is flushed before it runs again.
+            // Superpages the request split are merged in a pass of their own, timed
+            // apart so that `info` tells the two pauses apart. A broken frame's
+            // report to the guest waits in the store until the p2m is synced.
             Effect::P2m => {
                 self.sync_npt();
+                self.diag
+                    .stats_mut()
+                    .p2m_request(clock::rdtsc().wrapping_sub(started));
+                self.remerge_split();
+                let now = clock::rdtsc();
+                self.control_resume_tsc = now.saturating_add(now.wrapping_sub(started));
                 if self.store.has_output() {
                     self.serve_store();
                 }
