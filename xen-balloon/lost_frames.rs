@@ -65,7 +65,9 @@ impl LostFrames {
             return;
         }
         if !memory::memory_failure_supported() {
-            pr_info!("the kernel has no CONFIG_MEMORY_FAILURE: not offering to handle broken frames\n");
+            pr_info!(
+                "the kernel has no CONFIG_MEMORY_FAILURE: not offering to handle broken frames\n"
+            );
             return;
         }
         match xenstore::write(c"control", c"feature-broken-frames", c"1") {
@@ -92,7 +94,9 @@ impl LostFrames {
     /// Handles every frame the hypervisor names now.
     fn handle_all(&self) {
         let Ok(mut listing) = KVec::from_elem(0u8, LISTING_BYTES, GFP_KERNEL) else {
-            pr_err!("no memory to list control/broken-frames: lost frames wait for the next change\n");
+            pr_err!(
+                "no memory to list control/broken-frames: lost frames wait for the next change\n"
+            );
             return;
         };
         let names = match xenstore::directory(c"control", c"broken-frames", &mut listing) {
@@ -114,7 +118,10 @@ impl LostFrames {
     fn handle(&self, name: &CStr) {
         // xenstore allows only ASCII letters, digits and `-/_@` in a path.
         let Ok(text) = name.to_str() else {
-            pr_err!("control/broken-frames/{:?}: not a node name xenstore allows\n", name);
+            pr_err!(
+                "control/broken-frames/{:?}: not a node name xenstore allows\n",
+                name
+            );
             return;
         };
         match text.parse::<usize>() {

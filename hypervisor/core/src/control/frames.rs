@@ -59,7 +59,11 @@ pub(super) fn offline(cx: &mut Context<'_>, range: MfnRange, broken: bool) -> (S
             Ok(reply) => tokens.push(with_result(frame_token(cx.hv, mfn), reply.result)),
             Err(e) => return (failed(e), Effect::P2m),
         }
-        lost.extend(cx.hv.broken_gfn(mfn).filter(|&(owner, _)| owner == cx.domain));
+        lost.extend(
+            cx.hv
+                .broken_gfn(mfn)
+                .filter(|&(owner, _)| owner == cx.domain),
+        );
     }
     let reply = ok_reply(tokens.iter().map(String::as_str));
     match report_lost_frames(cx, &lost) {
