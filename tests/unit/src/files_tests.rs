@@ -101,7 +101,7 @@ fn the_c_drivers_files_keep_their_directories_and_modes() {
 #[test]
 fn ebbs_own_files_are_under_ebb_and_read_only_but_the_removal_timeout() {
     let own: Vec<&File> = FILES.iter().filter(|file| file.dir == Dir::Ebb).collect();
-    assert_eq!(own.len(), 19);
+    assert_eq!(own.len(), 20);
     let writable: Vec<&str> = own
         .iter()
         .filter(|file| file.store.is_some())
@@ -202,4 +202,20 @@ fn bad_writes_are_refused() {
     ] {
         assert_eq!(store(name, junk), Err(Invalid), "{name} {junk:?}");
     }
+}
+
+#[test]
+fn lost_pages_counts_the_pages_lost_to_broken_frames_outside_the_status_line() {
+    let lost = file("lost_pages");
+    let Show::Value(value) = lost.show else {
+        panic!("lost_pages is not a value");
+    };
+    let status = Status {
+        lost_pages: 3,
+        ..Status::default()
+    };
+    assert_eq!(value(&status), Value::Number(3));
+    assert_eq!(lost.dir, Dir::Ebb);
+    assert!(!lost.status_line);
+    assert!(!StatusLine(&status).to_string().contains("lost_pages"));
 }
