@@ -277,6 +277,40 @@ fn exchange_makes_scattered_frames_contiguous_in_place() {
     bed.check();
 }
 
+/// 512 4 KiB input extents for one 2 MiB output at the same gfns while those gfns are
+/// one 2 MiB leaf (populated whole, or merged again by ebbhv after a split): the one
+/// mapped piece spans all 512 inputs, and together they cover it.
+#[test]
+fn exchange_of_small_extents_under_one_superpage_into_one_large_one() {
+    let mut bed = Bed::new();
+    assert_eq!(bed.populate(9, &[0x400]), 1);
+    let tot = bed.tot_pages();
+    let ins: Vec<u64> = (0x400..0x600).collect();
+    put_exchange(&mut bed, &ins, 0, &[0x400], 9, 0);
+    assert_eq!(bed.memory_op(Caller::Guest(DOM), XENMEM_EXCHANGE, ARG), 0);
+    assert_eq!(exchanged(&mut bed), 512);
+    let leaf = bed
+        .hv
+        .domain(DOM)
+        .unwrap()
+        .p2m()
+        .lookup(Gfn(0x400))
+        .unwrap();
+    assert_eq!(leaf.size, PageSize::Size2M);
+    assert_eq!(bed.tot_pages(), tot);
+    bed.check();
+    // One input swapped for a frame outside the leaf: the same size, but the leaf's
+    // last frame is in no input, so the output is not covered; nothing changes.
+    assert_eq!(bed.populate(0, &[0x1000]), 1);
+    let before = bed.mfn_of(0x400);
+    let mut ins = ins;
+    ins[511] = 0x1000;
+    put_exchange(&mut bed, &ins, 0, &[0x400], 9, 0);
+    assert_eq!(bed.memory_op(Caller::Guest(DOM), XENMEM_EXCHANGE, ARG), -22);
+    assert_eq!(bed.mfn_of(0x400), before);
+    bed.check();
+}
+
 /// Many 4 KiB -> 2 MiB chunks in place, where every output extent is mapped as
 /// 512 pieces that each must be found among 512 inputs (issue 13: this was 512²
 /// comparisons per chunk); then the same with one input of a chunk swapped for a
