@@ -753,15 +753,33 @@ const STORM_CALLS: u64 = 20_000;
 /// A deadline far in the future (about 146 years of guest system time).
 const FAR_DEADLINE_NS: u64 = 1 << 62;
 
+/// `VCPUOP_set_singleshot_timer` of vCPU 0.
+fn singleshot(timeout_abs_ns: u64, flags: u32) -> i64 {
+    let mut timer = SingleshotTimer {
+        timeout_abs_ns,
+        flags,
+        pad: 0,
+    };
+    hypercall(
+        HYPERVISOR_VCPU_OP,
+        [VCPUOP_SET_SINGLESHOT_TIMER, 0, addr(&mut timer), 0, 0],
+    )
+}
+
 /// Makes `STORM_CALLS` calls of `call(i)`, `i` counting up; returns how many
 /// returned `expected`.
+///
+/// Every 256 calls a deadline already past lets the kernel's timer interrupt run
+/// (and program the kernel's own next event), so that ticks, and with them RCU's
+/// grace periods, never stop for the length of a storm.
 fn storm_of(call: impl Fn(u64) -> i64, expected: i64) -> i64 {
     let mut matched = 0;
     for i in 0..STORM_CALLS {
         if call(i) == expected {
             matched += 1;
         }
-        if i % 256 == 0 {
+        if i % 256 == 255 {
+            singleshot(1, 0);
             // SAFETY: process context (module init), no lock held.
             unsafe { ebb_hostile_cond_resched() };
         }
@@ -776,21 +794,10 @@ fn storm_of(call: impl Fn(u64) -> i64, expected: i64) -> i64 {
 /// calls that gave the exact answer.
 ///
 /// The far deadlines replace the kernel's own next timer event (its clockevent is
-/// the same one-shot timer); a deadline already past then fires at once, and the
-/// kernel's timer interrupt programs its next event again.
+/// the same one-shot timer); a deadline already past fires at once, and the
+/// kernel's timer interrupt programs its next event again (see [`storm_of`]).
 fn storm(round: u64) -> [Check; 6] {
     let base = round * STORM_CALLS;
-    let singleshot = |timeout_abs_ns: u64, flags: u32| -> i64 {
-        let mut timer = SingleshotTimer {
-            timeout_abs_ns,
-            flags,
-            pad: 0,
-        };
-        hypercall(
-            HYPERVISOR_VCPU_OP,
-            [VCPUOP_SET_SINGLESHOT_TIMER, 0, addr(&mut timer), 0, 0],
-        )
-    };
     let set_timer = storm_of(
         |i| {
             hypercall(
