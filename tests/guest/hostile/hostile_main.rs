@@ -395,7 +395,10 @@ impl kernel::Module for Hostile {
             return Err(EINVAL);
         }
         let mut checks = KVec::new();
-        for check in attacks(s, ram_end).into_iter().chain(storm(0)) {
+        for check in attacks(s, ram_end) {
+            checks.push(check, GFP_KERNEL)?;
+        }
+        for check in storm(0) {
             checks.push(check, GFP_KERNEL)?;
         }
         report(&checks);
