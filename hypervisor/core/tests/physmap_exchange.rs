@@ -68,8 +68,39 @@ fn special_pages_are_lent_mapped_and_freed_with_the_domain() {
         })
     ));
     bed.check();
-    // Decrease cannot take it away; a bad frame or domain is refused.
+    // XSA-277's class: neither decrease nor remove_from_physmap takes it away, and
+    // nothing is mapped over it; it stays lent and mapped.
     assert_eq!(bed.decrease(0, &[0x2fe]), 0);
+    bed.mem.put(
+        ARG,
+        &XenRemoveFromPhysmap {
+            domid: DomId::SELF.0,
+            pad: [0; 6],
+            gpfn: 0x2fe,
+        },
+    );
+    assert_eq!(
+        bed.memory_op(Caller::Guest(DOM), XENMEM_REMOVE_FROM_PHYSMAP, ARG),
+        -1
+    );
+    assert_eq!(add(&mut bed, XENMAPSPACE_SHARED_INFO, 0, 0x2fe, 0), -1);
+    assert_eq!(add(&mut bed, XENMAPSPACE_GRANT_TABLE, 0, 0x2fe, 0), -1);
+    assert_eq!(add(&mut bed, XENMAPSPACE_GMFN, 0x2fd, 0x2fe, 0), -1);
+    assert_eq!(bed.mfn_of(0x2fe), Some(page));
+    assert!(
+        bed.mfn_of(0x2fd).is_some(),
+        "the refused move kept its source"
+    );
+    assert_eq!(bed.tot_pages(), 511);
+    assert!(matches!(
+        bed.hv.heap().state(page),
+        Some(FrameState::Hypervisor {
+            lent_to: Some(DOM),
+            gfn: Some(Gfn(0x2fe)),
+        })
+    ));
+    bed.check();
+    // A bad frame or domain is refused.
     assert!(bed
         .hv
         .map_special_page(DOM, Gfn(1 << 36), &mut bed.frames)

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use ebbhv_core::abi::hypercall::MEMORY_OP;
 use ebbhv_core::abi::memory::*;
-use ebbhv_core::addr::{DomId, Gfn};
+use ebbhv_core::addr::{DomId, Gfn, PAGE_SHIFT};
 use ebbhv_core::hv::Config;
 use ebbhv_core::hypercall::{Caller, Hypercall, Outcome};
 use ebbhv_core::p2m::PageSize;
@@ -118,14 +118,77 @@ fn nr_extents_overflow_and_pod_are_refused() {
         bed.memory_op(Caller::Guest(DOM), XENMEM_POPULATE_PHYSMAP, ARG),
         0
     );
-    // address_bits are accepted: a translated guest never sees machine addresses.
-    request.mem_flags = 32;
-    bed.mem.put(LIST, &0x77u64);
+}
+
+/// The heap of `Bed` ends at frame 0x10_4020, just past 4 GiB.
+const HEAP_END_BITS: u32 = 33;
+
+/// One 4 KiB populate at a new gfn with `mem_flags`, by `caller`; the extents done.
+fn populate_with_flags(bed: &mut Bed, caller: Caller, mem_flags: u32, gfn: u64) -> i64 {
+    bed.put_reservation(0, &[gfn], DOM.0);
+    let mut request: XenMemoryReservation = bed.mem.get(ARG);
+    request.mem_flags = mem_flags;
     bed.mem.put(ARG, &request);
-    assert_eq!(
-        bed.memory_op(Caller::Guest(DOM), XENMEM_POPULATE_PHYSMAP, ARG),
-        1
-    );
+    bed.memory_op(caller, XENMEM_POPULATE_PHYSMAP, ARG)
+}
+
+/// XSA-231's class: `mem_flags` naming a node, an exact node, a machine-address
+/// limit or undefined bits is decided as Xen decides it, the node never used as an
+/// index, and a refused request changes nothing.
+#[test]
+fn mem_flags_are_refused_or_ignored_as_xen_does() {
+    let mut bed = Bed::new();
+    let guest = Caller::Guest(DOM);
+    let node = |n: u32| (n + 1) << XENMEMF_NODE_SHIFT;
+    let cases: [(Caller, u32, i64); 16] = [
+        // address_bits: a page or less, below the heap's end, at or above it.
+        (guest, 1, 0),
+        (guest, PAGE_SHIFT, 0),
+        (guest, 20, 0),
+        (guest, HEAP_END_BITS - 1, 0),
+        (guest, HEAP_END_BITS, 1),
+        (guest, 0xff, 1),
+        // A guest's node hints are ignored, its exact requests refused, node 0 too.
+        (guest, node(0), 1),
+        (guest, node(254), 1),
+        (guest, node(0) | XENMEMF_EXACT_NODE_REQUEST, 0),
+        (guest, node(254) | XENMEMF_EXACT_NODE_REQUEST, 0),
+        // The exact flag without a node asks for nothing; undefined bits are ignored.
+        (guest, XENMEMF_EXACT_NODE_REQUEST, 1),
+        (guest, 0xfff8_0000, 1),
+        // The control plane: node 0 exists, node 1 does not, 64 is past MAX_NUMNODES.
+        (
+            Caller::ControlPlane,
+            node(0) | XENMEMF_EXACT_NODE_REQUEST,
+            1,
+        ),
+        (
+            Caller::ControlPlane,
+            node(1) | XENMEMF_EXACT_NODE_REQUEST,
+            0,
+        ),
+        (Caller::ControlPlane, node(1), 1),
+        (Caller::ControlPlane, node(MAX_NUMNODES), 0),
+    ];
+    for (i, (caller, flags, expected)) in cases.into_iter().enumerate() {
+        let gfn = 0x100 + i as u64;
+        let pages = bed.tot_pages();
+        let done = populate_with_flags(&mut bed, caller, flags, gfn);
+        assert_eq!(done, expected, "case {i}: mem_flags {flags:#x}");
+        assert_eq!(bed.tot_pages(), pages + expected as u64, "case {i}");
+        assert_eq!(bed.mfn_of(gfn).is_some(), expected == 1, "case {i}");
+    }
+    // The same decision for decrease: an exact node refuses it before any extent.
+    bed.put_reservation(0, &[0x100 + 4], DomId::SELF.0);
+    let mut request: XenMemoryReservation = bed.mem.get(ARG);
+    request.mem_flags = node(3) | XENMEMF_EXACT_NODE_REQUEST;
+    bed.mem.put(ARG, &request);
+    assert_eq!(bed.memory_op(guest, XENMEM_DECREASE_RESERVATION, ARG), 0);
+    assert!(bed.mfn_of(0x100 + 4).is_some());
+    request.mem_flags = node(3);
+    bed.mem.put(ARG, &request);
+    assert_eq!(bed.memory_op(guest, XENMEM_DECREASE_RESERVATION, ARG), 1);
+    bed.check();
 }
 
 #[test]

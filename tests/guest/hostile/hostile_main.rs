@@ -8,7 +8,14 @@
 //! checks each result against the exact error ebbhv must give, XTF style: one line
 //! per check in the kernel log, after a `plan N` line, as
 //! `ebb_hostile: ok N NAME` or `ebb_hostile: not ok N NAME: got X, expected Y`.
-//! The module then stays loaded doing nothing; the test removes it.
+//! The module then stays loaded doing nothing; the test removes it. Besides bad
+//! buffers, ports, params and MSR values ([`attacks`]), the checks include the
+//! XSA-231 analogue (reservations whose `mem_flags` name an exact node, a node
+//! past any that exists, or an address limit below the hypervisor's memory: 0
+//! extents done; a node hint and undefined bits: ignored), the XSA-277 analogue
+//! (decrease_reservation and remove_from_physmap of the xenstore ring, a frame the
+//! hypervisor lends: refused, so it stays mapped) and a timer and vcpu_op storm
+//! with distinct arguments ([`storm`]).
 //!
 //! `fuzz_secs=N` skips the checks and makes random hypercalls for N seconds (see
 //! [`fuzz`] for which, and why only those), then logs `fuzz: done ...`.
@@ -17,6 +24,11 @@
 //! guest-physical space until ebbhv refuses one (the guest's pool of hypervisor
 //! memory is full), logs `flood: populated N ...`, and gives them back at unload
 //! (`flood: gave back M of N frames`), for `hostile-flood.sh`.
+//!
+//! `storm_only=1` skips the checks and runs only the timer and vcpu_op storm, with
+//! arguments none of the checks' storm used (see [`storm`]), reporting it as the
+//! checks are reported; `hostile-kernel.sh` compares ebbhv's statistics keys
+//! before and after it.
 //!
 //! `halt_for_good=1` skips the checks and halts the vCPU with interrupts off, for a
 //! manual look at how ebbhv crashes a domain (`[hv] domain 1 crashed: ...`,
@@ -54,6 +66,11 @@ module! {
                           one per GiB above 1 TiB until ebbhv refuses one (the guest's pool \
                           of hypervisor memory is full); unloading gives them all back",
         },
+        storm_only: bool {
+            default: false,
+            description: "Instead of the checks, run only the timer and vcpu_op storm, \
+                          with arguments the checks' storm did not use",
+        },
         halt_for_good: bool {
             default: false,
             description: "Instead of the checks, execute HLT with interrupts off, which \
@@ -80,6 +97,7 @@ unsafe extern "C" {
 }
 
 /// Hypercall numbers (xen/include/public/xen.h).
+const HYPERVISOR_SET_TIMER_OP: u64 = 15;
 const HYPERVISOR_MEMORY_OP: u64 = 12;
 const HYPERVISOR_XEN_VERSION: u64 = 17;
 const HYPERVISOR_CONSOLE_IO: u64 = 18;
@@ -99,6 +117,17 @@ const HVMOP_GET_PARAM: u64 = 1;
 const XENMEM_EXCHANGE: u64 = 11;
 const XENMEM_POPULATE_PHYSMAP: u64 = 6;
 const XENMEM_DECREASE_RESERVATION: u64 = 1;
+const XENMEM_INCREASE_RESERVATION: u64 = 0;
+const XENMEM_REMOVE_FROM_PHYSMAP: u64 = 15;
+const VCPUOP_IS_UP: u64 = 3;
+const VCPUOP_SET_SINGLESHOT_TIMER: u64 = 8;
+/// `VCPU_SSHOTTMR_future`: refuse a deadline already past.
+const VCPU_SSHOTTMR_FUTURE: u32 = 1;
+/// `mem_flags`: `XENMEMF_node(n)` is `(n + 1) << 8`; the exact-node flag.
+const XENMEMF_NODE_SHIFT: u32 = 8;
+const XENMEMF_EXACT_NODE_REQUEST: u32 = 1 << 17;
+/// Bits no `XENMEMF_*` flag defines (Xen ignores them).
+const XENMEMF_UNDEFINED: u32 = 0xfff8_0000;
 const HVM_PARAM_STORE_PFN: u32 = 1;
 const HVM_PARAM_STORE_EVTCHN: u32 = 2;
 const HVM_PARAM_CONSOLE_PFN: u32 = 17;
@@ -108,6 +137,9 @@ const DOMID_SELF: u16 = 0x7ff0;
 const PORT_PAST_2L: u32 = 4096;
 /// Xen's errnos, as the hypercall returns them.
 const XEN_EPERM: i64 = -1;
+const XEN_ENOENT: i64 = -2;
+const XEN_ENOSYS: i64 = -38;
+const XEN_ETIME: i64 = -62;
 const XEN_EFAULT: i64 = -14;
 const XEN_EINVAL: i64 = -22;
 /// What `wrmsrq_safe` returns when the write raised #GP.
@@ -149,6 +181,22 @@ struct Reservation {
     pad: [u8; 6],
 }
 
+/// `xen_remove_from_physmap`.
+#[repr(C)]
+struct RemoveFromPhysmap {
+    domid: u16,
+    pad: [u8; 6],
+    gpfn: u64,
+}
+
+/// `vcpu_set_singleshot_timer`.
+#[repr(C)]
+struct SingleshotTimer {
+    timeout_abs_ns: u64,
+    flags: u32,
+    pad: u32,
+}
+
 /// `xen_memory_exchange`.
 #[repr(C)]
 #[derive(Default)]
@@ -174,10 +222,16 @@ fn flood_gfn(i: u64) -> u64 {
 /// One 4 KiB extent at `gfn` through `XENMEM_populate_physmap` or
 /// `XENMEM_decrease_reservation`; returns the extents done (or -errno).
 fn reserve_one(cmd: u64, gfn: u64) -> i64 {
+    reserve_with_flags(cmd, gfn, 0)
+}
+
+/// [`reserve_one`] with `mem_flags`.
+fn reserve_with_flags(cmd: u64, gfn: u64, mem_flags: u32) -> i64 {
     let mut frame = gfn;
     let mut reservation = Reservation {
         extent_start: addr(&mut frame),
         nr_extents: 1,
+        mem_flags,
         domid: DOMID_SELF,
         ..Reservation::default()
     };
@@ -325,6 +379,10 @@ impl kernel::Module for Hostile {
             );
             return Ok(Hostile { flooded });
         }
+        if module_parameters::storm_only.value() {
+            report(&storm(1));
+            return Ok(Hostile { flooded: 0 });
+        }
         let fuzz_secs = module_parameters::fuzz_secs.value();
         if fuzz_secs > 0 {
             let (calls, errors) = fuzz(s, u64::from(fuzz_secs) * 1000);
@@ -340,27 +398,35 @@ impl kernel::Module for Hostile {
         for check in attacks(s, ram_end) {
             checks.push(check, GFP_KERNEL)?;
         }
-        pr_info!("plan {}\n", checks.len());
-        for (i, c) in checks.iter().enumerate() {
-            if c.got == c.expected {
-                pr_info!("ok {} {}\n", i + 1, c.name);
-            } else {
-                pr_info!(
-                    "not ok {} {}: got {}, expected {}\n",
-                    i + 1,
-                    c.name,
-                    c.got,
-                    c.expected
-                );
-            }
+        for check in storm(0) {
+            checks.push(check, GFP_KERNEL)?;
         }
+        report(&checks);
         Ok(Hostile { flooded: 0 })
+    }
+}
+
+/// Logs the plan and one line per check.
+fn report(checks: &[Check]) {
+    pr_info!("plan {}\n", checks.len());
+    for (i, c) in checks.iter().enumerate() {
+        if c.got == c.expected {
+            pr_info!("ok {} {}\n", i + 1, c.name);
+        } else {
+            pr_info!(
+                "not ok {} {}: got {}, expected {}\n",
+                i + 1,
+                c.name,
+                c.got,
+                c.expected
+            );
+        }
     }
 }
 
 /// Runs every attack (`ram_end`: the end of the guest's RAM); returns the checks in
 /// order.
-fn attacks(s: *mut Scratch, ram_end: u64) -> [Check; 20] {
+fn attacks(s: *mut Scratch, ram_end: u64) -> [Check; 29] {
     let check = |name, got, expected| Check {
         name,
         got,
@@ -448,6 +514,44 @@ fn attacks(s: *mut Scratch, ram_end: u64) -> [Check; 20] {
     let (_, store_pfn_after) = get_param(HVM_PARAM_STORE_PFN);
     let (_, store_port_after) = get_param(HVM_PARAM_STORE_EVTCHN);
     let params_kept = store_pfn_after == store_pfn && store_port_after == u64::from(store_port);
+
+    // XSA-231's class: mem_flags naming a node, an exact node or an address limit.
+    // All at one gfn nothing maps: the last populate succeeding there shows that
+    // the refused ones left it empty.
+    let gfn = FLOOD_BASE_GFN;
+    let node = |n: u32| (n + 1) << XENMEMF_NODE_SHIFT;
+    let populate = |flags: u32| reserve_with_flags(XENMEM_POPULATE_PHYSMAP, gfn, flags);
+    let below_page = populate(1);
+    let below_1m = populate(20);
+    let exact_200 = populate(node(200) | XENMEMF_EXACT_NODE_REQUEST);
+    let exact_0 = populate(node(0) | XENMEMF_EXACT_NODE_REQUEST);
+    let increase_exact = reserve_with_flags(
+        XENMEM_INCREASE_RESERVATION,
+        gfn,
+        node(200) | XENMEMF_EXACT_NODE_REQUEST,
+    );
+    let hint_undefined = populate(node(200) | XENMEMF_UNDEFINED);
+    let given_back = reserve_one(XENMEM_DECREASE_RESERVATION, gfn);
+
+    // XSA-277's class: the xenstore ring is the hypervisor's frame, lent; the guest
+    // cannot take it out of its p2m (hostile-kernel.sh then checks xenstore).
+    // Without the param, gfn 0 would be attacked instead: the kernel's own page.
+    let (decrease_store, remove_store) = if store_pfn_get != 0 {
+        (i64::MIN, i64::MIN)
+    } else {
+        let mut remove = RemoveFromPhysmap {
+            domid: DOMID_SELF,
+            pad: [0; 6],
+            gpfn: store_pfn,
+        };
+        (
+            reserve_one(XENMEM_DECREASE_RESERVATION, store_pfn),
+            hypercall(
+                HYPERVISOR_MEMORY_OP,
+                [XENMEM_REMOVE_FROM_PHYSMAP, addr(&mut remove), 0, 0, 0],
+            ),
+        )
+    };
 
     // XSA-212's shape: an exchange resumed at extent 1 whose output array starts in
     // the last 8 bytes of the address space, so that element 1 wraps to address 0.
@@ -573,6 +677,47 @@ fn attacks(s: *mut Scratch, ram_end: u64) -> [Check; 20] {
             1,
         ),
         check(
+            "populate with address_bits 1 (below a page): 0 done",
+            below_page,
+            0,
+        ),
+        check(
+            "populate with address_bits 20 (below 1 MiB): 0 done",
+            below_1m,
+            0,
+        ),
+        check(
+            "populate with an exact request for node 200: 0 done",
+            exact_200,
+            0,
+        ),
+        check(
+            "populate with an exact request for node 0 (a guest may not ask): 0 done",
+            exact_0,
+            0,
+        ),
+        check(
+            "increase_reservation with an exact request for node 200: 0 done",
+            increase_exact,
+            0,
+        ),
+        check(
+            "populate with node 200 as a hint and undefined flag bits: ignored, 1 done",
+            hint_undefined,
+            1,
+        ),
+        check("decrease of that frame: 1 done", given_back, 1),
+        check(
+            "decrease_reservation of the xenstore ring: 0 done",
+            decrease_store,
+            0,
+        ),
+        check(
+            "remove_from_physmap of the xenstore ring: -EPERM",
+            remove_store,
+            XEN_EPERM,
+        ),
+        check(
             "exchange with an output array wrapping past 2^64: -EFAULT",
             wrapping_exchange,
             XEN_EFAULT,
@@ -601,6 +746,121 @@ fn attacks(s: *mut Scratch, ram_end: u64) -> [Check; 20] {
             "wrmsr PAT with a reserved memory type: #GP, PAT unchanged",
             i64::from(pat_reserved == MSR_FAULTED && pat_kept),
             1,
+        ),
+    ]
+}
+
+/// Calls of each kind in a storm.
+const STORM_CALLS: u64 = 20_000;
+/// A deadline far in the future (about 146 years of guest system time).
+const FAR_DEADLINE_NS: u64 = 1 << 62;
+
+/// `VCPUOP_set_singleshot_timer` of vCPU 0.
+fn singleshot(timeout_abs_ns: u64, flags: u32) -> i64 {
+    let mut timer = SingleshotTimer {
+        timeout_abs_ns,
+        flags,
+        pad: 0,
+    };
+    hypercall(
+        HYPERVISOR_VCPU_OP,
+        [VCPUOP_SET_SINGLESHOT_TIMER, 0, addr(&mut timer), 0, 0],
+    )
+}
+
+/// Makes `STORM_CALLS` calls of `call(i)`, `i` counting up; returns how many
+/// returned `expected`.
+///
+/// Every 256 calls a deadline already past lets the kernel's timer interrupt run
+/// (and program the kernel's own next event), so that ticks, and with them RCU's
+/// grace periods, never stop for the length of a storm.
+fn storm_of(call: impl Fn(u64) -> i64, expected: i64) -> i64 {
+    let mut matched = 0;
+    for i in 0..STORM_CALLS {
+        if call(i) == expected {
+            matched += 1;
+        }
+        if i % 256 == 255 {
+            singleshot(1, 0);
+            // SAFETY: process context (module init), no lock held.
+            unsafe { ebb_hostile_cond_resched() };
+        }
+    }
+    matched
+}
+
+/// Timer and vcpu_op storms with distinct arguments (issue 13: ebbhv's statistics
+/// once grew a key per distinct deadline, its logged-once list one per unknown
+/// sub-op). Round `round` uses arguments no other round uses, so that a second
+/// round adds no statistics key if the keys are bounded. Each check counts the
+/// calls that gave the exact answer.
+///
+/// The far deadlines replace the kernel's own next timer event (its clockevent is
+/// the same one-shot timer); a deadline already past fires at once, and the
+/// kernel's timer interrupt programs its next event again (see [`storm_of`]).
+fn storm(round: u64) -> [Check; 6] {
+    let base = round * STORM_CALLS;
+    let set_timer = storm_of(
+        |i| {
+            hypercall(
+                HYPERVISOR_SET_TIMER_OP,
+                [FAR_DEADLINE_NS + base + i, 0, 0, 0, 0],
+            )
+        },
+        0,
+    );
+    let singleshot_far = storm_of(|i| singleshot(FAR_DEADLINE_NS + base + i, 0), 0);
+    let fire_now = singleshot(1, 0);
+    // Deadlines of the first nanoseconds of the guest's life: long past.
+    let singleshot_past = storm_of(
+        |i| singleshot(1 + base + i, VCPU_SSHOTTMR_FUTURE),
+        XEN_ETIME,
+    );
+    let bad_vcpu = storm_of(
+        |i| hypercall(HYPERVISOR_VCPU_OP, [VCPUOP_IS_UP, 1 + base + i, 0, 0, 0]),
+        XEN_ENOENT,
+    );
+    // Commands from 64 up: none is a VCPUOP_*.
+    let bad_cmd = storm_of(
+        |i| hypercall(HYPERVISOR_VCPU_OP, [64 + base + i, 0, 0, 0, 0]),
+        XEN_ENOSYS,
+    );
+    let n = STORM_CALLS as i64;
+    let check = |name, got, expected| Check {
+        name,
+        got,
+        expected,
+    };
+    [
+        check(
+            "set_timer_op with 20000 distinct far deadlines: 0 each",
+            set_timer,
+            n,
+        ),
+        check(
+            "VCPUOP_set_singleshot_timer with 20000 distinct far deadlines: 0 each",
+            singleshot_far,
+            n,
+        ),
+        check(
+            "VCPUOP_set_singleshot_timer with a past deadline: 0 (fires at once)",
+            fire_now,
+            0,
+        ),
+        check(
+            "VCPUOP_set_singleshot_timer, 20000 distinct past deadlines with VCPU_SSHOTTMR_future: -ETIME each",
+            singleshot_past,
+            n,
+        ),
+        check(
+            "vcpu_op on 20000 distinct vCPUs that do not exist: -ENOENT each",
+            bad_vcpu,
+            n,
+        ),
+        check(
+            "vcpu_op with 20000 distinct unknown commands: -ENOSYS each",
+            bad_cmd,
+            n,
         ),
     ]
 }

@@ -36,8 +36,17 @@ pub const MAX_NR_EXTENTS: u64 = (u32::MAX >> MEMOP_EXTENT_SHIFT) as u64;
 
 /// `XENMEMF_address_bits` mask of `mem_flags`.
 pub const XENMEMF_ADDRESS_BITS_MASK: u32 = 0xff;
+/// `XENMEMF_node(n)` is `(n + 1) << 8`: these bits hold the node plus one, 0 for
+/// "any node" (`XENMEMF_get_node`).
+pub const XENMEMF_NODE_SHIFT: u32 = 8;
+/// The mask of the node field (before the shift).
+pub const XENMEMF_NODE_MASK: u32 = 0xff;
 /// `XENMEMF_populate_on_demand`.
 pub const XENMEMF_POPULATE_ON_DEMAND: u32 = 1 << 16;
+/// `XENMEMF_exact_node_request`: the node is a requirement, not a hint.
+pub const XENMEMF_EXACT_NODE_REQUEST: u32 = 1 << 17;
+/// Xen's `MAX_NUMNODES` on x86: a node at or past it is refused even as a hint.
+pub const MAX_NUMNODES: u32 = 64;
 
 /// `XENMAPSPACE_shared_info`.
 pub const XENMAPSPACE_SHARED_INFO: u32 = 0;

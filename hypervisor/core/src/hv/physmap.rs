@@ -3,7 +3,8 @@
 //! Whatever is mapped at the target guest frame goes first: the domain's own RAM is
 //! freed (Linux PVH maps its shared info over a RAM page it allocated, and that page
 //! is given back), a lent hypervisor frame is just unmapped. A lent frame mapped
-//! elsewhere moves, so it is never mapped twice.
+//! elsewhere moves, so it is never mapped twice. The platform's special pages (the
+//! xenstore ring) are neither removed nor replaced: both are `EPERM`.
 
 use alloc::vec::Vec;
 
@@ -95,8 +96,8 @@ impl Hypervisor {
         Ok(frame)
     }
 
-    /// Removes whatever `gpfn` maps (`EINVAL` if nothing): RAM is freed, a lent
-    /// frame unmapped.
+    /// Removes whatever `gpfn` maps (`EINVAL` if nothing, `EPERM` for a special
+    /// page): RAM is freed, a lent frame unmapped.
     pub fn remove_from_physmap(&mut self, id: DomId, gpfn: Gfn) -> Result<(), Error> {
         let dom = self.domains.get(&id).ok_or(Errno::ESRCH)?;
         if dom.p2m.entry(gpfn).is_none() {
@@ -113,13 +114,16 @@ impl Hypervisor {
     fn map_lent_frame(&mut self, id: DomId, frame: Mfn, gpfn: Gfn) -> Result<(), Error> {
         let Hypervisor { heap, domains, .. } = self;
         let dom = domains.get_mut(&id).ok_or(Errno::ESRCH)?;
-        if let Some(FrameState::Hypervisor { gfn: Some(old), .. }) = heap.state(frame) {
-            if old == gpfn {
-                return Ok(());
-            }
+        let old = match heap.state(frame) {
+            Some(FrameState::Hypervisor { gfn: Some(old), .. }) if old == gpfn => return Ok(()),
+            Some(FrameState::Hypervisor { gfn, .. }) => gfn,
+            _ => None,
+        };
+        // The target first: if it refuses (a special page), nothing has changed.
+        clear_gfn(heap, dom, gpfn)?;
+        if let Some(old) = old {
             clear_gfn(heap, dom, old)?;
         }
-        clear_gfn(heap, dom, gpfn)?;
         dom.p2m
             .map(gpfn, frame, Order::ORDER_4K, EntryType::HypervisorShared)
             .map_err(inconsistent_p2m)?;
@@ -162,8 +166,9 @@ impl Hypervisor {
             return Ok(());
         }
         let page = source.single().ok_or(Errno::EINVAL)?;
-        dom.p2m.unmap(page, &mut |_| {}).map_err(inconsistent_p2m)?;
+        // The target first: if it refuses (a special page), the source stays mapped.
         clear_gfn(heap, dom, gpfn)?;
+        dom.p2m.unmap(page, &mut |_| {}).map_err(inconsistent_p2m)?;
         dom.p2m
             .map(gpfn, entry.mfn, Order::ORDER_4K, entry.kind)
             .map_err(inconsistent_p2m)?;
@@ -173,8 +178,15 @@ impl Hypervisor {
 }
 
 /// Empties guest frame `gfn` of `dom`: its RAM frame is freed, a lent frame unmapped.
+/// A special page stays where the platform put it (`EPERM`): its service and the
+/// params the guest reads it from (which it may not set either) name that gfn.
 fn clear_gfn(heap: &mut FrameHeap, dom: &mut Domain, gfn: Gfn) -> Result<(), Error> {
     let page = gfn.single().ok_or(Errno::EINVAL)?;
+    if let Some(entry) = dom.p2m.entry(gfn) {
+        if dom.special_pages.contains(&entry.mfn) {
+            return Err(Errno::EPERM.into());
+        }
+    }
     let mut removed: Vec<Mapping> = Vec::new();
     dom.p2m
         .unmap(page, &mut |m| removed.push(m))

@@ -8,11 +8,16 @@
 //!
 //! The domain's own populate and decrease calls first go through the faults the host
 //! injected (`hv/fault.rs`), once the request is known to be well formed.
+//!
+//! `mem_flags` is decided as Xen's `do_memory_op` and `propagate_node` decide it,
+//! for all three ops, before any extent ([`mem_flags_satisfiable`]); the node it
+//! names is compared, never used as an index (XSA-231). Bits Xen does not define
+//! are ignored, as Xen ignores them.
 
 use core::ops::Range;
 
 use crate::abi::memory::*;
-use crate::addr::{CallerAddr, DomId, Gfn, Order};
+use crate::addr::{CallerAddr, DomId, Gfn, Mfn, Order, PAGE_SHIFT};
 use crate::error::Error;
 use crate::guest::{read_record, GuestArray, GuestMemory};
 use crate::hv::{Applied, FaultOp, Hypervisor};
@@ -48,10 +53,11 @@ impl Hypervisor {
         else {
             return done(start_extent);
         };
-        // Populate-on-demand needs a PoD cache ebbhv does not have. The address-bits
-        // and node flags constrain machine addresses, which a translated guest never
-        // sees, so they are accepted and ignored.
+        // Populate-on-demand needs a PoD cache ebbhv does not have.
         if op == XENMEM_POPULATE_PHYSMAP && request.mem_flags & XENMEMF_POPULATE_ON_DEMAND != 0 {
+            return done(start_extent);
+        }
+        if !mem_flags_satisfiable(caller, request.mem_flags, self.heap.span().end) {
             return done(start_extent);
         }
         let fault_op = match (caller, op) {
@@ -124,5 +130,37 @@ impl Hypervisor {
             }
         }
         done(extents.end)
+    }
+}
+
+/// Whether a request's `mem_flags` asks for an allocation ebbhv can make; if not, the
+/// call does no extent (returns `start_extent`), as in Xen.
+///
+/// - `address_bits` (the low 8 bits), when not 0: Xen refuses a limit of a page or
+///   less and allocates below 2^bits otherwise, ignoring a limit above its top
+///   frame. ebbhv's heap has no address zones, so any limit below the heap's end
+///   (`heap_end`, one past its top frame) is refused; one at or above it is no limit.
+/// - The node, `XENMEMF_node(n)`: a hint is ignored (ebbhv's heap is one node,
+///   node 0). Xen lets only its control and hardware domains ask for a node: a
+///   guest's exact-node request fails whatever the node; the control plane's fails
+///   for a node past `MAX_NUMNODES` and, as an exact request, for any node but 0
+///   (which has all the memory).
+fn mem_flags_satisfiable(caller: Caller, mem_flags: u32, heap_end: Mfn) -> bool {
+    let bits = mem_flags & XENMEMF_ADDRESS_BITS_MASK;
+    if bits != 0 {
+        // 2^bits bytes, saturated: the heap ends far below 2^63.
+        let limit = 1u64 << bits.min(63);
+        if bits <= PAGE_SHIFT || limit < heap_end.0.saturating_mul(1 << PAGE_SHIFT) {
+            return false;
+        }
+    }
+    let field = (mem_flags >> XENMEMF_NODE_SHIFT) & XENMEMF_NODE_MASK;
+    let Some(node) = field.checked_sub(1) else {
+        return true;
+    };
+    let exact = mem_flags & XENMEMF_EXACT_NODE_REQUEST != 0;
+    match caller {
+        Caller::Guest(_) => !exact,
+        Caller::ControlPlane => node < MAX_NUMNODES && (!exact || node == 0),
     }
 }
