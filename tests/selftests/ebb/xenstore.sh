@@ -37,6 +37,10 @@ wait_field() {
     return 1
 }
 
+# A populate-on-demand domain balloons the unbacked rest of its memory map out just
+# after the load: the published line must be the one of the balloon at rest.
+at_rest() { state_is reached && [ "$(cat $SYS/info/current_kb)" = "$(cat $SYS/target_kb)" ]; }
+wait_for 60 at_rest
 start_kb=$(cat $SYS/info/current_kb)
 ktap_print_msg "data/ebb-state: '$(xenstore read data/ebb-state 2>&1)'"
 published() {
