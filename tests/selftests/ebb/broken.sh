@@ -71,12 +71,10 @@ RESULTS=/tmp/ebb-broken-results
 pfn=$(cat /tmp/ebb-broken-pfn)
 lost0=$(cat /tmp/ebb-broken-lost0)
 gfn=$(printf '%#x' "$pfn")
-pass() { echo "ok $1" >> $RESULTS; echo "# $1: ok"; }
-fail() { echo "fail $1" >> $RESULTS; echo "# $1: FAILED: $2"; }
 
 host_request p2m "$gfn" >/dev/null 2>&1
 mfn=$(host_output | sed -n 's/^gfn [^:]*: mfn \(0x[0-9a-f]*\), .*/\1/p')
-[ -n "$mfn" ] || { fail offline "no mfn behind gfn $gfn: $(host_output)"; exit 1; }
+[ -n "$mfn" ] || { round_fail offline "no mfn behind gfn $gfn: $(host_output)"; exit 1; }
 host_request mem-offline --broken "$mfn"
 status=$?
 out=$(host_output)
@@ -84,9 +82,9 @@ echo "# mem-offline --broken $mfn: status $status: $out"
 # Exit status 5: the frame is still the guest's (pending) when the reply is sent;
 # ebbctl says so on a second line.
 if [ $status = 5 ] && [ "$(echo "$out" | head -n 1)" = "mfn $mfn: offline pending (broken), domain 1 gfn $gfn" ]; then
-    pass offline
+    round_pass offline
 else
-    fail offline "$out"
+    round_fail offline "$out"
 fi
 
 lost() { [ "$(cat $SYS/ebb/lost_pages)" = $((lost0 + 1)) ]; }
@@ -100,9 +98,9 @@ p2m_out=$(host_output)
 echo "# lost_pages $(cat $SYS/ebb/lost_pages); mem-query: $query_out; p2m: $p2m_out"
 if lost && no_node && [ $query = 0 ] && [ "$query_out" = "mfn $mfn: offlined (broken)" ] &&
     [ "$p2m_out" = "gfn $gfn: not mapped" ]; then
-    pass handled
+    round_pass handled
 else
-    fail handled "lost_pages $(cat $SYS/ebb/lost_pages), node $(xenstore list control/broken-frames 2>&1)"
+    round_fail handled "lost_pages $(cat $SYS/ebb/lost_pages), node $(xenstore list control/broken-frames 2>&1)"
 fi
 ROUND
 
@@ -120,9 +118,8 @@ victim_out=$(tail -n 1 $OUT)
 ktap_print_msg "lostpage: status $victim_status: $victim_out"
 rm -f $GO
 
-result() { grep -qx "ok $1" $RESULTS && ! grep -qx "fail $1" $RESULTS; }
-ktap_test_result "mem-offline --broken of its frame: offline pending (broken), the guest's, not copied" result offline
-ktap_test_result "ebb.ko took the page out of use and gave the gfn back: lost_pages +1, frame offlined (broken), gfn unmapped, node removed" result handled
+ktap_test_result "mem-offline --broken of its frame: offline pending (broken), the guest's, not copied" round_result offline
+ktap_test_result "ebb.ko took the page out of use and gave the gfn back: lost_pages +1, frame offlined (broken), gfn unmapped, node removed" round_result handled
 # si_code 4 is BUS_MCEERR_AR: memory-failure handling, not some other bus error.
 killed() { [ $victim_status = 3 ] && [ "$victim_out" = "sigbus code=4 addr=ok" ]; }
 ktap_test_result "the process that mapped the page gets SIGBUS (BUS_MCEERR_AR, at its page) when it touches it" \

@@ -41,8 +41,6 @@ cat >> /tmp/ebb-exchange-round.sh <<'ROUND'
 . ./lib.sh
 RESULTS=/tmp/ebb-exchange-results
 MODULE_LINES=/tmp/ebb-exchange-module
-pass() { echo "ok $1" >> $RESULTS; echo "# $1: ok"; }
-fail() { echo "fail $1" >> $RESULTS; echo "# $1: FAILED: $2"; }
 
 # Loads ebb_xenmem with parameters "$@"; MODULE_OUT is what it logged since mark
 # $MARK (appended to $MODULE_LINES too). False when it did not load.
@@ -114,11 +112,11 @@ END
 
 exchange_round() {
     local before after gfn last mfn want
-    before=$(counts) || { fail exchange-leaf "ebbctl info failed"; return 1; }
+    before=$(counts) || { round_fail exchange-leaf "ebbctl info failed"; return 1; }
     MARK=$(kmsg_mark exchange.sh-exchange)
-    xenmem_load ram_end="$RAM_END" || { fail exchange-leaf "modprobe ebb_xenmem failed"; return 1; }
+    xenmem_load ram_end="$RAM_END" || { round_fail exchange-leaf "modprobe ebb_xenmem failed"; return 1; }
     gfn=$(echo "$MODULE_OUT" | sed -n 's/^block gfn \(0x[0-9a-f]*\)$/\1/p')
-    [ -n "$gfn" ] || { fail exchange-leaf "the module logged no gfn"; return 1; }
+    [ -n "$gfn" ] || { round_fail exchange-leaf "the module logged no gfn"; return 1; }
     last=$(printf '%#x' $((gfn + 511)))
     host_request p2m "$gfn-$last"
     local status=$?
@@ -126,39 +124,39 @@ exchange_round() {
     mfn=$(host_output | sed -n "s/^gfn $gfn-$last: mfn \(0x[0-9a-f]*\)-0x[0-9a-f]*, 2M leaf, ram$/\1/p")
     want="gfn $gfn-$last: mfn $mfn-$(printf '%#x' $((mfn + 511))), 2M leaf, ram"
     if [ -n "$mfn" ] && says $status "$want" && [ "$(host_output | wc -l)" = 1 ]; then
-        pass exchange-leaf
+        round_pass exchange-leaf
     else
-        fail exchange-leaf "not one 2M leaf"
+        round_fail exchange-leaf "not one 2M leaf"
     fi
-    xenmem_unload || fail exchange-back "rmmod ebb_xenmem failed"
+    xenmem_unload || round_fail exchange-back "rmmod ebb_xenmem failed"
     # The first gfn was exchanged once more after that (and may have got a frame of
     # the old block, free by then): the other 511 are as the exchange back left them.
     if [ -n "$mfn" ] && ram_outside $((gfn + 1)) "$last" "$mfn"; then
-        pass exchange-back
+        round_pass exchange-back
     else
-        fail exchange-back "$(host_output)"
+        round_fail exchange-back "$(host_output)"
     fi
     after=$(counts)
     echo "# before: $before"
     echo "# after:  $after"
     if [ "$after" = "$before" ]; then
-        pass exchange-counts
+        round_pass exchange-counts
     else
-        fail exchange-counts "the counts moved"
+        round_fail exchange-counts "the counts moved"
     fi
 }
 
 pending_round() {
     local before gfn mfn status out
-    before=$(counts) || { fail pending "ebbctl info failed"; return 1; }
+    before=$(counts) || { round_fail pending "ebbctl info failed"; return 1; }
     MARK=$(kmsg_mark exchange.sh-pending)
-    xenmem_load pending=1 || { fail pending "modprobe ebb_xenmem pending=1 failed"; return 1; }
+    xenmem_load pending=1 || { round_fail pending "modprobe ebb_xenmem pending=1 failed"; return 1; }
     gfn=$(echo "$MODULE_OUT" | sed -n 's/^page gfn \(0x[0-9a-f]*\)$/\1/p')
     set -- $(backing "$gfn")
     mfn=${1:-}
     echo "# the module's page: gfn $gfn on mfn $mfn"
     host_request fail-next offline-copy 1 -ENOMEM
-    says $? "fail_offline_copy=1:-ENOMEM" || fail pending "fail-next: $(host_output)"
+    says $? "fail_offline_copy=1:-ENOMEM" || round_fail pending "fail-next: $(host_output)"
     host_request mem-offline "$mfn"
     status=$?
     out=$(host_output)
@@ -170,20 +168,20 @@ pending_round() {
     if [ -n "$mfn" ] && [ $status = 5 ] &&
         [ "$(echo "$out" | head -n 1)" = "mfn $mfn: offline pending, domain 1 gfn $gfn" ] &&
         says $query "mfn $mfn: offline pending, domain 1 gfn $gfn" && [ "$still" = "$mfn" ]; then
-        pass pending
+        round_pass pending
     else
-        fail pending "mem-query: $(host_output)"
+        round_fail pending "mem-query: $(host_output)"
     fi
     hv_info
     echo "# while pending: offlined $(hv heap_offlined), pending $(hv heap_offline_pending), fault left '$(hv fail_offline_copy)'"
     set -- $before
     if [ "heap_offline_pending=$(hv heap_offline_pending)" = "heap_offline_pending=$((${5#*=} + 1))" ] &&
         [ "heap_offlined=$(hv heap_offlined)" = "$4" ] && [ "$(hv fail_offline_copy)" = 0 ]; then
-        pass pending-counted
+        round_pass pending-counted
     else
-        fail pending-counted "info: $(hv heap_offlined) offlined, $(hv heap_offline_pending) pending"
+        round_fail pending-counted "info: $(hv heap_offlined) offlined, $(hv heap_offline_pending) pending"
     fi
-    xenmem_unload || fail pending-offlined "rmmod ebb_xenmem failed"
+    xenmem_unload || round_fail pending-offlined "rmmod ebb_xenmem failed"
     host_request mem-query "$mfn"
     status=$?
     out=$(host_output)
@@ -195,20 +193,20 @@ pending_round() {
         [ "heap_offlined=$(hv heap_offlined)" = "heap_offlined=$((${4#*=} + 1))" ] &&
         [ "heap_offline_pending=$(hv heap_offline_pending)" = "$5" ] &&
         [ "tot_pages=$(hv tot_pages)" = "$1" ]; then
-        pass pending-offlined
+        round_pass pending-offlined
     else
-        fail pending-offlined "$out"
+        round_fail pending-offlined "$out"
     fi
     host_request mem-online "$mfn"
-    says $? "mfn $mfn: online, free" || fail pending-counts "mem-online: $(host_output)"
+    says $? "mfn $mfn: online, free" || round_fail pending-counts "mem-online: $(host_output)"
     local after
     after=$(counts)
     echo "# before: $before"
     echo "# after:  $after"
     if [ "$after" = "$before" ]; then
-        pass pending-counts
+        round_pass pending-counts
     else
-        fail pending-counts "the counts moved"
+        round_fail pending-counts "the counts moved"
     fi
 }
 
@@ -233,24 +231,15 @@ plans=$(sed -n 's/^plan \([0-9]*\)$/\1/p' $MODULE_LINES)
     ktap_exit_fail_msg "ebb_xenmem did not run twice: $(cat $MODULE_LINES)"
 ktap_set_plan $(($(echo "$plans" | tr '\n' '+')0 + 9))
 
-# A here-document, not a pipe: the results must count in this shell.
-while read -r line; do
-    case "$line" in
-    "ok "*) ktap_test_pass "${line#ok [0-9]* }" ;;
-    "not ok "*) ktap_test_fail "${line#not ok [0-9]* }" ;;
-    esac
-done <<END
-$(grep -E '^(not )?ok [0-9]+ ' $MODULE_LINES)
-END
+ktap_relay_results "$(cat $MODULE_LINES)"
 
-result() { grep -qx "ok $1" $RESULTS && ! grep -qx "fail $1" $RESULTS; }
-ktap_test_result "host: after the exchange up, the block's 512 gfns are one 2M leaf" result exchange-leaf
-ktap_test_result "host: after the exchange back, the gfns are RAM on frames outside the 2 MiB block" result exchange-back
-ktap_test_result "host: tot_pages and the heap's free, domain, offlined and pending counts are what they were" result exchange-counts
-ktap_test_result "host: the module's page's frame, offlined with no frame for the copy, is offline pending (ebbctl exit status 5), still backing the gfn" result pending
-ktap_test_result "host: info counts it pending, not offlined, and the injected fault is used up" result pending-counted
-ktap_test_result "host: once the guest gave the gfn back it is offlined, the gfn repopulated on another frame" result pending-offlined
-ktap_test_result "host: after mem-online the counts are what they were" result pending-counts
+ktap_test_result "host: after the exchange up, the block's 512 gfns are one 2M leaf" round_result exchange-leaf
+ktap_test_result "host: after the exchange back, the gfns are RAM on frames outside the 2 MiB block" round_result exchange-back
+ktap_test_result "host: tot_pages and the heap's free, domain, offlined and pending counts are what they were" round_result exchange-counts
+ktap_test_result "host: the module's page's frame, offlined with no frame for the copy, is offline pending (ebbctl exit status 5), still backing the gfn" round_result pending
+ktap_test_result "host: info counts it pending, not offlined, and the injected fault is used up" round_result pending-counted
+ktap_test_result "host: once the guest gave the gfn back it is offlined, the gfn repopulated on another frame" round_result pending-offlined
+ktap_test_result "host: after mem-online the counts are what they were" round_result pending-counts
 intact() { [ $status -eq 0 ] && [ "$(echo "$out" | grep -c ': 0 of ')" = 2 ]; }
 ktap_test_result "memcheck: every page intact across both rounds" intact
 ktap_test_result "the guest's kernel logged no warning" kernel_quiet_since "$mark"

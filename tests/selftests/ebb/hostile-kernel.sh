@@ -59,15 +59,7 @@ hv_info || ktap_exit_fail_msg "ebbctl info failed after the storm"
 keys_after=$(hc_keys)
 ktap_set_plan $((plan + storm_plan + 5))
 
-# A here-document, not a pipe: the results must count in this shell.
-while read -r line; do
-    case "$line" in
-    "ok "*) ktap_test_pass "${line#ok [0-9]* }" ;;
-    "not ok "*) ktap_test_fail "${line#not ok [0-9]* }" ;;
-    esac
-done <<END
-$(echo "$out" | grep -E '^(not )?ok [0-9]+ ')
-END
+ktap_relay_results "$out"
 
 keys_kept() {
     [ "$keys_after" -eq "$keys_before" ] && return 0

@@ -273,6 +273,29 @@ ebb_require() {
     done
 }
 
+# Rounds that run in another process (inside memcheck, between its fill and its
+# check) cannot report KTAP results themselves: each records `ok NAME` or
+# `fail NAME` in the file $RESULTS, and the test reads them back with round_result.
+round_pass() { echo "ok $1" >> "$RESULTS"; echo "# $1: ok"; }
+round_fail() { echo "fail $1" >> "$RESULTS"; echo "# $1: FAILED: $2"; }
+# Whether round NAME $1 passed and never failed.
+round_result() { grep -qx "ok $1" "$RESULTS" && ! grep -qx "fail $1" "$RESULTS"; }
+
+# Reports a test module's own KTAP results (its `ok N name` and `not ok N name`
+# lines, in $1) as this test's results. A here-document, not a pipe: the counts
+# must change in this shell.
+ktap_relay_results() {
+    local line
+    while read -r line; do
+        case "$line" in
+        "ok "*) ktap_test_pass "${line#ok [0-9]* }" ;;
+        "not ok "*) ktap_test_fail "${line#not ok [0-9]* }" ;;
+        esac
+    done <<END
+$(echo "$1" | grep -E '^(not )?ok [0-9]+ ')
+END
+}
+
 # Loads the test module ebb_hostile with parameters $2... (it runs its attacks while
 # loading), unloads it, and leaves what it logged since kmsg mark $1 in HOSTILE_OUT,
 # without its prefix. When it refused to load, skips the test ($WHAT) with the reason

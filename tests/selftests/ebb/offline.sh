@@ -24,8 +24,6 @@ cat > /tmp/ebb-offline-round.sh <<'ROUND'
 . ./lib.sh
 RESULTS=/tmp/ebb-offline-results
 GFN_FILE=/tmp/ebb-offline-gfn
-pass() { echo "ok $1" >> $RESULTS; echo "# $1: ok"; }
-fail() { echo "fail $1" >> $RESULTS; echo "# $1: FAILED: $2"; }
 
 # The guest frame behind memcheck's page $1, from its pagemap (as root); in a PVH
 # guest the pfn is the gfn.
@@ -71,7 +69,7 @@ merged_again() {
 
 in_use() {
     local gfn m0 leaf0 m1 leaf1 off0 l4 l2 merged status out query
-    gfn=$(memcheck_gfn 1000) || { fail in-use "no gfn for memcheck's page"; return; }
+    gfn=$(memcheck_gfn 1000) || { round_fail in-use "no gfn for memcheck's page"; return; }
     echo "$gfn" > $GFN_FILE
     set -- $(backing "$gfn"); m0=$1; leaf0=$2
     hv_info; off0=$(hv heap_offlined); l4=$(hv ram_leaves_4k); l2=$(hv ram_leaves_2m)
@@ -85,17 +83,17 @@ in_use() {
     query=$?
     if [ $status = 0 ] && [ "$out" = "mfn $m0: offlined" ] && [ -n "$m1" ] &&
         [ "$m1" != "$m0" ] && [ "$leaf1" = 2M ] && says $query "mfn $m0: offlined"; then
-        pass in-use
+        round_pass in-use
     else
-        fail in-use "mem-query: $(host_output)"
+        round_fail in-use "mem-query: $(host_output)"
     fi
     if merged_again "$leaf0" "$l4" "$l2" "$merged" && [ "$(hv heap_offlined)" = $((off0 + 1)) ]; then
-        pass leaves
+        round_pass leaves
     else
-        fail leaves "info does not count the offlined frame, or the split leaf was not merged again"
+        round_fail leaves "info does not count the offlined frame, or the split leaf was not merged again"
     fi
     host_request mem-online "$m0"
-    says $? "mfn $m0: online, free" || fail in-use "mem-online $m0: $(host_output)"
+    says $? "mfn $m0: online, free" || round_fail in-use "mem-online $m0: $(host_output)"
 }
 
 exchange_then_free() {
@@ -112,14 +110,14 @@ exchange_then_free() {
     # The exchange's frame splits the leaf; the merge then moves the gfn once more.
     if [ $status = 0 ] && [ -n "$new" ] && [ "$new" != "$m1" ] && [ "$exchanged" != "$m1" ] &&
         [ "$out" = "gfn $(printf '%#x' "$gfn"): mfn $m1 -> $exchanged" ] && [ "$leaf" = 2M ]; then
-        pass exchange
+        round_pass exchange
     else
-        fail exchange "$out"
+        round_fail exchange "$out"
     fi
     if merged_again "$leaf1" "$l4" "$l2" "$merged"; then
-        pass exchange-leaves
+        round_pass exchange-leaves
     else
-        fail exchange-leaves "the leaf mem-exchange split was not merged again"
+        round_fail exchange-leaves "the leaf mem-exchange split was not merged again"
     fi
     # The frame the page left is free now: offline and online again.
     hv_info; off0=$(hv heap_offlined)
@@ -127,9 +125,9 @@ exchange_then_free() {
     if says $? "mfn $m1: offlined" && hv_info && [ "$(hv heap_offlined)" = $((off0 + 1)) ] &&
         host_request mem-online "$m1" && says 0 "mfn $m1: online, free" &&
         hv_info && [ "$(hv heap_offlined)" = "$off0" ]; then
-        pass free
+        round_pass free
     else
-        fail free "$(host_output)"
+        round_fail free "$(host_output)"
     fi
 }
 
@@ -147,9 +145,9 @@ refusals() {
     if [ $status = 1 ] && [ $broken_status = 1 ] && [ "$out" = "ebbctl: hypervisor error EPERM: mfn $ring belongs to the hypervisor, lent to d1 at gfn 0xfe (shared_info, grant table or xenstore ring)" ] &&
         says $query "mfn $ring: online, hypervisor (lent to domain 1 gfn 0xfe)" &&
         hv_info && [ "$(hv heap_offlined)" = "$off0" ]; then
-        pass refused
+        round_pass refused
     else
-        fail refused "mem-query: $(host_output)"
+        round_fail refused "mem-query: $(host_output)"
     fi
 }
 
@@ -167,13 +165,12 @@ out=$(memcheck "$fill_mib" 3 "sh /tmp/ebb-offline-round.sh \$1" 2>&1)
 status=$?
 echo "$out" | sed 's/^/# /'
 
-result() { grep -qx "ok $1" $RESULTS && ! grep -qx "fail $1" $RESULTS; }
-ktap_test_result "offline of a frame in use: data kept, mem-query says offlined, the gfn on a new frame in a 2M leaf again" result in-use
-ktap_test_result "info counts the offlined frame; the split 2 MiB leaf is merged again (4K and 2M leaf counts as before)" result leaves
-ktap_test_result "mem-exchange gives the guest frame a new machine frame" result exchange
-ktap_test_result "the 2 MiB leaf mem-exchange split is merged again (4K and 2M leaf counts as before)" result exchange-leaves
-ktap_test_result "offline of a free frame and online again" result free
-ktap_test_result "the xenstore ring's frame (lent by the hypervisor) is refused, nothing changes" result refused
+ktap_test_result "offline of a frame in use: data kept, mem-query says offlined, the gfn on a new frame in a 2M leaf again" round_result in-use
+ktap_test_result "info counts the offlined frame; the split 2 MiB leaf is merged again (4K and 2M leaf counts as before)" round_result leaves
+ktap_test_result "mem-exchange gives the guest frame a new machine frame" round_result exchange
+ktap_test_result "the 2 MiB leaf mem-exchange split is merged again (4K and 2M leaf counts as before)" round_result exchange-leaves
+ktap_test_result "offline of a free frame and online again" round_result free
+ktap_test_result "the xenstore ring's frame (lent by the hypervisor) is refused, nothing changes" round_result refused
 intact() { [ $status -eq 0 ] && [ "$(echo "$out" | grep -c ': 0 of ')" = 3 ]; }
 ktap_test_result "memcheck: every page intact across the offline, exchange and refusal rounds" intact
 ktap_finished
