@@ -102,19 +102,21 @@ impl Machine {
                 let c = self.cpu.vcpu().control();
                 let (gpa, err) = (c.exit_info2, c.exit_info1);
                 let gfn = Gfn(gpa >> 12);
-                let broken = domain(&self.hv, self.domid)
-                    .p2m()
-                    .entry(gfn)
-                    .is_some_and(|e| e.kind == EntryType::Broken);
-                if broken {
-                    self.crash(format_args!(
+                match domain(&self.hv, self.domid).p2m().entry(gfn) {
+                    Some(e) if e.kind == EntryType::Broken => self.crash(format_args!(
                         "the guest touched gfn {:#x}, whose frame was reported broken (its contents are lost) and which it had not given back",
                         gfn.0
-                    ))
+                    )),
+                    // The nested tables mirror the p2m: a fault on a gfn the p2m
+                    // maps is ebbhv's own inconsistency, reported as such.
+                    Some(e) => self.crash(format_args!(
+                        "nested page fault at gpa {gpa:#x} (error {err:#x}): the p2m maps it ({:?}, mfn {:#x}) but the nested tables do not",
+                        e.kind, e.mfn.0
+                    )),
+                    None => self.crash(format_args!(
+                        "nested page fault at gpa {gpa:#x} (error {err:#x}), outside the guest's p2m"
+                    )),
                 }
-                self.crash(format_args!(
-                    "nested page fault at gpa {gpa:#x} (error {err:#x}), outside the guest's p2m"
-                ))
             }
             Ok(ExitCode::Shutdown) => self.crash(format_args!("triple fault (shutdown intercept)")),
             Ok(ExitCode::Invalid) => self.crash(format_args!(
