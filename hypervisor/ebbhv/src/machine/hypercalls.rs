@@ -6,15 +6,18 @@
 //! RAX holds the hypercall number, RDI RSI RDX R10 R8 the arguments, and the result
 //! goes back in RAX. Memory ops (and anything else the platform does not serve
 //! itself) go to the core, with the caller's memory reached through its page tables
-//! and the NPT; the platform serves xen_version, console_io, vcpu_op, hvm_op,
-//! sched_op, set_timer_op and event_channel_op from its parts. Anything
+//! and the NPT; xen_version, console_io, vcpu_op, hvm_op, sched_op, set_timer_op
+//! and event_channel_op are served by the core's `platform::xen` (host-tested and
+//! fuzzed) over the machine's parts and the hal's frames, clocks and log, and what
+//! needs the machine (sched_op's idling and shutdown, the store's kick) is acted on
+//! here. Anything
 //! unsupported returns `-ENOSYS`, logged once per (hypercall, sub-op):
 //! grant_table_op among them, so Linux falls back to grant table v1 with 4 frames,
 //! which it maps with add_to_physmap (served by the core).
 //!
 //! A new platform hypercall gets its arm in [`Machine::hypercall`] and its handler
-//! in the part whose state it uses (`crate::xen` for Xen platform state); a new
-//! memory op belongs to `ebbhv-core`.
+//! in `ebbhv_core::platform::xen` (for Xen platform state) or the part whose
+//! state it uses; a new memory op belongs to `ebbhv-core`.
 
 use ebbhv_core::abi::hypercall as nr;
 use ebbhv_core::addr::CallerAddr;
