@@ -4,7 +4,7 @@
 //! platform hypercalls ([`xen`]) write where, but cannot touch memory (it has no
 //! `unsafe` and no mapping of machine memory) or read a clock. The platform
 //! implements these traits over its direct map, its TSC and its serial log; host
-//! tests use the fakes in [`crate::testing`].
+//! tests use the fakes in `crate::testing`.
 
 pub mod xen;
 

@@ -10,10 +10,9 @@
 //! and event_channel_op are served by the core's `platform::xen` (host-tested and
 //! fuzzed) over the machine's parts and the hal's frames, clocks and log, and what
 //! needs the machine (sched_op's idling and shutdown, the store's kick) is acted on
-//! here. Anything
-//! unsupported returns `-ENOSYS`, logged once per (hypercall, sub-op):
-//! grant_table_op among them, so Linux falls back to grant table v1 with 4 frames,
-//! which it maps with add_to_physmap (served by the core).
+//! here. Anything unsupported returns `-ENOSYS`, logged once per (hypercall,
+//! sub-op): grant_table_op among them, so Linux falls back to grant table v1 with 4
+//! frames, which it maps with add_to_physmap (served by the core).
 //!
 //! A new platform hypercall gets its arm in [`Machine::hypercall`] and its handler
 //! in `ebbhv_core::platform::xen` (for Xen platform state) or the part whose
