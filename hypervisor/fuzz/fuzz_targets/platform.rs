@@ -3,10 +3,15 @@
 //! event_channel_op, plus the hypervisor's own deliveries (raising a virq,
 //! notifying a port, taking a due timer, publishing the clocks).
 //!
-//! The first byte says how many 16-byte steps of script follow; the bytes after
+//! The first byte says how many 24-byte steps of script follow; the bytes after
 //! the script become the caller's memory, so every argument structure is whatever
 //! the fuzzer makes it, and a pointer may also lie anywhere at all (unmapped). A
-//! step may also poke the caller's memory or move the clock between calls.
+//! step may instead carry its argument structure itself (its last 16 bytes, copied
+//! to a scratch place in the caller's memory), so that a sequence of calls with
+//! well-formed arguments (set the callback vector, bind a virq, register
+//! vcpu_info, raise it) is a few steps apart rather than a pointer and a structure
+//! that must agree. A step may also poke the caller's memory or move the clock
+//! between calls.
 //!
 //! After every step: nothing panicked (the fake frames panic on an access that
 //! leaves its frame, as the image's do); the parameters the guest may not set are
@@ -42,7 +47,9 @@ const GUEST: DomId = DomId(1);
 const STORE_GFN: Gfn = Gfn(0xfeffc);
 const MEMORY_BASE: u64 = 0x10000;
 const MEMORY_BYTES: usize = 0x3000;
-const STEP_BYTES: usize = 16;
+const STEP_BYTES: usize = 24;
+/// Where a step's own argument structure goes: the caller's last 16 bytes.
+const INLINE_ARG: u64 = MEMORY_BASE + MEMORY_BYTES as u64 - 16;
 /// Guest RAM frames (gfn 0 up), so that vcpu_info may land in or out of it.
 const GUEST_FRAMES: u64 = 0x40;
 
@@ -117,9 +124,17 @@ fuzz_target!(|data: &[u8]| {
         let a = word(step.get(2..6).unwrap_or(&[]));
         let b = word(step.get(6..10).unwrap_or(&[]));
         let c = word(step.get(10..16).unwrap_or(&[]));
-        let arg = CallerAddr(pointer(a));
+        // The top bit of the first byte: the argument is the step's last 16 bytes.
+        let arg = match step.get(8..24) {
+            Some(inline) if step[0] & 0x80 != 0 => {
+                ebbhv_core::guest::GuestMemory::write(&mut mem, CallerAddr(INLINE_ARG), inline)
+                    .unwrap();
+                CallerAddr(INLINE_ARG)
+            }
+            _ => CallerAddr(pointer(a)),
+        };
         let lines_before = log.lines;
-        let call = match step[0] % 13 {
+        let call = match (step[0] & 0x7f) % 13 {
             0 => Some((nr::XEN_VERSION, [sub, arg.0, 0, 0, 0], xen_version(&mut mem, sub, arg))),
             1 => {
                 // The length is anything; the console's input is whatever b says.
