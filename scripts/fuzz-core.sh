@@ -7,8 +7,9 @@
 #
 # Targets: dispatch (the hypercall dispatcher), xenstore (the xenstore ring
 # handler fed a hostile guest's ring page and control-plane writes), walk (the
-# guest page-table walker against hostile tables) and control (the control
-# protocol's parser and token codec). A target's dictionary, if any, is
+# guest page-table walker against hostile tables), control (the control
+# protocol's parser and token codec) and platform (the Xen platform hypercalls
+# ebbhv serves itself, core::platform::xen, with bounded memory after each call). A target's dictionary, if any, is
 # hypervisor/fuzz/dicts/<target>.dict.
 #
 # Installs cargo-fuzz into the project's tools directory if it is missing. cargo-fuzz

@@ -7,8 +7,11 @@
 //! memory itself: the platform supplies those through the traits in [`platform`] and
 //! [`guest`], so that the same code runs under `cargo test` on the host with fakes and
 //! inside the bare-metal `ebbhv` image. Besides memory it holds the guests'
-//! [`xenstore`] (served over a ring page the platform reaches through a trait) and
-//! the [`control`] channel protocol the host's `ebbctl` speaks.
+//! [`xenstore`] (served over a ring page the platform reaches through a trait), the
+//! Xen platform state and hypercalls the hypervisor serves itself
+//! ([`platform::xen`]: HVM parameters, event delivery, vcpu_op, the one-shot timer,
+//! xen_version, console_io, sched_op) and the [`control`] channel protocol the
+//! host's `ebbctl` speaks.
 //!
 //! Principles (after Hubris' kerncore): no `unsafe`; simple algorithms with stated
 //! costs; every value a guest supplies is checked in one place and a bad one is a

@@ -1,17 +1,23 @@
 //! Fakes of the platform's side, for the tests, the fuzzer and the benchmark: guest
 //! memory as a byte buffer, frame contents as one tag per frame, nested page
-//! tables as a map of leaves, and a xenstore ring page with a client that speaks
-//! the guest's side of the ring.
+//! tables as a map of leaves, a xenstore ring page with a client that speaks
+//! the guest's side of the ring, and for the Xen platform state: frames byte by
+//! byte, a clock that moves when told, a log and a console that count.
 
 use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::Cell;
+use core::fmt;
 
 use crate::abi::codec::AbiRecord;
+use crate::abi::platform::{VcpuTimeInfo, WallClock};
+use crate::addr::PAGE_SIZE;
 use crate::addr::{CallerAddr, Gfn, GfnRange, Mfn};
 use crate::guest::{BadAddress, GuestMemory};
 use crate::p2m::{Mapping, P2mMirror};
-use crate::platform::FrameOps;
+use crate::platform::xen::console_io::Console;
+use crate::platform::{Clock, FrameBytes, FrameOps, Log};
 
 /// The caller's memory: `bytes.len()` bytes at `base`; anything else faults.
 pub struct FakeGuestMemory {
@@ -257,4 +263,107 @@ pub fn xs_messages(mut bytes: &[u8]) -> Vec<(crate::abi::xenstore::XsdSockmsg, V
         bytes = &bytes[end..];
     }
     out
+}
+
+/// Frame contents byte by byte (absent: all zeroes), for the shared_info and
+/// vcpu_info bytes the Xen platform state reads and writes. An access that leaves
+/// its frame panics, as the image's frame access does: it is a hypervisor bug.
+#[derive(Default)]
+pub struct FakeFrameBytes {
+    /// The frames written so far.
+    pub frames: BTreeMap<Mfn, Vec<u8>>,
+}
+
+impl FakeFrameBytes {
+    fn range(offset: usize, len: usize) -> core::ops::Range<usize> {
+        let end = offset.checked_add(len).filter(|&e| e <= PAGE_SIZE as usize);
+        match end {
+            Some(end) => offset..end,
+            None => panic!("frame access {offset:#x}+{len:#x} leaves the frame"),
+        }
+    }
+}
+
+impl FrameBytes for FakeFrameBytes {
+    fn read(&mut self, frame: Mfn, offset: usize, buf: &mut [u8]) {
+        let range = Self::range(offset, buf.len());
+        match self.frames.get(&frame) {
+            Some(bytes) => buf.copy_from_slice(&bytes[range]),
+            None => buf.fill(0),
+        }
+    }
+
+    fn write(&mut self, frame: Mfn, offset: usize, data: &[u8]) {
+        let range = Self::range(offset, data.len());
+        let bytes = self
+            .frames
+            .entry(frame)
+            .or_insert_with(|| vec![0; PAGE_SIZE as usize]);
+        bytes[range].copy_from_slice(data);
+    }
+}
+
+/// A clock at whatever guest system time the test sets.
+#[derive(Default)]
+pub struct FakeClock {
+    /// Guest system time, ns.
+    pub now_ns: Cell<u64>,
+}
+
+impl Clock for FakeClock {
+    fn system_time_ns(&self) -> u64 {
+        self.now_ns.get()
+    }
+
+    fn time_info(&self) -> VcpuTimeInfo {
+        VcpuTimeInfo {
+            version: 2,
+            tsc_timestamp: 0x1234,
+            tsc_to_system_mul: 1 << 31,
+            ..Default::default()
+        }
+    }
+
+    fn wall_clock(&self) -> WallClock {
+        WallClock {
+            wc_version: 2,
+            wc_sec: 1_700_000_000,
+            ..Default::default()
+        }
+    }
+}
+
+/// A log that counts its lines.
+#[derive(Default)]
+pub struct FakeLog {
+    /// Lines logged.
+    pub lines: u64,
+}
+
+impl Log for FakeLog {
+    fn log(&mut self, _line: fmt::Arguments<'_>) {
+        self.lines += 1;
+    }
+}
+
+/// A console: output collected, input handed out from a queue.
+#[derive(Default)]
+pub struct FakeConsole {
+    /// Everything written.
+    pub output: Vec<u8>,
+    /// Input not yet read.
+    pub input: Vec<u8>,
+}
+
+impl Console for FakeConsole {
+    fn write(&mut self, bytes: &[u8]) {
+        self.output.extend_from_slice(bytes);
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.input.len());
+        buf[..n].copy_from_slice(&self.input[..n]);
+        self.input.drain(..n);
+        n
+    }
 }

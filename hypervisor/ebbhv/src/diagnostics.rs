@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 
 use ebbhv_core::abi::hypercall as nr;
 use ebbhv_core::hypercall::count::CountKey;
+use ebbhv_core::platform::Clock;
 use ebbhv_hal::{heap, log};
 use ebbhv_x86::vmcb::ExitCode;
 

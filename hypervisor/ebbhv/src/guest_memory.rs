@@ -1,4 +1,6 @@
-//! The guest's memory as the core's traits see it: frame contents ([`HostFrames`]), the
+//! The guest's memory as the core's traits see it: frame contents ([`HostFrames`],
+//! whole frames for the core's memory decisions and bytes of shared_info and
+//! vcpu_info for its Xen platform state), the
 //! NPT as the p2m's mirror ([`NptMirror`]) and the hypercall caller's memory
 //! ([`GuestVirtMemory`]: guest-virtual addresses through the guest's page tables,
 //! then guest-physical through the p2m).
@@ -15,7 +17,7 @@ use ebbhv_core::addr::{GuestPhys, GuestVirt, HostPhys};
 use ebbhv_core::domain::Domain;
 use ebbhv_core::guest::{BadAddress, GuestMemory};
 use ebbhv_core::p2m::{Mapping, P2mMirror, PageSize};
-use ebbhv_core::platform::FrameOps;
+use ebbhv_core::platform::{FrameBytes, FrameOps};
 use ebbhv_hal::frame;
 use ebbhv_hal::npt::Npt;
 use ebbhv_x86::paging::LeafSize;
@@ -31,6 +33,16 @@ impl FrameOps for HostFrames {
 
     fn copy(&mut self, from: Mfn, to: Mfn) {
         frame::copy(from, to);
+    }
+}
+
+impl FrameBytes for HostFrames {
+    fn read(&mut self, mfn: Mfn, offset: usize, buf: &mut [u8]) {
+        frame::read(mfn, offset, buf);
+    }
+
+    fn write(&mut self, mfn: Mfn, offset: usize, data: &[u8]) {
+        frame::write(mfn, offset, data);
     }
 }
 

@@ -9,8 +9,8 @@
 
 /// The first Xen leaf.
 pub const XEN_BASE: u32 = 0x4000_0000;
-/// The Xen version the guest sees (4.19).
-pub const XEN_VERSION: u32 = 0x0004_0013;
+/// The Xen version the guest sees (the one `xen_version` reports).
+pub const XEN_VERSION: u32 = ebbhv_core::abi::platform::xenver::REPORTED;
 
 /// "XenVMMXenVMM" in EBX, ECX, EDX.
 const XEN_SIGNATURE: [u32; 3] = [0x566e_6558, 0x6558_4d4d, 0x4d4d_566e];

@@ -27,6 +27,10 @@ pub mod xenver {
     pub const PAGESIZE: u64 = 7;
     /// Guest handle (16 bytes).
     pub const GUEST_HANDLE: u64 = 8;
+
+    /// The version ebbhv reports (4.19), as `VERSION` returns it and CPUID leaf
+    /// 0x40000001 shows it: one value, so the two never disagree.
+    pub const REPORTED: u32 = 0x0004_0013;
 }
 
 /// `XENFEAT_*` bits of submap 0.

@@ -6,17 +6,10 @@ pub mod console;
 pub mod control;
 pub mod power;
 
-use ebbhv_core::abi::platform::consoleio;
-use ebbhv_core::addr::CallerAddr;
-use ebbhv_core::error::Errno;
-use ebbhv_core::guest::GuestMemory;
+use ebbhv_core::platform::xen::console_io::Console;
 
 use self::console::{ConsoleInput, ConsoleStream};
 use self::control::ControlChannel;
-use crate::guest_memory::GuestVirtMemory;
-
-/// Most bytes one console_io call moves (Linux writes in smaller chunks).
-const CONSOLE_CHUNK: usize = 4096;
 
 /// The devices.
 pub struct Devices {
@@ -61,36 +54,24 @@ impl Devices {
         &mut self.control
     }
 
-    /// `HYPERVISOR_console_io`: a write goes to COM1 with the `[guest]` prefix (the
-    /// caller looks at [`ConsoleStream::take_seen`] for the line that ends the
-    /// boot), a read takes queued console input.
-    pub fn console_io(
-        &mut self,
-        mem: &mut GuestVirtMemory<'_>,
-        args: [u64; 5],
-    ) -> Result<i64, Errno> {
-        let len = (args[1] as usize).min(CONSOLE_CHUNK);
-        let mut buf = [0u8; CONSOLE_CHUNK];
-        match args[0] {
-            consoleio::WRITE => {
-                mem.read(CallerAddr(args[2]), &mut buf[..len])
-                    .map_err(|_| Errno::EFAULT)?;
-                self.console.write(&buf[..len]);
-                Ok(0)
-            }
-            consoleio::READ => {
-                let n = self.console_in.read(&mut buf[..len]);
-                mem.write(CallerAddr(args[2]), &buf[..n])
-                    .map_err(|_| Errno::EFAULT)?;
-                Ok(n as i64)
-            }
-            _ => Err(Errno::ENOSYS),
-        }
-    }
-
     /// Ends both console streams' unfinished lines (before a report).
     pub fn flush(&mut self) {
         self.console.flush();
         self.e9.flush();
+    }
+}
+
+/// The streams `HYPERVISOR_console_io` moves bytes between (the core's
+/// [`console_io`](ebbhv_core::platform::xen::console_io::console_io)): a write
+/// goes to COM1 with the `[guest]` prefix (the caller looks at
+/// [`ConsoleStream::take_seen`] for the line that ends the boot), a read takes
+/// queued console input.
+impl Console for Devices {
+    fn write(&mut self, bytes: &[u8]) {
+        self.console.write(bytes);
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> usize {
+        self.console_in.read(buf)
     }
 }

@@ -28,6 +28,7 @@ use super::hypercalls::Done;
 use super::{domain, Machine};
 use crate::devices::power;
 use crate::diagnostics::Once;
+use crate::guest_memory::HostFrames;
 use crate::vcpu::io::PortAccess;
 
 /// The guest's early console port (Linux's `earlyprintk=xen` fallback).
@@ -38,7 +39,9 @@ impl Machine {
     pub fn run(&mut self) -> ! {
         loop {
             self.service_timer();
-            let upcall = self.xen.pending_upcall(domain(&self.hv, self.domid));
+            let upcall = self
+                .xen
+                .pending_upcall(domain(&self.hv, self.domid), &mut HostFrames);
             self.cpu.offer_interrupt(upcall);
             self.cpu.vcpu_mut().run();
             self.cpu.after_exit();

@@ -6,27 +6,30 @@
 //! RAX holds the hypercall number, RDI RSI RDX R10 R8 the arguments, and the result
 //! goes back in RAX. Memory ops (and anything else the platform does not serve
 //! itself) go to the core, with the caller's memory reached through its page tables
-//! and the NPT; the platform serves xen_version, console_io, vcpu_op, hvm_op,
-//! sched_op, set_timer_op and event_channel_op from its parts. Anything
-//! unsupported returns `-ENOSYS`, logged once per (hypercall, sub-op):
-//! grant_table_op among them, so Linux falls back to grant table v1 with 4 frames,
-//! which it maps with add_to_physmap (served by the core).
+//! and the NPT; xen_version, console_io, vcpu_op, hvm_op, sched_op, set_timer_op
+//! and event_channel_op are served by the core's `platform::xen` (host-tested and
+//! fuzzed) over the machine's parts and the hal's frames, clocks and log, and what
+//! needs the machine (sched_op's idling and shutdown, the store's kick) is acted on
+//! here. Anything unsupported returns `-ENOSYS`, logged once per (hypercall,
+//! sub-op): grant_table_op among them, so Linux falls back to grant table v1 with 4
+//! frames, which it maps with add_to_physmap (served by the core).
 //!
 //! A new platform hypercall gets its arm in [`Machine::hypercall`] and its handler
-//! in the part whose state it uses (`crate::xen` for Xen platform state); a new
-//! memory op belongs to `ebbhv-core`.
+//! in `ebbhv_core::platform::xen` (for Xen platform state) or the part whose
+//! state it uses; a new memory op belongs to `ebbhv-core`.
 
 use ebbhv_core::abi::hypercall as nr;
-use ebbhv_core::abi::platform::{schedop, SchedShutdown};
 use ebbhv_core::addr::CallerAddr;
 use ebbhv_core::error::{Errno, Fatal};
-use ebbhv_core::guest::GuestMemory;
 use ebbhv_core::hypercall::{guest_may_call, Caller, Hypercall, Outcome};
+use ebbhv_core::platform::xen::console_io::console_io;
+use ebbhv_core::platform::xen::sched_op::{sched_op, SchedOp};
+use ebbhv_core::platform::xen::version::xen_version;
 
 use super::{caller_memory, domain, Machine};
 use crate::diagnostics::Once;
 use crate::guest_memory::{GuestVirtMemory, HostFrames, Translate};
-use crate::xen::version::xen_version;
+use crate::xen::HalLog;
 
 /// How the hypercall ended for the vCPU.
 pub enum Done {
@@ -68,7 +71,7 @@ impl Machine {
             }
             nr::CONSOLE_IO => {
                 let mut mem = caller_memory(&self.hv, self.domid, &self.cpu);
-                let result = self.devices.console_io(&mut mem, call.args);
+                let result = console_io(&mut mem, &mut self.devices, call.args);
                 if self.devices.console().take_seen() {
                     self.devices.console().flush();
                     self.report("boot to /init");
@@ -77,22 +80,21 @@ impl Machine {
             }
             nr::VCPU_OP => {
                 let mut mem = caller_memory(&self.hv, self.domid, &self.cpu);
-                Some(
-                    self.xen
-                        .vcpu_op(domain(&self.hv, self.domid), &mut mem, call.args),
-                )
+                Some(self.xen.vcpu_op(
+                    domain(&self.hv, self.domid),
+                    &mut mem,
+                    &mut HostFrames,
+                    &mut HalLog,
+                    call.args,
+                ))
             }
             nr::HVM_OP => {
                 let mut mem = caller_memory(&self.hv, self.domid, &self.cpu);
-                Some(self.xen.hvm_op(&mut mem, call.args[0], arg1))
+                Some(self.xen.hvm_op(&mut mem, &mut HalLog, call.args[0], arg1))
             }
             nr::SCHED_OP => Some(self.sched_op(call.args[0], arg1)),
             nr::EVENT_CHANNEL_OP => Some(self.event_channel_op(call.args[0], arg1)),
-            nr::SET_TIMER_OP => {
-                let deadline = (call.args[0] != 0).then_some(call.args[0]);
-                self.xen.timer_mut().set(deadline);
-                Some(Ok(0))
-            }
+            nr::SET_TIMER_OP => Some(self.xen.set_timer_op(call.args[0])),
             nr::GRANT_TABLE_OP | nr::PHYSDEV_OP | nr::VM_ASSIST => Some(Err(Errno::ENOSYS)),
             _ => None,
         };
@@ -148,28 +150,16 @@ impl Machine {
         })
     }
 
-    /// `HYPERVISOR_sched_op`: yield polls the devices, block idles, shutdown ends
-    /// the run.
+    /// `HYPERVISOR_sched_op` (decoded by the core): yield polls the devices,
+    /// block idles, shutdown ends the run.
     fn sched_op(&mut self, cmd: u64, arg: CallerAddr) -> Result<i64> {
-        match cmd {
-            schedop::YIELD => {
-                self.poll_devices();
-                Ok(0)
-            }
-            schedop::BLOCK => {
-                self.block();
-                Ok(0)
-            }
-            schedop::SHUTDOWN => {
-                let mut b = [0u8; SchedShutdown::SIZE];
-                caller_memory(&self.hv, self.domid, &self.cpu)
-                    .read(arg, &mut b)
-                    .map_err(|_| Errno::EFAULT)?;
-                let reason = SchedShutdown::read_from(&b).ok_or(Errno::EFAULT)?.reason;
-                self.shutdown(reason, "SCHEDOP_shutdown")
-            }
-            _ => Err(Errno::ENOSYS),
+        let mut mem = caller_memory(&self.hv, self.domid, &self.cpu);
+        match sched_op(&mut mem, cmd, arg)? {
+            SchedOp::Yield => self.poll_devices(),
+            SchedOp::Block => self.block(),
+            SchedOp::Shutdown(reason) => self.shutdown(reason, "SCHEDOP_shutdown"),
         }
+        Ok(0)
     }
 
     /// `HYPERVISOR_event_channel_op`, and the xenstore service when the guest sent
@@ -182,7 +172,7 @@ impl Machine {
         };
         let kicked = self
             .xen
-            .event_channel_op(dom, &mut mem, cmd, arg)?
+            .event_channel_op(dom, &mut mem, &mut HostFrames, cmd, arg)?
             .is_some();
         if kicked {
             self.serve_store();

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `hv` (`ebbhv-core`) | the frame heap, the domain, its p2m (the truth about memory) |
 //! | [`Cpu`] | the SVM vCPU with its nested page tables (the p2m's mirror), the virtual LAPIC |
-//! | [`XenPlatform`] | HVM parameters, vcpu_info and runstate places, event channels, the one-shot timer, the clocks |
+//! | [`XenPlatform`] (`ebbhv-core`) | HVM parameters, vcpu_info and runstate places, event channels, the one-shot timer, the clocks |
 //! | [`StoreService`] | the xenstore and the guest's ring |
 //! | [`Devices`] | console streams and input, the control channel |
 //! | [`Diagnostics`] | counters and the things logged once |
@@ -46,7 +46,7 @@ use crate::loader::EntryState;
 use crate::store::{StoreService, STORE_GFN};
 use crate::vcpu::{msr, Cpu};
 use crate::xen::time::Clocks;
-use crate::xen::XenPlatform;
+use crate::xen::{timer::idle_wake_tsc, XenPlatform};
 
 /// The hypervisor and its one guest.
 pub struct Machine {
@@ -175,12 +175,14 @@ impl Machine {
 
     /// Writes the clocks into shared_info and the registered vcpu_info.
     fn publish_time(&self) {
-        self.xen.publish_time(domain(&self.hv, self.domid));
+        self.xen
+            .publish_time(domain(&self.hv, self.domid), &mut HostFrames);
     }
 
     /// Raises the port bound to `virq`, if the guest bound one.
     fn raise_virq(&mut self, virq: u32) {
-        self.xen.raise_virq(domain(&self.hv, self.domid), virq);
+        self.xen
+            .raise_virq(domain(&self.hv, self.domid), &mut HostFrames, virq);
     }
 
     /// Serves the guest's xenstore ring and notifies it on the store port if
@@ -194,7 +196,8 @@ impl Machine {
         self.charge_platform_state();
         if moved {
             if let Some(port) = self.xen.store_port() {
-                self.xen.notify(domain(&self.hv, self.domid), port);
+                self.xen
+                    .notify(domain(&self.hv, self.domid), &mut HostFrames, port);
             }
         }
     }
@@ -204,7 +207,7 @@ impl Machine {
         self.cpu.lapic_pending()
             || self
                 .xen
-                .pending_upcall(domain(&self.hv, self.domid))
+                .pending_upcall(domain(&self.hv, self.domid), &mut HostFrames)
                 .is_some()
     }
 
@@ -254,7 +257,7 @@ impl Machine {
             if self.guest_has_work() {
                 break;
             }
-            timer::arm_at(self.xen.timer().idle_wake_tsc(self.xen.clocks()));
+            timer::arm_at(idle_wake_tsc(self.xen.timer(), self.xen.clocks()));
             timer::wait_for_interrupt();
             timer::take_fired();
         }

@@ -1,8 +1,10 @@
 //! The guest's clocks: the pvclock record (one TSC scale for the whole run, since
 //! the TSC is stable), guest system time, and the wall clock at boot, as Xen
-//! publishes them in shared_info and vcpu_info.
+//! publishes them in shared_info and vcpu_info. The core's Xen platform reads them
+//! through [`Clock`].
 
 use ebbhv_core::abi::platform::{VcpuTimeInfo, WallClock, PVCLOCK_TSC_STABLE};
+use ebbhv_core::platform::Clock;
 use ebbhv_hal::clock::rdtsc;
 
 /// The guest's clocks, fixed at boot.
@@ -39,11 +41,6 @@ impl Clocks {
         self.tsc_hz.max(1)
     }
 
-    /// Guest system time now, in nanoseconds since boot.
-    pub fn system_time_ns(&self) -> u64 {
-        ebbhv_x86::time::pvclock_ns(rdtsc().wrapping_sub(self.tsc_at_boot), self.mul, self.shift)
-    }
-
     /// The TSC value at guest system time `ns` (saturating, so that a deadline a
     /// guest sets far in the future stays in the future).
     pub fn tsc_at(&self, ns: u64) -> u64 {
@@ -55,9 +52,16 @@ impl Clocks {
     pub fn ticks_to_ms(&self, ticks: u64) -> u64 {
         ticks * 1000 / self.tsc_hz()
     }
+}
+
+impl Clock for Clocks {
+    /// Guest system time now, in nanoseconds since boot.
+    fn system_time_ns(&self) -> u64 {
+        ebbhv_x86::time::pvclock_ns(rdtsc().wrapping_sub(self.tsc_at_boot), self.mul, self.shift)
+    }
 
     /// The pvclock record for the guest's vCPU.
-    pub fn time_info(&self) -> VcpuTimeInfo {
+    fn time_info(&self) -> VcpuTimeInfo {
         VcpuTimeInfo {
             version: 2,
             tsc_timestamp: self.tsc_at_boot,
@@ -70,7 +74,7 @@ impl Clocks {
     }
 
     /// The wall clock fields of shared_info.
-    pub fn wall_clock(&self) -> WallClock {
+    fn wall_clock(&self) -> WallClock {
         let wall = self.wall_at_boot;
         WallClock {
             wc_version: 2,

@@ -2,20 +2,20 @@
 //! only the parameters `hvmop::guest_may_set` allows (`-EPERM` for the rest, the
 //! store's and console's frame and port among them, as Xen refuses them).
 
-use ebbhv_core::abi::platform::{hvmop, HvmParam};
-use ebbhv_core::addr::{CallerAddr, DomId};
-use ebbhv_core::error::Errno;
-use ebbhv_core::guest::GuestMemory;
-use ebbhv_hal::log;
+use crate::abi::platform::{hvmop, HvmParam};
+use crate::addr::{CallerAddr, DomId};
+use crate::error::Errno;
+use crate::guest::GuestMemory;
+use crate::platform::{Clock, Log};
 
 use super::XenPlatform;
-use crate::guest_memory::GuestVirtMemory;
 
-impl XenPlatform {
+impl<C: Clock> XenPlatform<C> {
     /// `HVMOP_set_param` and `HVMOP_get_param` on the guest's own parameters.
     pub fn hvm_op(
         &mut self,
-        mem: &mut GuestVirtMemory<'_>,
+        mem: &mut dyn GuestMemory,
+        log: &mut dyn Log,
         cmd: u64,
         arg: CallerAddr,
     ) -> Result<i64, Errno> {
@@ -34,7 +34,7 @@ impl XenPlatform {
                 return Err(Errno::EPERM);
             }
             *slot = p.value;
-            log!("hvm param {} set to {:#x}", p.index, p.value);
+            log.log(format_args!("hvm param {} set to {:#x}", p.index, p.value));
             return Ok(0);
         }
         p.value = *slot;

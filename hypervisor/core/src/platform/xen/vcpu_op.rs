@@ -1,31 +1,32 @@
 //! `HYPERVISOR_vcpu_op` for the one vCPU: where its vcpu_info, runstate area and
 //! pvclock copy live, and its one-shot timer.
 
-use ebbhv_core::abi::platform::{
+use crate::abi::platform::{
     self as xen, vcpuop, RegisterVcpuInfo, RunstateInfo, SingleshotTimer, VCPU_SSHOTTMR_FUTURE,
 };
-use ebbhv_core::addr::{CallerAddr, Gfn, PAGE_SIZE};
-use ebbhv_core::domain::Domain;
-use ebbhv_core::error::Errno;
-use ebbhv_core::guest::GuestMemory;
-use ebbhv_hal::log;
+use crate::addr::{CallerAddr, Gfn, PAGE_SIZE};
+use crate::domain::Domain;
+use crate::error::Errno;
+use crate::guest::GuestMemory;
+use crate::platform::{Clock, FrameBytes, Log};
 
 use super::{VcpuInfoPlace, XenPlatform};
-use crate::guest_memory::GuestVirtMemory;
 
 /// Reads the guest-virtual address the guest passed by reference.
-fn read_address(mem: &mut GuestVirtMemory<'_>, arg: CallerAddr) -> Result<u64, Errno> {
+fn read_address(mem: &mut dyn GuestMemory, arg: CallerAddr) -> Result<u64, Errno> {
     let mut b = [0u8; 8];
     mem.read(arg, &mut b).map_err(|_| Errno::EFAULT)?;
     Ok(u64::from_le_bytes(b))
 }
 
-impl XenPlatform {
+impl<C: Clock> XenPlatform<C> {
     /// `VCPUOP_*(cmd, vcpu, arg)`.
     pub fn vcpu_op(
         &mut self,
         dom: &Domain,
-        mem: &mut GuestVirtMemory<'_>,
+        mem: &mut dyn GuestMemory,
+        frames: &mut dyn FrameBytes,
+        log: &mut dyn Log,
         args: [u64; 5],
     ) -> Result<i64, Errno> {
         let (cmd, vcpu, arg) = (args[0], args[1], CallerAddr(args[2]));
@@ -49,8 +50,11 @@ impl XenPlatform {
                 }
                 // INVARIANT: the offset leaves room for a whole vcpu_info (checked).
                 self.vcpu_info = Some(VcpuInfoPlace { gfn, offset });
-                log!("vcpu_info of vCPU 0 at gfn {:#x} + {:#x}", gfn.0, offset);
-                self.publish_time(dom);
+                log.log(format_args!(
+                    "vcpu_info of vCPU 0 at gfn {:#x} + {:#x}",
+                    gfn.0, offset
+                ));
+                self.publish_time(dom, frames);
                 Ok(0)
             }
             vcpuop::REGISTER_RUNSTATE_MEMORY_AREA => {
@@ -62,7 +66,7 @@ impl XenPlatform {
                 mem.write(CallerAddr(area), &info.to_bytes())
                     .map_err(|_| Errno::EFAULT)?;
                 self.runstate = Some(area);
-                log!("runstate area of vCPU 0 at gva {area:#x}");
+                log.log(format_args!("runstate area of vCPU 0 at gva {area:#x}"));
                 Ok(0)
             }
             vcpuop::REGISTER_VCPU_TIME_MEMORY_AREA => {
@@ -71,7 +75,7 @@ impl XenPlatform {
                 // current; a NULL address unregisters.
                 let area = read_address(mem, arg)?;
                 if area != 0 {
-                    mem.write(CallerAddr(area), &self.time_info_bytes())
+                    mem.write(CallerAddr(area), &self.clocks.time_info().to_bytes())
                         .map_err(|_| Errno::EFAULT)?;
                 }
                 Ok(0)

@@ -1,22 +1,24 @@
 //! `HYPERVISOR_xen_version`: the version, the strings and the feature bits ebbhv
 //! reports (those of an HVM guest with a callback vector and a safe pvclock).
 
-use ebbhv_core::abi::platform::{feature, xenver, FeatureInfo};
-use ebbhv_core::addr::{CallerAddr, PAGE_SIZE};
-use ebbhv_core::error::Errno;
-use ebbhv_core::guest::GuestMemory;
-use ebbhv_x86::cpuid::XEN_VERSION;
+use crate::abi::platform::{feature, xenver, FeatureInfo};
+use crate::addr::{CallerAddr, PAGE_SIZE};
+use crate::error::Errno;
+use crate::guest::GuestMemory;
 
-use crate::guest_memory::GuestVirtMemory;
+/// The longest string sub-op (`XENVER_capabilities`, 1024 bytes).
+const MAX_STRING: usize = 1024;
 
 /// Writes `s` as a NUL-padded string of `len` bytes (truncated to leave the NUL).
+/// `len` is one of the ABI's fixed string sizes, 1 to [`MAX_STRING`].
 fn write_str(
-    mem: &mut GuestVirtMemory<'_>,
+    mem: &mut dyn GuestMemory,
     at: CallerAddr,
     s: &[u8],
     len: usize,
 ) -> Result<i64, Errno> {
-    let mut buf = [0u8; 1024];
+    let mut buf = [0u8; MAX_STRING];
+    let len = len.clamp(1, MAX_STRING);
     let n = s.len().min(len - 1);
     buf[..n].copy_from_slice(&s[..n]);
     mem.write(at, &buf[..len]).map_err(|_| Errno::EFAULT)?;
@@ -24,11 +26,11 @@ fn write_str(
 }
 
 /// `HYPERVISOR_xen_version(cmd, arg)`.
-pub fn xen_version(mem: &mut GuestVirtMemory<'_>, cmd: u64, arg: CallerAddr) -> Result<i64, Errno> {
+pub fn xen_version(mem: &mut dyn GuestMemory, cmd: u64, arg: CallerAddr) -> Result<i64, Errno> {
     match cmd {
-        xenver::VERSION => Ok(i64::from(XEN_VERSION)),
+        xenver::VERSION => Ok(i64::from(xenver::REPORTED)),
         xenver::EXTRAVERSION => write_str(mem, arg, b".0-ebbhv", 16),
-        xenver::CAPABILITIES => write_str(mem, arg, b"hvm-3.0-x86_64", 1024),
+        xenver::CAPABILITIES => write_str(mem, arg, b"hvm-3.0-x86_64", MAX_STRING),
         xenver::CHANGESET => write_str(mem, arg, b"ebbhv", 64),
         xenver::GUEST_HANDLE => write_str(mem, arg, b"", 16),
         xenver::PAGESIZE => Ok(PAGE_SIZE as i64),
