@@ -10,7 +10,7 @@ use ebbhv_core::addr::{GuestPhys, HostPhys, PAGE_SIZE};
 
 use crate::npt::{NestedTables, NptError, TableMemory};
 use crate::npt_mirror::NptTree;
-use crate::paging::{LeafSize, ENTRIES};
+use crate::paging::{level_shift, LeafSize, ENTRIES, PTE_ADDR, PTE_P, PTE_PS, PTE_RW};
 
 /// Table pages in a map keyed by a made-up host address; freeing a page that
 /// still has an entry panics, as does touching a page that is not live.
@@ -60,6 +60,19 @@ impl TableMemory for VecTables {
     }
 }
 
+/// One leaf of a [`HostNpt`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Leaf {
+    /// The first guest-physical address it maps.
+    pub gpa: GuestPhys,
+    /// The host address it maps that to.
+    pub hpa: HostPhys,
+    /// Its size.
+    pub size: LeafSize,
+    /// Whether the guest may write through it.
+    pub writable: bool,
+}
+
 /// A [`NestedTables`] tree over [`VecTables`], as the image's `Npt` is one over
 /// its heap (without the image's guest-frame pool check: the host has no pool).
 pub struct HostNpt {
@@ -79,6 +92,40 @@ impl HostNpt {
     /// The host address of `gpa` and whether the guest may write it.
     pub fn translate(&self, gpa: GuestPhys) -> Option<(HostPhys, bool)> {
         self.tables.translate(&self.memory, gpa)
+    }
+
+    /// Every leaf of the tree in guest order: where it maps from and to, its size
+    /// and whether it is writable (a whole-tree comparison costs one read per
+    /// entry instead of a walk per frame).
+    pub fn leaves(&self) -> Vec<Leaf> {
+        let mut leaves = Vec::new();
+        self.collect(self.tables.root(), 4, 0, &mut leaves);
+        leaves
+    }
+
+    fn collect(&self, table: HostPhys, level: u32, base: u64, leaves: &mut Vec<Leaf>) {
+        for i in 0..ENTRIES {
+            let e = self.memory.read(table, i);
+            if e & PTE_P == 0 {
+                continue;
+            }
+            let gpa = base + ((i as u64) << level_shift(level));
+            let size = match level {
+                1 => LeafSize::Size4K,
+                2 if e & PTE_PS != 0 => LeafSize::Size2M,
+                3 if e & PTE_PS != 0 => LeafSize::Size1G,
+                _ => {
+                    self.collect(HostPhys(e & PTE_ADDR), level - 1, gpa, leaves);
+                    continue;
+                }
+            };
+            leaves.push(Leaf {
+                gpa: GuestPhys(gpa),
+                hpa: HostPhys(e & PTE_ADDR & !(size.bytes() - 1)),
+                size,
+                writable: e & PTE_RW != 0,
+            });
+        }
     }
 
     /// Table pages the tree holds, its root included.
