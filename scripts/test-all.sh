@@ -7,8 +7,9 @@
 #                 clippy- and rustfmt-clean
 #   host tests    cargo test of the hypervisor workspace and of ebb.ko's pure logic
 #                 (tests/unit), short fuzz runs of the core's hypercall dispatcher,
-#                 xenstore, the guest page walker and the control protocol (their
-#                 corpus kept in $EBB_CACHE/fuzz-corpus), ebbhv's
+#                 xenstore, the guest page walker, the control protocol and the
+#                 nested page tables against the p2m (their corpus kept in
+#                 $EBB_CACHE/fuzz-corpus), ebbhv's
 #                 SVM/NPT self-test under QEMU, the KTAP summariser against broken
 #                 guest logs (scripts/tests/)
 #   guest tests   every kselftest in the guest, under ebbhv and on plain QEMU
@@ -113,7 +114,8 @@ check "host: fuzzing the core's hypercall dispatcher finds no crash (${EBB_FUZZ_
     fuzz-dispatch.log scripts/fuzz-core.sh "${EBB_FUZZ_SECONDS:-30}" dispatch
 check "host: fuzzing the core's xenstore ring handler finds no crash (${EBB_FUZZ_SECONDS:-30} s)" \
     fuzz-xenstore.log scripts/fuzz-core.sh "${EBB_FUZZ_SECONDS:-30}" xenstore
-# The walker and the control parser are small: a third of the time, at most 10 s.
+# The walker, the control parser and the NPT mirror are small: a third of the time,
+# at most 10 s.
 short=$(( ${EBB_FUZZ_SECONDS:-30} / 3 ))
 [ "$short" -ge 1 ] || short=1
 [ "$short" -le 10 ] || short=10
@@ -121,8 +123,10 @@ check "host: fuzzing the guest page-table walker finds no crash ($short s)" \
     fuzz-walk.log scripts/fuzz-core.sh "$short" walk
 check "host: fuzzing the control protocol parser finds no crash ($short s)" \
     fuzz-control.log scripts/fuzz-core.sh "$short" control
+check "host: fuzzing the nested page tables against the p2m finds no divergence ($short s)" \
+    fuzz-npt.log scripts/fuzz-core.sh "$short" npt
 # How much each fuzz run did, and the corpus it leaves in the cache for the next.
-for target in dispatch xenstore walk control; do
+for target in dispatch xenstore walk control npt; do
     sed -n 's/^\[fuzz-core\] fuzz \(.* executions .*\)$/host: fuzz \1/p' "$results/fuzz-$target.log"
 done
 
