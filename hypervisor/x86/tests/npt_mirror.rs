@@ -6,13 +6,20 @@
 
 use std::collections::BTreeSet;
 
+use ebbhv_core::abi::hypercall::MEMORY_OP;
+use ebbhv_core::abi::memory::{
+    XenMemoryExchange, XenMemoryReservation, XenRemoveFromPhysmap, XENMEMF_EXACT_NODE_REQUEST,
+    XENMEM_DECREASE_RESERVATION, XENMEM_EXCHANGE, XENMEM_POPULATE_PHYSMAP,
+    XENMEM_REMOVE_FROM_PHYSMAP,
+};
 use ebbhv_core::addr::{DomId, Gfn, GfnRange, GuestPhys, HostPhys, Mfn, MfnRange, Order};
 use ebbhv_core::domain::DomainConfig;
 use ebbhv_core::error::{Errno, Error};
 use ebbhv_core::heap::FrameHeap;
 use ebbhv_core::hv::{Config, Hypervisor, MapSpace};
+use ebbhv_core::hypercall::{Caller, Hypercall, Outcome};
 use ebbhv_core::p2m::PageSize;
-use ebbhv_core::testing::FakeFrames;
+use ebbhv_core::testing::{FakeFrames, FakeGuestMemory};
 use ebbhv_x86::npt_mirror::{leaf_size, NptMirror, NptTree};
 use ebbhv_x86::testing::{HostNpt, Leaf};
 
@@ -216,4 +223,109 @@ fn nested_tables_follow_the_p2m_and_keep_the_ring() {
     b.sync();
     assert_eq!(b.npt.leaves().len(), 1);
     assert_eq!(b.npt.table_pages(), 4);
+}
+
+/// Where the guest's hypercall arguments and extent lists sit.
+const ARG: u64 = 0x10_0000;
+const LIST: u64 = 0x10_1000;
+const LIST2: u64 = 0x10_3000;
+
+/// One `XENMEM_*` call of the guest's on itself, continuations followed, then the
+/// sync ebbhv does after every hypercall; returns rax.
+fn memory_op(b: &mut Bed, mem: &mut FakeGuestMemory, cmd: u64) -> i64 {
+    let mut call = Hypercall {
+        nr: MEMORY_OP,
+        args: [cmd, ARG, 0, 0, 0],
+    };
+    let rax = loop {
+        match b
+            .hv
+            .hypercall(Caller::Guest(GUEST), call, mem, &mut b.frames)
+        {
+            Ok(Outcome::Return(rax)) => break rax,
+            Ok(Outcome::Continue(next)) => call = next,
+            Err(fatal) => panic!("{call:?} was fatal: {fatal:?}"),
+        }
+    };
+    b.sync();
+    rax
+}
+
+fn reservation(list: u64, gfns: &[u64], order: u32, mem_flags: u32) -> XenMemoryReservation {
+    XenMemoryReservation {
+        extent_start: list,
+        nr_extents: gfns.len() as u64,
+        extent_order: order,
+        mem_flags,
+        domid: DomId::SELF.0,
+        ..Default::default()
+    }
+}
+
+fn put_list(mem: &mut FakeGuestMemory, list: u64, gfns: &[u64]) {
+    for (i, gfn) in gfns.iter().enumerate() {
+        mem.put(list + 8 * i as u64, gfn);
+    }
+}
+
+/// The sequence of a guest that later faulted on its xenstore ring (gpa 0xfe80c):
+/// populates with odd `mem_flags`, a decrease, a decrease and a
+/// remove_from_physmap of the ring (both refused) and exchanges around it, each
+/// through the dispatcher and followed by the sync. The p2m and the tables keep
+/// the ring mapped throughout.
+#[test]
+fn the_ring_survives_the_guests_refused_requests() {
+    let mut b = Bed::new();
+    let mut mem = FakeGuestMemory::new(ARG, 0x8000);
+    let populate = |mem: &mut FakeGuestMemory, gfns: &[u64], flags: u32| {
+        put_list(mem, LIST, gfns);
+        mem.put(ARG, &reservation(LIST, gfns, 0, flags));
+    };
+    // Address bits 32 and a node that is not ours, then nothing special.
+    for flags in [32, 0x0121, XENMEMF_EXACT_NODE_REQUEST | 0x0300, 0] {
+        populate(&mut mem, &[0x700], flags);
+        memory_op(&mut b, &mut mem, XENMEM_POPULATE_PHYSMAP);
+    }
+    populate(&mut mem, &[0x700, STORE_GFN.0], 0);
+    assert_eq!(memory_op(&mut b, &mut mem, XENMEM_POPULATE_PHYSMAP), 0);
+    populate(&mut mem, &[0x700], 0);
+    assert_eq!(memory_op(&mut b, &mut mem, XENMEM_DECREASE_RESERVATION), 1);
+    populate(&mut mem, &[STORE_GFN.0], 0);
+    assert_eq!(memory_op(&mut b, &mut mem, XENMEM_DECREASE_RESERVATION), 0);
+    let remove = XenRemoveFromPhysmap {
+        domid: DomId::SELF.0,
+        pad: [0; 6],
+        gpfn: STORE_GFN.0,
+    };
+    mem.put(ARG, &remove);
+    assert_eq!(
+        memory_op(&mut b, &mut mem, XENMEM_REMOVE_FROM_PHYSMAP),
+        Errno::EPERM.as_return()
+    );
+
+    // Exchanges: the frames beside the ring in place, one across it (refused),
+    // and a 2 MiB leaf's frames into 4 KiB ones and back.
+    let exchange = |mem: &mut FakeGuestMemory, ins: &[u64], io: u32, outs: &[u64], oo: u32| {
+        put_list(mem, LIST, ins);
+        put_list(mem, LIST2, outs);
+        let x = XenMemoryExchange {
+            input: reservation(LIST, ins, io, 0),
+            output: reservation(LIST2, outs, oo, 0),
+            nr_exchanged: 0,
+        };
+        mem.put(ARG, &x);
+    };
+    let beside: Vec<u64> = (0xf0..0xfe).chain(0xff..0x110).collect();
+    exchange(&mut mem, &beside, 0, &beside, 0);
+    assert_eq!(memory_op(&mut b, &mut mem, XENMEM_EXCHANGE), 0);
+    let across: Vec<u64> = (0xfd..0xff).collect();
+    exchange(&mut mem, &across, 0, &across, 0);
+    assert_ne!(memory_op(&mut b, &mut mem, XENMEM_EXCHANGE), 0);
+    let small: Vec<u64> = (0x400..0x600).collect();
+    exchange(&mut mem, &[0x400], 9, &small, 0);
+    assert_eq!(memory_op(&mut b, &mut mem, XENMEM_EXCHANGE), 0);
+    exchange(&mut mem, &small, 0, &[0x400], 9);
+    assert_eq!(memory_op(&mut b, &mut mem, XENMEM_EXCHANGE), 0);
+    b.hv.remerge_split(GUEST, 1 << 13, &mut b.frames).unwrap();
+    b.sync();
 }
