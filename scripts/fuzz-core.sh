@@ -8,8 +8,11 @@
 # Targets: dispatch (the hypercall dispatcher), xenstore (the xenstore ring
 # handler fed a hostile guest's ring page and control-plane writes), walk (the
 # guest page-table walker against hostile tables), control (the control
-# protocol's parser and token codec) and platform (the Xen platform hypercalls
-# ebbhv serves itself, core::platform::xen, with bounded memory after each call). A target's dictionary, if any, is
+# protocol's parser and token codec), platform (the Xen platform hypercalls
+# ebbhv serves itself, core::platform::xen, with bounded memory after each call)
+# and npt (the real nested page tables, fed the p2m's change log through the
+# image's mirror adapter after each guest or control-plane change, must equal the
+# p2m and hold no table page its leaves do not need). A target's dictionary, if any, is
 # hypervisor/fuzz/dicts/<target>.dict.
 #
 # Installs cargo-fuzz into the project's tools directory if it is missing. cargo-fuzz

@@ -8,8 +8,8 @@
 #   host tests    cargo test of the hypervisor workspace and of ebb.ko's pure logic
 #                 (tests/unit), short fuzz runs of the core's hypercall dispatcher,
 #                 xenstore, the guest page walker, the control protocol and the
-#                 Xen platform hypercalls (their
-#                 corpus kept in $EBB_CACHE/fuzz-corpus), ebbhv's
+#                 Xen platform hypercalls and the nested page tables against the
+#                 p2m (their corpus kept in $EBB_CACHE/fuzz-corpus), ebbhv's
 #                 SVM/NPT self-test under QEMU, the KTAP summariser against broken
 #                 guest logs (scripts/tests/)
 #   guest tests   every kselftest in the guest, under ebbhv and on plain QEMU
@@ -114,8 +114,8 @@ check "host: fuzzing the core's hypercall dispatcher finds no crash (${EBB_FUZZ_
     fuzz-dispatch.log scripts/fuzz-core.sh "${EBB_FUZZ_SECONDS:-30}" dispatch
 check "host: fuzzing the core's xenstore ring handler finds no crash (${EBB_FUZZ_SECONDS:-30} s)" \
     fuzz-xenstore.log scripts/fuzz-core.sh "${EBB_FUZZ_SECONDS:-30}" xenstore
-# The walker, the control parser and the platform hypercalls are small: a third of
-# the time, at most 10 s.
+# The walker, the control parser, the platform hypercalls and the NPT mirror are
+# small: a third of the time, at most 10 s.
 short=$(( ${EBB_FUZZ_SECONDS:-30} / 3 ))
 [ "$short" -ge 1 ] || short=1
 [ "$short" -le 10 ] || short=10
@@ -125,8 +125,10 @@ check "host: fuzzing the control protocol parser finds no crash ($short s)" \
     fuzz-control.log scripts/fuzz-core.sh "$short" control
 check "host: fuzzing the Xen platform hypercalls finds no crash ($short s)" \
     fuzz-platform.log scripts/fuzz-core.sh "$short" platform
+check "host: fuzzing the nested page tables against the p2m finds no divergence ($short s)" \
+    fuzz-npt.log scripts/fuzz-core.sh "$short" npt
 # How much each fuzz run did, and the corpus it leaves in the cache for the next.
-for target in dispatch xenstore walk control platform; do
+for target in dispatch xenstore walk control platform npt; do
     sed -n 's/^\[fuzz-core\] fuzz \(.* executions .*\)$/host: fuzz \1/p' "$results/fuzz-$target.log"
 done
 

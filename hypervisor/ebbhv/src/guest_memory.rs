@@ -1,9 +1,9 @@
 //! The guest's memory as the core's traits see it: frame contents ([`HostFrames`],
 //! whole frames for the core's memory decisions and bytes of shared_info and
-//! vcpu_info for its Xen platform state), the
-//! NPT as the p2m's mirror ([`NptMirror`]) and the hypercall caller's memory
+//! vcpu_info for its Xen platform state) and the hypercall caller's memory
 //! ([`GuestVirtMemory`]: guest-virtual addresses through the guest's page tables,
-//! then guest-physical through the p2m).
+//! then guest-physical through the p2m). The NPT follows the p2m through
+//! `ebbhv_x86::npt_mirror::NptMirror`.
 //!
 //! Guest-physical to machine translation has two sources that agree whenever the
 //! guest can run: the core's p2m (the truth) and the NPT (its mirror, synced after
@@ -16,11 +16,9 @@ use ebbhv_core::addr::{CallerAddr, Mfn, PAGE_SIZE};
 use ebbhv_core::addr::{GuestPhys, GuestVirt, HostPhys};
 use ebbhv_core::domain::Domain;
 use ebbhv_core::guest::{BadAddress, GuestMemory};
-use ebbhv_core::p2m::{Mapping, P2mMirror, PageSize};
 use ebbhv_core::platform::{FrameBytes, FrameOps};
 use ebbhv_hal::frame;
 use ebbhv_hal::npt::Npt;
-use ebbhv_x86::paging::LeafSize;
 use ebbhv_x86::walk::{self, GuestPhysMemory, PagingMode};
 
 /// Frame contents, through `ebbhv_hal::frame`.
@@ -43,59 +41,6 @@ impl FrameBytes for HostFrames {
 
     fn write(&mut self, mfn: Mfn, offset: usize, data: &[u8]) {
         frame::write(mfn, offset, data);
-    }
-}
-
-/// The NPT as the p2m's mirror. A leaf that cannot be installed for want of a
-/// table page is remembered: the caller must not run the guest on it.
-pub struct NptMirror<'a> {
-    npt: &'a mut Npt,
-    out_of_memory: bool,
-}
-
-impl<'a> NptMirror<'a> {
-    /// The mirror over `npt`.
-    pub fn new(npt: &'a mut Npt) -> NptMirror<'a> {
-        NptMirror {
-            npt,
-            out_of_memory: false,
-        }
-    }
-
-    /// Whether a leaf could not be installed since this mirror was made.
-    pub fn out_of_memory(&self) -> bool {
-        self.out_of_memory
-    }
-}
-
-fn leaf_size(size: PageSize) -> LeafSize {
-    match size {
-        PageSize::Size4K => LeafSize::Size4K,
-        PageSize::Size2M => LeafSize::Size2M,
-        PageSize::Size1G => LeafSize::Size1G,
-    }
-}
-
-impl P2mMirror for NptMirror<'_> {
-    fn unmap(&mut self, range: ebbhv_core::addr::GfnRange) {
-        self.npt.unmap(range.start.addr(), range.end.addr());
-    }
-
-    fn map(&mut self, m: Mapping) {
-        let r = self.npt.map(
-            m.gfn.addr(),
-            m.mfn.addr(),
-            leaf_size(m.size),
-            m.kind.writable(),
-        );
-        // The p2m hands out aligned leaves of its own frames after unmapping their
-        // range; the only failure left is running out of hypervisor memory for
-        // tables.
-        self.out_of_memory |= r.is_err();
-    }
-
-    fn table_bytes(&self) -> u64 {
-        self.npt.table_bytes()
     }
 }
 

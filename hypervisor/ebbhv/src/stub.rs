@@ -25,9 +25,10 @@ use ebbhv_hal::log;
 use ebbhv_hal::npt::Npt;
 use ebbhv_hal::qemu_exit::{exit_qemu, ExitCode as RunExit};
 use ebbhv_hal::svm::Vcpu;
+use ebbhv_x86::npt_mirror::NptMirror;
 use ebbhv_x86::vmcb::ExitCode;
 
-use crate::guest_memory::{write_guest_phys, HostFrames, NptMirror, Translate};
+use crate::guest_memory::{write_guest_phys, HostFrames, Translate};
 
 /// Runs the smoke test to its end (ends the QEMU run). The stub's one page of RAM
 /// comes from the core like any guest's, and its NPT is the mirror of its p2m.

@@ -16,6 +16,7 @@ use alloc::collections::BTreeSet;
 
 use ebbhv_core::addr::{GuestPhys, HostPhys, PAGE_SIZE};
 use ebbhv_x86::npt::{NestedTables, NptError, TableMemory};
+use ebbhv_x86::npt_mirror::NptTree;
 use ebbhv_x86::paging::LeafSize;
 
 use crate::heap::Pages;
@@ -91,10 +92,17 @@ impl Npt {
         self.tables.root()
     }
 
+    /// The machine address of `gpa` and whether the guest may write it.
+    pub fn translate(&self, gpa: GuestPhys) -> Option<(HostPhys, bool)> {
+        self.tables.translate(&self.memory, gpa)
+    }
+}
+
+impl NptTree for Npt {
     /// Installs one leaf mapping `gpa` to `hpa`; refused with
     /// [`NptError::Forbidden`] for a leaf that would reach outside the guest-frame
     /// pool.
-    pub fn map(
+    fn map(
         &mut self,
         gpa: GuestPhys,
         hpa: HostPhys,
@@ -108,18 +116,13 @@ impl Npt {
     }
 
     /// Drops every leaf in `[start, end)`.
-    pub fn unmap(&mut self, start: GuestPhys, end: GuestPhys) {
+    fn unmap(&mut self, start: GuestPhys, end: GuestPhys) {
         self.tables.unmap(&mut self.memory, start, end);
     }
 
     /// Bytes of ebbhv's allocator the tree's table pages take, with the set that
     /// records them (an address per page, counted twice for the B-tree's slack).
-    pub fn table_bytes(&self) -> u64 {
+    fn table_bytes(&self) -> u64 {
         self.memory.pages.len() as u64 * (PAGE_SIZE + 2 * size_of::<u64>() as u64)
-    }
-
-    /// The machine address of `gpa` and whether the guest may write it.
-    pub fn translate(&self, gpa: GuestPhys) -> Option<(HostPhys, bool)> {
-        self.tables.translate(&self.memory, gpa)
     }
 }

@@ -11,6 +11,9 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+#[cfg(any(test, feature = "testing"))]
+extern crate alloc;
+
 pub mod acpi;
 pub mod cpio;
 pub mod cpuid;
@@ -18,9 +21,12 @@ pub mod elf;
 pub mod lapic;
 pub mod msr;
 pub mod npt;
+pub mod npt_mirror;
 pub mod paging;
 pub mod ranges;
 pub mod start_info;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 pub mod vintr;
 pub mod vmcb;

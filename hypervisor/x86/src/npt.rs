@@ -112,7 +112,10 @@ impl NestedTables {
     }
 
     /// Clears every leaf inside `[start, end)`. Leaves that straddle the ends are
-    /// cleared too (the p2m only hands out ranges of whole leaves).
+    /// cleared too (the p2m only hands out ranges of whole leaves). A table left
+    /// with no entry is freed (the root stays): the tree holds no more table pages
+    /// than its leaves need, so a guest that maps and unmaps frames all over its
+    /// address space cannot make it grow.
     pub fn unmap(&mut self, mem: &mut dyn TableMemory, start: GuestPhys, end: GuestPhys) {
         unmap_level(mem, self.root, 4, 0, start.0, end.0);
     }
@@ -156,6 +159,9 @@ fn free_subtree(mem: &mut dyn TableMemory, table: HostPhys, level: u32) {
     mem.free_table(table);
 }
 
+/// Clears the leaves of `table` (at `level`, mapping from `base`) inside
+/// `[start, end)`, freeing the tables below it that this leaves empty. Returns
+/// whether `table` itself is left empty.
 fn unmap_level(
     mem: &mut dyn TableMemory,
     table: HostPhys,
@@ -163,16 +169,18 @@ fn unmap_level(
     base: u64,
     start: u64,
     end: u64,
-) {
+) -> bool {
     let span = 1u64 << level_shift(level);
+    let mut empty = true;
     for i in 0..ENTRIES {
         let lo = base + i as u64 * span;
         let hi = lo.saturating_add(span);
-        if hi <= start || lo >= end {
-            continue;
-        }
         let e = mem.read(table, i);
         if e & PTE_P == 0 {
+            continue;
+        }
+        if hi <= start || lo >= end {
+            empty = false;
             continue;
         }
         if level == 1 || e & PTE_PS != 0 {
@@ -180,51 +188,25 @@ fn unmap_level(
         } else if start <= lo && hi <= end {
             free_subtree(mem, HostPhys(e & PTE_ADDR), level - 1);
             mem.write(table, i, 0);
+        } else if unmap_level(mem, HostPhys(e & PTE_ADDR), level - 1, lo, start, end) {
+            mem.write(table, i, 0);
+            mem.free_table(HostPhys(e & PTE_ADDR));
         } else {
-            unmap_level(mem, HostPhys(e & PTE_ADDR), level - 1, lo, start, end);
+            empty = false;
         }
     }
+    empty
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::VecTables;
     use ebbhv_core::addr::{Gfn, Mfn};
-    extern crate std;
-    use std::collections::BTreeMap;
-    use std::vec;
-    use std::vec::Vec;
-
-    /// Table pages in a map keyed by fake host address.
-    #[derive(Default)]
-    struct FakeTables {
-        pages: BTreeMap<u64, Vec<u64>>,
-        next: u64,
-        freed: usize,
-    }
-
-    impl TableMemory for FakeTables {
-        fn alloc_table(&mut self) -> Option<HostPhys> {
-            self.next += 0x1000;
-            self.pages.insert(self.next, vec![0; ENTRIES]);
-            Some(HostPhys(self.next))
-        }
-        fn free_table(&mut self, table: HostPhys) {
-            let page = self.pages.remove(&table.0).unwrap();
-            assert!(page.iter().all(|&e| e == 0), "freed a non-empty table");
-            self.freed += 1;
-        }
-        fn read(&self, table: HostPhys, index: usize) -> u64 {
-            self.pages[&table.0][index]
-        }
-        fn write(&mut self, table: HostPhys, index: usize, value: u64) {
-            self.pages.get_mut(&table.0).unwrap()[index] = value;
-        }
-    }
 
     #[test]
     fn maps_translates_and_unmaps_all_sizes() {
-        let mut mem = FakeTables::default();
+        let mut mem = VecTables::default();
         let mut t = NestedTables::new(&mut mem).unwrap();
         t.map(
             &mut mem,
@@ -299,7 +281,7 @@ mod tests {
 
     #[test]
     fn superpage_replaces_an_emptied_subtree() {
-        let mut mem = FakeTables::default();
+        let mut mem = VecTables::default();
         let mut t = NestedTables::new(&mut mem).unwrap();
         for i in 0..512u64 {
             t.map(
@@ -311,12 +293,9 @@ mod tests {
             )
             .unwrap();
         }
-        let tables = mem.pages.len();
+        let tables = mem.live();
         t.unmap(&mut mem, GuestPhys(0), GuestPhys(0x20_0000));
-        assert!(
-            mem.pages.len() < tables,
-            "the emptied level-1 table is freed"
-        );
+        assert!(mem.live() < tables, "the emptied level-1 table is freed");
         t.map(
             &mut mem,
             GuestPhys(0),
@@ -329,5 +308,46 @@ mod tests {
             t.translate(&mem, GuestPhys(0x1_2345)),
             Some((HostPhys(0x21_2345), true))
         );
+    }
+
+    #[test]
+    fn unmapping_leaf_by_leaf_frees_the_emptied_tables() {
+        let mut mem = VecTables::default();
+        let mut t = NestedTables::new(&mut mem).unwrap();
+        // Two 4 KiB leaves in one level-1 table, one far away (its own level-3,
+        // level-2 and level-1 tables), and a 2 MiB leaf beside the first.
+        let leaves = [(0x1000, 0x5000), (0x2000, 0x6000), (0x80_0000_0000, 0x7000)];
+        for &(gpa, hpa) in &leaves {
+            t.map(
+                &mut mem,
+                GuestPhys(gpa),
+                HostPhys(hpa),
+                LeafSize::Size4K,
+                true,
+            )
+            .unwrap();
+        }
+        t.map(
+            &mut mem,
+            GuestPhys(0x20_0000),
+            HostPhys(0x20_0000),
+            LeafSize::Size2M,
+            true,
+        )
+        .unwrap();
+        assert_eq!(mem.live(), 1 + 3 + 3);
+        t.unmap(&mut mem, GuestPhys(0x1000), GuestPhys(0x2000));
+        assert_eq!(mem.live(), 7, "the level-1 table still has a leaf");
+        t.unmap(&mut mem, GuestPhys(0x2000), GuestPhys(0x3000));
+        assert_eq!(mem.live(), 6, "the emptied level-1 table is freed");
+        t.unmap(
+            &mut mem,
+            GuestPhys(0x80_0000_0000),
+            GuestPhys(0x80_0000_1000),
+        );
+        assert_eq!(mem.live(), 3, "the far leaf's three tables are freed");
+        t.unmap(&mut mem, GuestPhys(0x20_0000), GuestPhys(0x40_0000));
+        assert_eq!(mem.live(), 1, "only the root is left");
+        assert_eq!(t.translate(&mem, GuestPhys(0x20_0000)), None);
     }
 }

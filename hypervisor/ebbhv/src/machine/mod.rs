@@ -34,6 +34,7 @@ use ebbhv_hal::npt::Npt;
 use ebbhv_hal::qemu_exit::{exit_qemu, ExitCode};
 use ebbhv_hal::svm::Vcpu;
 use ebbhv_hal::{clock, log, timer};
+use ebbhv_x86::npt_mirror::NptMirror;
 
 use crate::devices::control::POLL_BUDGET;
 use ebbhv_core::abi::platform::shutdown;
@@ -41,7 +42,7 @@ use ebbhv_core::abi::platform::shutdown;
 use crate::devices::power;
 use crate::devices::Devices;
 use crate::diagnostics::{self, Diagnostics};
-use crate::guest_memory::{GuestVirtMemory, HostFrames, NptMirror, Translate};
+use crate::guest_memory::{GuestVirtMemory, HostFrames, Translate};
 use crate::loader::EntryState;
 use crate::store::{StoreService, STORE_GFN};
 use crate::vcpu::{msr, Cpu};
@@ -126,7 +127,7 @@ impl Machine {
             .hv
             .sync_p2m(self.domid, &mut mirror)
             .expect("the guest's domain exists while it runs");
-        let complete = !mirror.out_of_memory();
+        let complete = mirror.failed().is_none();
         if changed > 0 {
             vcpu.flush_tlb();
         }
