@@ -43,6 +43,20 @@ use core::arch::asm;
 use core::ptr::addr_of_mut;
 use kernel::prelude::*;
 
+#[path = "../common/xen_abi.rs"]
+mod xen_abi;
+
+use xen_abi::Exchange;
+use xen_abi::Reservation;
+use xen_abi::DOMID_SELF;
+use xen_abi::EBBHV_EXTRAVERSION;
+use xen_abi::PAGE_SIZE;
+use xen_abi::XENMEM_DECREASE_RESERVATION;
+use xen_abi::XENMEM_EXCHANGE;
+use xen_abi::XENMEM_POPULATE_PHYSMAP;
+use xen_abi::XEN_EINVAL;
+use xen_abi::XEN_EPERM;
+
 module! {
     type: Hostile,
     name: "ebb_hostile",
@@ -114,11 +128,8 @@ const EVTCHNOP_UNMASK: u64 = 9;
 const EVTCHNOP_STATUS: u64 = 5;
 const HVMOP_SET_PARAM: u64 = 0;
 const HVMOP_GET_PARAM: u64 = 1;
-const XENMEM_EXCHANGE: u64 = 11;
-const XENMEM_POPULATE_PHYSMAP: u64 = 6;
-const XENMEM_DECREASE_RESERVATION: u64 = 1;
-const XENMEM_INCREASE_RESERVATION: u64 = 0;
-const XENMEM_REMOVE_FROM_PHYSMAP: u64 = 15;
+const XENMEM_INCREASE_RESERVATION: u32 = 0;
+const XENMEM_REMOVE_FROM_PHYSMAP: u32 = 15;
 const VCPUOP_IS_UP: u64 = 3;
 const VCPUOP_SET_SINGLESHOT_TIMER: u64 = 8;
 /// `VCPU_SSHOTTMR_future`: refuse a deadline already past.
@@ -132,16 +143,13 @@ const HVM_PARAM_STORE_PFN: u32 = 1;
 const HVM_PARAM_STORE_EVTCHN: u32 = 2;
 const HVM_PARAM_CONSOLE_PFN: u32 = 17;
 const HVM_PARAM_CONSOLE_EVTCHN: u32 = 18;
-const DOMID_SELF: u16 = 0x7ff0;
 /// The first port past the 2-level ABI's 4096.
 const PORT_PAST_2L: u32 = 4096;
 /// Xen's errnos, as the hypercall returns them.
-const XEN_EPERM: i64 = -1;
 const XEN_ENOENT: i64 = -2;
 const XEN_ENOSYS: i64 = -38;
 const XEN_ETIME: i64 = -62;
 const XEN_EFAULT: i64 = -14;
-const XEN_EINVAL: i64 = -22;
 /// What `wrmsrq_safe` returns when the write raised #GP.
 const MSR_FAULTED: i64 = -5;
 /// MSRs.
@@ -150,14 +158,10 @@ const MSR_PAT: u32 = 0x277;
 /// EFER bit 1 (reserved) and SVME (the guest sees no SVM).
 const EFER_RESERVED_BIT1: u64 = 1 << 1;
 const EFER_SVME: u64 = 1 << 12;
-/// A page.
-const PAGE_SIZE: u64 = 4096;
 /// A canonical-looking address just past the lower half: bit 47 set, 48..63 clear.
 const NON_CANONICAL: u64 = 0x0000_8000_0000_0000;
 /// The last 8 bytes of the address space: the next array element wraps to 0.
 const LAST_QWORD: u64 = 0xffff_ffff_ffff_fff8;
-/// What ebbhv's XENVER_extraversion says.
-const EBBHV_EXTRAVERSION: &[u8] = b".0-ebbhv";
 
 /// `xen_hvm_param`.
 #[repr(C)]
@@ -167,18 +171,6 @@ struct HvmParam {
     pad: u16,
     index: u32,
     value: u64,
-}
-
-/// `xen_memory_reservation`.
-#[repr(C)]
-#[derive(Default)]
-struct Reservation {
-    extent_start: u64,
-    nr_extents: u64,
-    extent_order: u32,
-    mem_flags: u32,
-    domid: u16,
-    pad: [u8; 6],
 }
 
 /// `xen_remove_from_physmap`.
@@ -197,15 +189,6 @@ struct SingleshotTimer {
     pad: u32,
 }
 
-/// `xen_memory_exchange`.
-#[repr(C)]
-#[derive(Default)]
-struct Exchange {
-    input: Reservation,
-    output: Reservation,
-    nr_exchanged: u64,
-}
-
 /// Where the flood's frames go: one per GiB from 1 TiB up, each 2 MiB further into
 /// its GiB than the one before, so that every frame needs its own p2m and nested
 /// tables (the most hypervisor memory a 4 KiB frame can cost).
@@ -221,12 +204,12 @@ fn flood_gfn(i: u64) -> u64 {
 
 /// One 4 KiB extent at `gfn` through `XENMEM_populate_physmap` or
 /// `XENMEM_decrease_reservation`; returns the extents done (or -errno).
-fn reserve_one(cmd: u64, gfn: u64) -> i64 {
+fn reserve_one(cmd: u32, gfn: u64) -> i64 {
     reserve_with_flags(cmd, gfn, 0)
 }
 
 /// [`reserve_one`] with `mem_flags`.
-fn reserve_with_flags(cmd: u64, gfn: u64, mem_flags: u32) -> i64 {
+fn reserve_with_flags(cmd: u32, gfn: u64, mem_flags: u32) -> i64 {
     let mut frame = gfn;
     let mut reservation = Reservation {
         extent_start: addr(&mut frame),
@@ -235,7 +218,10 @@ fn reserve_with_flags(cmd: u64, gfn: u64, mem_flags: u32) -> i64 {
         domid: DOMID_SELF,
         ..Reservation::default()
     };
-    hypercall(HYPERVISOR_MEMORY_OP, [cmd, addr(&mut reservation), 0, 0, 0])
+    hypercall(
+        HYPERVISOR_MEMORY_OP,
+        [u64::from(cmd), addr(&mut reservation), 0, 0, 0],
+    )
 }
 
 /// Populates flood frames until ebbhv refuses one; returns how many it took.
@@ -548,7 +534,13 @@ fn attacks(s: *mut Scratch, ram_end: u64) -> [Check; 29] {
             reserve_one(XENMEM_DECREASE_RESERVATION, store_pfn),
             hypercall(
                 HYPERVISOR_MEMORY_OP,
-                [XENMEM_REMOVE_FROM_PHYSMAP, addr(&mut remove), 0, 0, 0],
+                [
+                    u64::from(XENMEM_REMOVE_FROM_PHYSMAP),
+                    addr(&mut remove),
+                    0,
+                    0,
+                    0,
+                ],
             ),
         )
     };
@@ -571,7 +563,7 @@ fn attacks(s: *mut Scratch, ram_end: u64) -> [Check; 29] {
     };
     let wrapping_exchange = hypercall(
         HYPERVISOR_MEMORY_OP,
-        [XENMEM_EXCHANGE, addr(exchange), 0, 0, 0],
+        [u64::from(XENMEM_EXCHANGE), addr(exchange), 0, 0, 0],
     );
     // SAFETY: as above.
     let exchanged = unsafe { (*exchange).nr_exchanged };

@@ -31,10 +31,23 @@
 //! and refuses to load with `-ENODEV`): Xen refuses exchange for translated guests.
 
 use core::ffi::c_void;
-use core::mem::size_of;
 use core::ops::Range;
 use core::ptr;
 use kernel::prelude::*;
+
+#[path = "../common/xen_abi.rs"]
+mod xen_abi;
+
+use xen_abi::Exchange;
+use xen_abi::Reservation;
+use xen_abi::DOMID_SELF;
+use xen_abi::EBBHV_EXTRAVERSION;
+use xen_abi::PAGE_SIZE;
+use xen_abi::XENMEM_DECREASE_RESERVATION;
+use xen_abi::XENMEM_EXCHANGE;
+use xen_abi::XENMEM_POPULATE_PHYSMAP;
+use xen_abi::XEN_EINVAL;
+use xen_abi::XEN_EPERM;
 
 module! {
     type: Xenmem,
@@ -66,17 +79,6 @@ unsafe extern "C" {
     fn ebb_xenmem_pfn_to_virt(pfn: u64) -> u64;
 }
 
-/// `XENMEM_*` sub-ops (xen/include/public/memory.h).
-const XENMEM_DECREASE_RESERVATION: u32 = 1;
-const XENMEM_POPULATE_PHYSMAP: u32 = 6;
-const XENMEM_EXCHANGE: u32 = 11;
-const DOMID_SELF: u16 = 0x7ff0;
-/// Xen's errnos, as the hypercall returns them.
-const XEN_EPERM: i64 = -1;
-const XEN_EINVAL: i64 = -22;
-/// What ebbhv's XENVER_extraversion says.
-const EBBHV_EXTRAVERSION: &[u8] = b".0-ebbhv";
-const PAGE_SIZE: u64 = 4096;
 const WORDS_PER_PAGE: u64 = PAGE_SIZE / 8;
 /// A 2 MiB extent, the largest a domU may ask for.
 const ORDER_2M: u32 = 9;
@@ -84,31 +86,6 @@ const PAGES_2M: u64 = 1 << ORDER_2M;
 /// Checks made at load and at unload, for the plan.
 const EXCHANGE_CHECKS: u32 = 15 + 5;
 const PENDING_CHECKS: u32 = 5;
-
-/// `xen_memory_reservation`.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Reservation {
-    extent_start: u64,
-    nr_extents: u64,
-    extent_order: u32,
-    mem_flags: u32,
-    domid: u16,
-    pad: [u8; 6],
-}
-
-/// `xen_memory_exchange`.
-#[repr(C)]
-#[derive(Default)]
-struct Exchange {
-    input: Reservation,
-    output: Reservation,
-    nr_exchanged: u64,
-}
-
-// Layouts from xen/include/public/memory.h (x86-64).
-const _: () = assert!(size_of::<Reservation>() == 32);
-const _: () = assert!(size_of::<Exchange>() == 72);
 
 /// Makes memory op `cmd` with argument `arg`; returns what the hypercall returned.
 fn memory_op<T>(cmd: u32, arg: &mut T) -> i64 {
