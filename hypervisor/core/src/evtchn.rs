@@ -164,8 +164,8 @@ impl EventChannels {
 
     fn alloc(&mut self, binding: Binding, vcpu: u32) -> Result<Port, Errno> {
         let channel = Channel { binding, vcpu };
-        let free = self.ports.iter_mut().enumerate();
-        if let Some((i, slot)) = free.into_iter().find(|(_, c)| c.binding == Binding::Free) {
+        let mut slots = self.ports.iter_mut().enumerate();
+        if let Some((i, slot)) = slots.find(|(_, c)| c.binding == Binding::Free) {
             *slot = channel;
             return Ok(i as Port);
         }

@@ -39,7 +39,14 @@ pub mod npt_mirror;
 pub mod paging;
 pub mod ranges;
 pub mod start_info;
+// The fakes for tests and fuzzing, never in the image: they may stop on misuse.
 #[cfg(any(test, feature = "testing"))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 pub mod testing;
 pub mod time;
 pub mod vintr;
