@@ -154,10 +154,19 @@ impl EventChannels {
         self.virqs.get(virq as usize).copied().flatten()
     }
 
+    /// Records `port` as `virq`'s (a virq below [`NR_VIRQS`], as every binding
+    /// holds).
+    fn set_virq_port(&mut self, virq: u32, port: Option<Port>) {
+        if let Some(slot) = self.virqs.get_mut(virq as usize) {
+            *slot = port;
+        }
+    }
+
     fn alloc(&mut self, binding: Binding, vcpu: u32) -> Result<Port, Errno> {
         let channel = Channel { binding, vcpu };
-        if let Some(i) = self.ports.iter().position(|c| c.binding == Binding::Free) {
-            self.ports[i] = channel;
+        let mut slots = self.ports.iter_mut().enumerate();
+        if let Some((i, slot)) = slots.find(|(_, c)| c.binding == Binding::Free) {
+            *slot = channel;
             return Ok(i as Port);
         }
         if self.ports.len() as u32 >= NR_PORTS {
@@ -200,12 +209,12 @@ impl EventChannels {
         if !is_per_vcpu_virq(virq) && vcpu != 0 {
             return Err(Errno::EINVAL);
         }
-        if self.virqs[virq as usize].is_some() {
+        if self.virq_port(virq).is_some() {
             return Err(Errno::EEXIST);
         }
         let port = self.alloc(Binding::Virq(virq), vcpu)?;
         // INVARIANT: the virq and its port are recorded together.
-        self.virqs[virq as usize] = Some(port);
+        self.set_virq_port(virq, Some(port));
         Ok(port)
     }
 
@@ -233,7 +242,7 @@ impl EventChannels {
         *c = FREE;
         if let Binding::Virq(v) = old {
             // INVARIANT: the virq goes with its port.
-            self.virqs[v as usize] = None;
+            self.set_virq_port(v, None);
         }
         bits.clear(Bitmap::Pending, port);
         Ok(())
@@ -408,11 +417,13 @@ impl EventChannels {
         port: Port,
     ) -> Result<Action, Errno> {
         if let Err(e) = write_record(memory, arg, value) {
-            let c = &mut self.ports[port as usize];
-            if let Binding::Virq(v) = c.binding {
-                self.virqs[v as usize] = None;
+            if let Some(c) = self.ports.get_mut(port as usize) {
+                let old = c.binding;
+                *c = FREE;
+                if let Binding::Virq(v) = old {
+                    self.set_virq_port(v, None);
+                }
             }
-            *c = FREE;
             return Err(e);
         }
         Ok(Action::None)

@@ -22,6 +22,20 @@
 //! inside a single lock and calls it with that lock held.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+// Nothing a guest or the control channel sends may panic the hypervisor: a bad
+// value is an error for the caller (see the crate docs). Tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::indexing_slicing
+    )
+)]
 
 extern crate alloc;
 
@@ -37,6 +51,13 @@ pub mod hv;
 pub mod hypercall;
 pub mod p2m;
 pub mod platform;
+// The fakes for tests and fuzzing, never in the image: they may stop on misuse.
 #[cfg(any(test, feature = "testing"))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 pub mod testing;
 pub mod xenstore;

@@ -206,16 +206,24 @@ impl Default for Stats {
     }
 }
 
+/// The slot that counts exits with `code`: the last one takes every code beyond.
+fn exit_slot(code: u64) -> usize {
+    usize::try_from(code).map_or(EXIT_SLOTS - 1, |c| c.min(EXIT_SLOTS - 1))
+}
+
 impl Stats {
     /// Counts one exit.
     pub fn exit(&mut self, code: u64) {
-        self.exits[(code as usize).min(EXIT_SLOTS - 1)] += 1;
+        if let Some(count) = self.exits.get_mut(exit_slot(code)) {
+            *count += 1;
+        }
     }
 
     /// Notes that handling one exit with `code` took `ticks` (idling excluded).
     pub fn exit_took(&mut self, code: u64, ticks: u64) {
-        let slot = &mut self.exit_max_tsc[(code as usize).min(EXIT_SLOTS - 1)];
-        *slot = (*slot).max(ticks);
+        if let Some(slot) = self.exit_max_tsc.get_mut(exit_slot(code)) {
+            *slot = (*slot).max(ticks);
+        }
     }
 
     /// TSC ticks spent idle so far.

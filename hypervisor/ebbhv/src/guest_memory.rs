@@ -113,15 +113,20 @@ impl GuestVirtMemory<'_> {
 impl GuestMemory for GuestVirtMemory<'_> {
     fn read(&mut self, addr: CallerAddr, buf: &mut [u8]) -> Result<(), BadAddress> {
         let len = buf.len();
-        // The walk splits at page boundaries, so each chunk lies inside one frame.
+        // The walk splits `0..len` at page boundaries, so each chunk lies inside
+        // the buffer and inside one frame.
         self.copy(addr, len, false, &mut |mfn, at, off, n| {
-            frame::read(mfn, at, &mut buf[off..off + n]);
+            if let Some(chunk) = buf.get_mut(off..off + n) {
+                frame::read(mfn, at, chunk);
+            }
         })
     }
 
     fn write(&mut self, addr: CallerAddr, data: &[u8]) -> Result<(), BadAddress> {
         self.copy(addr, data.len(), true, &mut |mfn, at, off, n| {
-            frame::write(mfn, at, &data[off..off + n]);
+            if let Some(chunk) = data.get(off..off + n) {
+                frame::write(mfn, at, chunk);
+            }
         })
     }
 }
@@ -129,13 +134,18 @@ impl GuestMemory for GuestVirtMemory<'_> {
 /// Copies `data` into guest-physical memory (used by the loader before the guest
 /// runs). Fails at the first frame the p2m does not map.
 pub fn write_guest_phys(t: &Translate<'_>, gpa: GuestPhys, data: &[u8]) -> Result<(), GuestPhys> {
-    let mut done = 0usize;
-    while done < data.len() {
-        let at = GuestPhys(gpa.0 + done as u64);
-        let n = ((PAGE_SIZE - at.page_offset()) as usize).min(data.len() - done);
+    let mut at = gpa;
+    let mut rest = data;
+    while !rest.is_empty() {
+        // Up to the end of the page.
+        let n = ((PAGE_SIZE - at.page_offset()) as usize).min(rest.len());
+        let Some((chunk, tail)) = rest.split_at_checked(n) else {
+            break;
+        };
         let (hpa, _) = t.hpa(at).ok_or(at)?;
-        frame::write(hpa.mfn(), hpa.page_offset() as usize, &data[done..done + n]);
-        done += n;
+        frame::write(hpa.mfn(), hpa.page_offset() as usize, chunk);
+        at = GuestPhys(at.0 + n as u64);
+        rest = tail;
     }
     Ok(())
 }

@@ -143,7 +143,7 @@ pub fn build(
         });
     }
 
-    let mut tables = vec![0u8; acpi::TABLES_BYTES];
+    let mut tables = [0u8; acpi::TABLES_BYTES];
     let rsdp = acpi::build(GuestPhys(ACPI_BASE), &mut tables);
     write_guest_phys(&t, GuestPhys(ACPI_BASE), &tables).map_err(|_| "ACPI area not mapped")?;
 

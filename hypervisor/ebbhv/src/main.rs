@@ -9,6 +9,18 @@
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
+// Nothing a guest or the control channel sends may panic the hypervisor. Boot code
+// that runs before any guest exists may stop on a broken machine, each such `expect`
+// allowed where it stands with its reason.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::indexing_slicing
+)]
 
 extern crate alloc;
 

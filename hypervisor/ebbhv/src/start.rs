@@ -71,6 +71,10 @@ fn log_firmware(fw: &Firmware) {
 }
 
 /// The core's heap over the free machine memory.
+#[expect(
+    clippy::expect_used,
+    reason = "boot: no guest yet; a machine without free RAM stops here"
+)]
 fn frame_heap(free: &RangeSet<64>) -> FrameHeap {
     let frames = |r: &ebbhv_x86::ranges::Range| {
         MfnRange::new(HostPhys(r.start).mfn(), HostPhys(r.end).mfn())
@@ -128,6 +132,10 @@ pub fn main(boot: Boot) -> ! {
         wall
     );
 
+    #[expect(
+        clippy::expect_used,
+        reason = "boot: no guest yet; a bundle without a kernel stops here"
+    )]
     let vmlinux = cpio::find(archive, b"vmlinux")
         .expect("the bundle has no vmlinux")
         .data;

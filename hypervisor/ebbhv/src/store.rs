@@ -32,13 +32,18 @@ struct HostRing {
 
 impl RingPage for HostRing {
     fn read(&self, offset: usize, buf: &mut [u8]) {
+        // What lies past the frame's end is not read.
         let n = buf.len().min(frame::FRAME_BYTES.saturating_sub(offset));
-        frame::read(self.frame, offset.min(frame::FRAME_BYTES), &mut buf[..n]);
+        if let Some((inside, _)) = buf.split_at_mut_checked(n) {
+            frame::read(self.frame, offset.min(frame::FRAME_BYTES), inside);
+        }
     }
 
     fn write(&mut self, offset: usize, data: &[u8]) {
         let n = data.len().min(frame::FRAME_BYTES.saturating_sub(offset));
-        frame::write(self.frame, offset.min(frame::FRAME_BYTES), &data[..n]);
+        if let Some((inside, _)) = data.split_at_checked(n) {
+            frame::write(self.frame, offset.min(frame::FRAME_BYTES), inside);
+        }
     }
 }
 

@@ -32,6 +32,10 @@ use crate::guest_memory::{write_guest_phys, HostFrames, Translate};
 
 /// Runs the smoke test to its end (ends the QEMU run). The stub's one page of RAM
 /// comes from the core like any guest's, and its NPT is the mirror of its p2m.
+#[expect(
+    clippy::expect_used,
+    reason = "boot self-test: the stub is ebbhv's own code, a failure to set it up ends the test"
+)]
 pub fn run(mut hv: Hypervisor, domid: DomId) -> ! {
     let config = DomainConfig {
         id: domid,

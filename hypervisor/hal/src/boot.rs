@@ -69,6 +69,10 @@ extern "C" fn hal_start(start_info_pa: u64) -> ! {
 ///
 /// The range must be data the PVH loader wrote (start info and what it points
 /// to), which nothing writes after boot and no allocator hands out.
+#[expect(
+    clippy::expect_used,
+    reason = "boot: no guest yet; a loader that points outside memory stops here"
+)]
 unsafe fn firmware_bytes(pa: u64, len: usize) -> &'static [u8] {
     let end = pa
         .checked_add(len as u64)
@@ -103,6 +107,10 @@ impl Boot {
         // SAFETY: by the type invariant, the address the PVH protocol gives for the
         // start info, which the loader placed in low memory that nothing else uses.
         let bytes = unsafe { firmware_bytes(self.start_info, HvmStartInfo::SIZE) };
+        #[expect(
+            clippy::expect_used,
+            reason = "boot: no guest yet; without a start info there is nothing to run"
+        )]
         let start_info = start_info::parse(bytes).expect("no hvm_start_info from the loader");
         let mut cmdline = "";
         if start_info.cmdline_paddr != 0 {
@@ -110,8 +118,13 @@ impl Boot {
             // low memory (below 1 MiB, never handed to any allocator); 256 bytes stay
             // inside it for the short options ebbhv takes, and nothing writes it.
             let raw = unsafe { firmware_bytes(start_info.cmdline_paddr, 256) };
-            let len = raw.iter().position(|&c| c == 0).unwrap_or(0);
-            cmdline = core::str::from_utf8(&raw[..len]).unwrap_or("");
+            // Up to the NUL; none in reach reads as no command line.
+            let text = raw
+                .iter()
+                .position(|&c| c == 0)
+                .and_then(|len| raw.get(..len))
+                .unwrap_or_default();
+            cmdline = core::str::from_utf8(text).unwrap_or("");
         }
         Firmware {
             start_info,

@@ -79,15 +79,19 @@ pub(crate) struct Pages {
 }
 
 impl Pages {
-    fn layout(count: usize) -> Layout {
-        Layout::from_size_align(count * PAGE_BYTES, PAGE_BYTES).expect("page layouts are valid")
+    /// `None` if `count` pages do not fit the address space.
+    fn layout(count: usize) -> Option<Layout> {
+        let size = count.checked_mul(PAGE_BYTES)?;
+        Layout::from_size_align(size, PAGE_BYTES).ok()
     }
 
-    /// `count` zeroed, contiguous pages, or `None` if the allocator is exhausted.
+    /// `count` zeroed, contiguous pages, or `None` if the allocator is exhausted or
+    /// the size does not fit the address space.
     pub fn new(count: usize) -> Option<Pages> {
+        let layout = Self::layout(count.max(1))?;
         // SAFETY: the layout has a non-zero size (count >= 1 at every caller, and a
         // zero-size request just fails below).
-        let ptr = unsafe { alloc::alloc::alloc_zeroed(Self::layout(count.max(1))) };
+        let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
         // INVARIANT: a non-null result is a fresh allocation of that layout.
         NonNull::new(ptr).map(|ptr| Pages {
             ptr,
@@ -124,7 +128,9 @@ impl Pages {
     pub unsafe fn from_leaked(pa: HostPhys, count: usize) -> Pages {
         // INVARIANT: the caller hands back exactly an allocation this type leaked.
         Pages {
-            ptr: NonNull::new(pa.0 as usize as *mut u8).expect("leaked pages are non-null"),
+            // SAFETY: `Pages::leak` gave `pa` from a `NonNull`, as the caller
+            // guarantees.
+            ptr: unsafe { NonNull::new_unchecked(pa.0 as usize as *mut u8) },
             count,
         }
     }
@@ -132,7 +138,10 @@ impl Pages {
 
 impl Drop for Pages {
     fn drop(&mut self) {
-        // SAFETY: by the invariant `ptr` is a live allocation with this layout.
-        unsafe { alloc::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.count)) };
+        // `new` made the allocation with this count's layout, so it exists.
+        if let Some(layout) = Self::layout(self.count) {
+            // SAFETY: by the invariant `ptr` is a live allocation with this layout.
+            unsafe { alloc::alloc::dealloc(self.ptr.as_ptr(), layout) };
+        }
     }
 }

@@ -16,6 +16,9 @@ use crate::qemu_exit::{exit_qemu, ExitCode};
 use crate::serial::emergency_writer;
 use crate::timer::TIMER_VECTOR;
 
+/// The timer's gate in the IDT (a constant index, checked against its length).
+const TIMER_GATE: usize = TIMER_VECTOR as usize;
+
 /// One 64-bit interrupt gate (Intel SDM vol. 3, 6.14.1; AMD APM vol. 2, 4.8.4).
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -92,7 +95,7 @@ pub(crate) fn init() {
         for g in &mut idt.0[32..] {
             *g = gate(irq_stray_entry as *const () as u64);
         }
-        idt.0[usize::from(TIMER_VECTOR)] = gate(irq_timer_entry as *const () as u64);
+        idt.0[TIMER_GATE] = gate(irq_timer_entry as *const () as u64);
         let ptr = Pointer {
             limit: (core::mem::size_of::<Idt>() - 1) as u16,
             base: idt as *const Idt as u64,

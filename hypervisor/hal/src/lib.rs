@@ -29,6 +29,18 @@
 //! atomics) can run. The guest runs only inside [`svm::Vcpu::run`], which takes the
 //! vCPU by `&mut`; so whenever any other code of ebbhv runs, the guest is stopped.
 #![no_std]
+// No panic on what a guest or the control channel can reach. The boot code
+// (identity map, memory plan, SVM set-up) stops on a broken machine before any
+// guest exists; each such `expect` is allowed where it stands with its reason.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::indexing_slicing
+)]
 
 extern crate alloc;
 

@@ -32,6 +32,10 @@ extern "C" {
 /// Plans the memory from the firmware's map and module list, starts ebbhv's own
 /// allocator on its pool and registers the rest as the guest-frame pool. Takes the
 /// [`Boot`] so that it runs once.
+#[expect(
+    clippy::expect_used,
+    reason = "boot: no guest yet; a machine whose memory map cannot be planned stops here"
+)]
 pub fn init(_once: Boot, fw: &Firmware) -> MachineMemory {
     let mut free = RangeSet::<64>::default();
     for e in fw.memmap() {

@@ -70,6 +70,10 @@ const _: () = {
 };
 
 /// Checks for SVM with nested paging and turns it on. Called once at boot.
+#[expect(
+    clippy::expect_used,
+    reason = "boot: no guest yet; a machine without a page for the host save area stops here"
+)]
 pub fn enable() {
     let ext = cpuid(0x8000_0001, 0);
     assert!(
@@ -142,6 +146,10 @@ impl Vcpu {
     /// A vCPU in the PVH entry state (32-bit protected mode, paging off, flat
     /// segments, a busy TSS) at `rip` with `rbx`, on the nested page tables `npt`;
     /// RDMSR/WRMSR of the MSRs in `pass_through` reach the hardware without an exit.
+    #[expect(
+        clippy::expect_used,
+        reason = "boot: the vCPU is made before its guest runs; a machine without the pages stops here"
+    )]
     pub fn new_pvh(npt: Npt, rip: u64, rbx: u64, pass_through: &[u32]) -> Vcpu {
         let mut iopm = Pages::new(3).expect("hypervisor memory for the I/O permission map");
         iopm.bytes_mut().fill(0xff);
@@ -240,8 +248,10 @@ impl Vcpu {
         let bit = ((msr & 0x1fff) * 2) as usize;
         let byte = base + bit / 8;
         let mask = 0b11u8 << (bit % 8);
-        let b = &mut self.msrpm.bytes_mut()[byte];
-        *b = if intercept { *b | mask } else { *b & !mask };
+        // `byte` is below 0x1800, inside the two pages of the map.
+        if let Some(b) = self.msrpm.bytes_mut().get_mut(byte) {
+            *b = if intercept { *b | mask } else { *b & !mask };
+        }
     }
 
     /// Runs the guest until the next #VMEXIT. A host interrupt that arrives meanwhile

@@ -101,8 +101,19 @@ const MADT_LOCAL_APIC: u8 = 0;
 /// The architectural local APIC base (never used by an x2APIC guest).
 const LAPIC_ADDRESS: u32 = 0xfee0_0000;
 
+// Every table fits in its place: the offsets below are constants inside these.
+const _: () = assert!(RSDP_OFF + 36 <= XSDT_OFF);
+const _: () = assert!(XSDT_OFF + XSDT_LEN <= FADT_OFF);
+const _: () = assert!(FADT_OFF + FADT_LEN <= DSDT_OFF);
+const _: () = assert!(DSDT_OFF + DSDT_LEN <= MADT_OFF);
+const _: () = assert!(MADT_OFF + MADT_LEN <= TABLES_BYTES);
+
+/// Writes `v` at `off` of a table. The offsets are constants within the table's
+/// length (checked above and by the tests), so the write always lands.
 fn put(b: &mut [u8], off: usize, v: &[u8]) {
-    b[off..off + v.len()].copy_from_slice(v);
+    if let Some(dst) = b.get_mut(off..off + v.len()) {
+        dst.copy_from_slice(v);
+    }
 }
 
 fn checksum(b: &[u8]) -> u8 {
@@ -112,7 +123,7 @@ fn checksum(b: &[u8]) -> u8 {
 fn header(b: &mut [u8], sig: &[u8; 4], len: usize, rev: u8) {
     put(b, 0, sig);
     put(b, 4, &(len as u32).to_le_bytes());
-    b[8] = rev;
+    put(b, 8, &[rev]);
     put(b, 10, b"EBBHV ");
     put(b, 16, b"EBBHVTBL");
     put(b, 24, &1u32.to_le_bytes());
@@ -121,14 +132,14 @@ fn header(b: &mut [u8], sig: &[u8; 4], len: usize, rev: u8) {
 }
 
 fn seal(b: &mut [u8], len: usize) {
-    b[9] = 0;
-    b[9] = checksum(&b[..len]);
+    put(b, 9, &[0]);
+    let sum = checksum(b.get(..len).unwrap_or(b));
+    put(b, 9, &[sum]);
 }
 
-/// Writes the tables into `out` (at least [`TABLES_BYTES`], which the guest sees at
-/// `base`) for one vCPU with local APIC id 0. Returns the RSDP's address.
-pub fn build(base: GuestPhys, out: &mut [u8]) -> GuestPhys {
-    let out = &mut out[..TABLES_BYTES];
+/// Writes the tables into `out` (which the guest sees at `base`) for one vCPU with
+/// local APIC id 0. Returns the RSDP's address.
+pub fn build(base: GuestPhys, out: &mut [u8; TABLES_BYTES]) -> GuestPhys {
     out.fill(0);
     let at = |off: usize| base.0 + off as u64;
 
@@ -153,7 +164,7 @@ pub fn build(base: GuestPhys, out: &mut [u8]) -> GuestPhys {
             &(FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP).to_le_bytes(),
         );
         put(f, 116, &gas_io8(RESET_PORT));
-        f[128] = RESET_VALUE;
+        put(f, 128, &[RESET_VALUE]);
         put(f, 140, &at(DSDT_OFF).to_le_bytes());
         put(f, 244, &gas_io8(SLEEP_CONTROL_PORT));
         put(f, 256, &gas_io8(SLEEP_STATUS_PORT));
@@ -165,10 +176,8 @@ pub fn build(base: GuestPhys, out: &mut [u8]) -> GuestPhys {
         header(m, b"APIC", MADT_LEN, 4);
         put(m, 36, &LAPIC_ADDRESS.to_le_bytes());
         // Flags 0: no PC-AT compatible 8259s.
-        m[44] = MADT_LOCAL_APIC;
-        m[45] = 8;
-        m[46] = 0; // ACPI processor UID
-        m[47] = 0; // APIC id
+        // Type, length 8, ACPI processor UID 0, APIC id 0.
+        put(m, 44, &[MADT_LOCAL_APIC, 8, 0, 0]);
         put(m, 48, &1u32.to_le_bytes()); // enabled
         seal(m, MADT_LEN);
     }
@@ -183,11 +192,14 @@ pub fn build(base: GuestPhys, out: &mut [u8]) -> GuestPhys {
         let r = &mut out[RSDP_OFF..];
         put(r, 0, b"RSD PTR ");
         put(r, 9, b"EBBHV ");
-        r[15] = 2;
+        put(r, 15, &[2]);
         put(r, 20, &36u32.to_le_bytes());
         put(r, 24, &at(XSDT_OFF).to_le_bytes());
-        r[8] = checksum(&r[..20]);
-        r[32] = checksum(&r[..36]);
+        // The ACPI 1.0 checksum over the first 20 bytes, the extended one over all 36.
+        let sum = checksum(r.get(..20).unwrap_or(r));
+        put(r, 8, &[sum]);
+        let sum = checksum(r.get(..36).unwrap_or(r));
+        put(r, 32, &[sum]);
     }
     base
 }

@@ -33,7 +33,7 @@ fn align4(n: usize) -> usize {
 pub fn entries(archive: &[u8]) -> impl Iterator<Item = Entry<'_>> {
     let mut pos = 0usize;
     core::iter::from_fn(move || {
-        let h = archive.get(pos..pos.checked_add(HEADER)?)?;
+        let h = archive.get(pos..)?.first_chunk::<HEADER>()?;
         if &h[..6] != MAGIC {
             return None;
         }

@@ -56,7 +56,8 @@ const PHDR_SIZE: usize = 56;
 impl<'a> Elf<'a> {
     /// Checks the ELF header and the program header table.
     pub fn parse(file: &'a [u8]) -> Result<Elf<'a>, ElfError> {
-        if file.len() < 64 || &file[..4] != b"\x7fELF" || file[4] != 2 || file[5] != 1 {
+        // The magic, ELFCLASS64 and ELFDATA2LSB.
+        if file.len() < 64 || !matches!(file, [0x7f, b'E', b'L', b'F', 2, 1, ..]) {
             return Err(ElfError::NotElf64);
         }
         if u16_at(file, 18) != Some(EM_X86_64) {
@@ -78,7 +79,12 @@ impl<'a> Elf<'a> {
     }
 
     fn phdr(&self, i: usize) -> (u32, usize, u64, u64, u64) {
-        let h = &self.file[self.phoff + i * PHDR_SIZE..];
+        // `parse` checked that the table lies inside the file; a field that did not
+        // would read as 0, like a truncated one.
+        let h = self
+            .file
+            .get(self.phoff + i * PHDR_SIZE..)
+            .unwrap_or_default();
         let kind = u32_at(h, 0).unwrap_or(0);
         let offset = u64_at(h, 8).unwrap_or(0) as usize;
         let paddr = u64_at(h, 24).unwrap_or(0);

@@ -89,15 +89,30 @@ impl Default for VLapic {
     }
 }
 
+// A vector's word, `v / 32`, is below 8 for every u8, so the `get_mut`s below
+// always find it.
+
 fn set(bits: &mut [u32; 8], v: u8) {
-    bits[usize::from(v / 32)] |= 1 << (v % 32);
+    if let Some(word) = bits.get_mut(usize::from(v / 32)) {
+        *word |= 1 << (v % 32);
+    }
+}
+
+fn clear(bits: &mut [u32; 8], v: u8) {
+    if let Some(word) = bits.get_mut(usize::from(v / 32)) {
+        *word &= !(1 << (v % 32));
+    }
 }
 
 fn highest(bits: &[u32; 8]) -> Option<u8> {
-    (0..8)
-        .rev()
-        .find(|&i| bits[i] != 0)
-        .map(|i| (i * 32 + 31 - bits[i].leading_zeros() as usize) as u8)
+    let (i, word) = bits.iter().enumerate().rev().find(|(_, w)| **w != 0)?;
+    Some((i * 32 + 31 - word.leading_zeros() as usize) as u8)
+}
+
+/// Register `index` of a bank of registers; the callers' match arms keep `index`
+/// inside the bank.
+fn reg(bank: &[u32], index: u32) -> u32 {
+    bank.get(index as usize).copied().unwrap_or(0)
 }
 
 impl VLapic {
@@ -117,12 +132,12 @@ impl VLapic {
                 .max(highest(&self.isr).map_or(0, |v| u32::from(v) & 0xf0)),
             LDR => 1,
             SVR => self.svr,
-            ISR0..=0x817 => self.isr[(msr - ISR0) as usize],
-            TMR0..=0x81f => self.tmr[(msr - TMR0) as usize],
-            IRR0..=0x827 => self.irr[(msr - IRR0) as usize],
+            ISR0..=0x817 => reg(&self.isr, msr - ISR0),
+            TMR0..=0x81f => reg(&self.tmr, msr - TMR0),
+            IRR0..=0x827 => reg(&self.irr, msr - IRR0),
             ESR => self.esr,
             ICR => return Ok(self.icr),
-            LVT_TIMER..=LVT_ERROR => self.lvt[(msr - LVT_TIMER) as usize],
+            LVT_TIMER..=LVT_ERROR => reg(&self.lvt, msr - LVT_TIMER),
             TIMER_INITIAL => self.timer_initial,
             TIMER_CURRENT => 0,
             TIMER_DIVIDE => self.timer_divide,
@@ -138,7 +153,7 @@ impl VLapic {
             TPR => self.tpr = v & 0xff,
             EOI => {
                 if let Some(vec) = highest(&self.isr) {
-                    self.isr[usize::from(vec / 32)] &= !(1 << (vec % 32));
+                    clear(&mut self.isr, vec);
                 }
             }
             SVR => self.svr = v & 0x13ff,
@@ -159,7 +174,11 @@ impl VLapic {
                 self.lvt[0] = v & 0x7_10ff;
                 return Ok(Effect::TimerChanged);
             }
-            0x833..=LVT_ERROR => self.lvt[(msr - LVT_TIMER) as usize] = v & 0x1_17ff,
+            0x833..=LVT_ERROR => {
+                if let Some(lvt) = self.lvt.get_mut((msr - LVT_TIMER) as usize) {
+                    *lvt = v & 0x1_17ff;
+                }
+            }
             TIMER_INITIAL => {
                 self.timer_initial = v;
                 return Ok(Effect::TimerChanged);
@@ -190,7 +209,7 @@ impl VLapic {
 
     /// Moves `vector` from IRR to ISR (the platform injected it).
     pub fn accept(&mut self, vector: u8) {
-        self.irr[usize::from(vector / 32)] &= !(1 << (vector % 32));
+        clear(&mut self.irr, vector);
         set(&mut self.isr, vector);
     }
 }

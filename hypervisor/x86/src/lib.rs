@@ -10,6 +10,20 @@
 //! instructions and the memory accesses.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+// Nothing a guest or the control channel sends may panic the hypervisor: a bad
+// value is an error for the caller (see the crate docs). Tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::indexing_slicing
+    )
+)]
 
 #[cfg(any(test, feature = "testing"))]
 extern crate alloc;
@@ -25,7 +39,14 @@ pub mod npt_mirror;
 pub mod paging;
 pub mod ranges;
 pub mod start_info;
+// The fakes for tests and fuzzing, never in the image: they may stop on misuse.
 #[cfg(any(test, feature = "testing"))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 pub mod testing;
 pub mod time;
 pub mod vintr;

@@ -122,9 +122,9 @@ pub struct BootInfo<'a> {
 /// `hvm_start_info` v1 and everything it points to. The start info itself is at
 /// offset 0, so EBX at entry is `info.base`.
 pub fn build(info: &BootInfo<'_>, out: &mut [u8]) -> Result<(), BuildError> {
-    if out.len() < PAGE_BYTES {
+    let Some(page) = out.first_chunk_mut::<PAGE_BYTES>() else {
         return Err(BuildError::ShortBuffer);
-    }
+    };
     if info.modules.len() > MAX_MODULES {
         return Err(BuildError::TooManyModules);
     }
@@ -134,7 +134,7 @@ pub fn build(info: &BootInfo<'_>, out: &mut [u8]) -> Result<(), BuildError> {
     if info.cmdline.len() + 1 > PAGE_BYTES - CMDLINE_OFFSET {
         return Err(BuildError::CmdlineTooLong);
     }
-    out[..PAGE_BYTES].fill(0);
+    page.fill(0);
     let at = |off: usize| info.base.0 + off as u64;
     let si = HvmStartInfo {
         magic: START_MAGIC,
@@ -152,19 +152,25 @@ pub fn build(info: &BootInfo<'_>, out: &mut [u8]) -> Result<(), BuildError> {
         memmap_entries: info.memmap.len() as u32,
         reserved: 0,
     };
-    si.write_to(out);
-    for (i, m) in info.modules.iter().enumerate() {
+    si.write_to(page);
+    // The counts were checked above, so every module, memmap entry and byte of the
+    // command line has its slot (the NUL after the command line is the fill's).
+    let slots = page[MODLIST_OFFSET..MEMMAP_OFFSET].chunks_exact_mut(HvmModlistEntry::SIZE);
+    for (m, slot) in info.modules.iter().zip(slots) {
         let e = HvmModlistEntry {
             paddr: m.addr.0,
             size: m.size,
             ..Default::default()
         };
-        e.write_to(&mut out[MODLIST_OFFSET + i * HvmModlistEntry::SIZE..]);
+        e.write_to(slot);
     }
-    for (i, e) in info.memmap.iter().enumerate() {
-        e.write_to(&mut out[MEMMAP_OFFSET + i * HvmMemmapEntry::SIZE..]);
+    let slots = page[MEMMAP_OFFSET..CMDLINE_OFFSET].chunks_exact_mut(HvmMemmapEntry::SIZE);
+    for (e, slot) in info.memmap.iter().zip(slots) {
+        e.write_to(slot);
     }
-    out[CMDLINE_OFFSET..CMDLINE_OFFSET + info.cmdline.len()].copy_from_slice(info.cmdline);
+    for (dst, src) in page[CMDLINE_OFFSET..].iter_mut().zip(info.cmdline) {
+        *dst = *src;
+    }
     Ok(())
 }
 

@@ -180,21 +180,20 @@ pub(super) fn exchange(cx: &mut Context<'_>, range: GfnRange) -> (String, Effect
 
 /// Leaves of the domain's RAM by size (4K, 2M, 1G), for `info`.
 pub(super) fn ram_leaves(hv: &Hypervisor, domain: DomId) -> [u64; 3] {
-    let mut counts = [0u64; 3];
+    let [mut small, mut large, mut huge] = [0u64; 3];
     if let Some(dom) = hv.domain(domain) {
         let everything = GfnRange::new(Gfn(0), dom.p2m().limit());
         dom.p2m().for_each_mapping(everything, &mut |m| {
             if m.kind.is_ram() {
-                let slot = match m.size {
-                    PageSize::Size4K => 0,
-                    PageSize::Size2M => 1,
-                    PageSize::Size1G => 2,
-                };
-                counts[slot] += 1;
+                *match m.size {
+                    PageSize::Size4K => &mut small,
+                    PageSize::Size2M => &mut large,
+                    PageSize::Size1G => &mut huge,
+                } += 1;
             }
         });
     }
-    counts
+    [small, large, huge]
 }
 
 /// The token for the unmapped guest frames `from..to`, if any.

@@ -252,8 +252,8 @@ pub fn decode(token: &[u8]) -> Option<Vec<u8>> {
     }
     let mut out = Vec::with_capacity(token.len());
     let mut i = 0;
-    while i < token.len() {
-        match token[i] {
+    while let Some(&byte) = token.get(i) {
+        match byte {
             b'%' => {
                 let hex = token.get(i + 1..i + 3)?;
                 let hex = core::str::from_utf8(hex).ok()?;

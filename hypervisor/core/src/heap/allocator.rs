@@ -14,12 +14,38 @@
 //! when it is idle.
 
 use alloc::vec::Vec;
+use core::ops::{Index, IndexMut};
 
 use super::frame::{FrameRecord, FrameState, OfflineRequest, PackedGfn, NO_LINK};
 use crate::addr::{DomId, Gfn, Mfn, MfnRange, Order, MAX_ORDER};
 use crate::platform::FrameOps;
 
 const ORDERS: usize = MAX_ORDER as usize + 1;
+
+/// One value per order, indexed by [`Order`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PerOrder<T>([T; ORDERS]);
+
+impl<T> Index<Order> for PerOrder<T> {
+    type Output = T;
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "an Order is at most MAX_ORDER (its invariant) and the array has MAX_ORDER + 1 entries"
+    )]
+    fn index(&self, order: Order) -> &T {
+        &self.0[usize::from(order.get())]
+    }
+}
+
+impl<T> IndexMut<Order> for PerOrder<T> {
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "an Order is at most MAX_ORDER (its invariant) and the array has MAX_ORDER + 1 entries"
+    )]
+    fn index_mut(&mut self, order: Order) -> &mut T {
+        &mut self.0[usize::from(order.get())]
+    }
+}
 
 /// Who a frame is allocated to.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -70,8 +96,8 @@ pub enum FreeBlockSearch {
 pub struct FrameHeap {
     pub(super) base: Mfn,
     pub(super) records: Vec<FrameRecord>,
-    pub(super) free_heads: [u32; ORDERS],
-    pub(super) free_blocks: [u64; ORDERS],
+    pub(super) free_heads: PerOrder<u32>,
+    pub(super) free_blocks: PerOrder<u64>,
     pub(super) free_frames: u64,
     scrub_cursor: usize,
 }
@@ -93,8 +119,8 @@ impl FrameHeap {
         Ok(FrameHeap {
             base: span.start,
             records,
-            free_heads: [NO_LINK; ORDERS],
-            free_blocks: [0; ORDERS],
+            free_heads: PerOrder([NO_LINK; ORDERS]),
+            free_blocks: PerOrder([0; ORDERS]),
             free_frames: 0,
             scrub_cursor: 0,
         })
@@ -108,39 +134,34 @@ impl FrameHeap {
     /// Adds boot RAM that the hypervisor already uses (its image, its metadata, the
     /// boot modules): it is RAM the heap reports, but never free.
     pub fn add_hypervisor_ram(&mut self, range: MfnRange) -> Result<(), HeapError> {
-        let indices = self.indices(range)?;
-        if indices
-            .clone()
-            .any(|i| self.records[i] != FrameRecord::NotRam)
-        {
+        let block = self.block_mut(range)?;
+        if block.iter().any(|r| *r != FrameRecord::NotRam) {
             return Err(HeapError::AlreadyRam);
         }
-        for i in indices {
-            self.records[i] = owned_record(Owner::Hypervisor);
-        }
+        block.fill(owned_record(Owner::Hypervisor));
         Ok(())
     }
 
     /// Adds boot RAM as free frames. Its contents are unknown, so it is dirty.
     pub fn add_free_ram(&mut self, range: MfnRange) -> Result<(), HeapError> {
-        let indices = self.indices(range)?;
-        if indices
-            .clone()
-            .any(|i| self.records[i] != FrameRecord::NotRam)
-        {
+        let block = self.block_mut(range)?;
+        if block.iter().any(|r| *r != FrameRecord::NotRam) {
             return Err(HeapError::AlreadyRam);
         }
-        for i in indices {
-            self.records[i] = FrameRecord::FreeTail { dirty: true };
+        // All tails first, then each frame onto the lists in ascending order: a frame
+        // merges only with buddies below it, which are already heads, as if each had
+        // been added alone.
+        block.fill(FrameRecord::FreeTail { dirty: true });
+        for mfn in (range.start.0..range.end.0).map(Mfn) {
             self.free_frames += 1;
-            self.insert_free(self.mfn_at(i), Order::ORDER_4K);
+            self.insert_free(mfn, Order::ORDER_4K);
         }
         Ok(())
     }
 
     /// The state of `mfn`, or `None` outside the span.
     pub fn state(&self, mfn: Mfn) -> Option<FrameState> {
-        self.index(mfn).map(|i| self.records[i].view())
+        self.record(mfn).map(FrameRecord::view)
     }
 
     /// Number of free frames.
@@ -175,8 +196,8 @@ impl FrameHeap {
     ) -> Option<Mfn> {
         let found = Order::all()
             .skip(usize::from(order.get()))
-            .find(|k| self.free_heads[usize::from(k.get())] != NO_LINK)?;
-        let head = self.free_heads[usize::from(found.get())] as usize;
+            .find(|&k| self.free_heads[k] != NO_LINK)?;
+        let head = self.free_heads[found] as usize;
         let start = self.mfn_at(head);
         self.unlink(head);
         let mut split = found;
@@ -185,11 +206,13 @@ impl FrameHeap {
             self.push_head(start.plus(half.frames()), half);
             split = half;
         }
-        for i in head..head + order.frames() as usize {
-            if let Some(frames) = frames.as_deref_mut().filter(|_| self.records[i].is_dirty()) {
-                frames.zero(self.mfn_at(i));
+        let block = self.records.iter_mut().skip(head);
+        let mfns = (0..order.frames()).map(|n| start.plus(n));
+        for (mfn, record) in mfns.zip(block) {
+            if let Some(frames) = frames.as_deref_mut().filter(|_| record.is_dirty()) {
+                frames.zero(mfn);
             }
-            self.records[i] = owned_record(owner);
+            *record = owned_record(owner);
         }
         self.free_frames -= order.frames();
         Some(start)
@@ -204,39 +227,42 @@ impl FrameHeap {
         let end = start
             .checked_add(order.frames())
             .ok_or(HeapError::OutOfSpan)?;
-        let indices = self.indices(MfnRange::new(start, end))?;
-        if !indices.clone().all(|i| held_by(&self.records[i], owner)) {
+        let range = MfnRange::new(start, end);
+        let block = self.block_mut(range)?;
+        if !block.iter().all(|r| held_by(r, owner)) {
             return Err(HeapError::WrongState);
         }
-        let any_pending = indices.clone().any(|i| {
+        let any_pending = block.iter().any(|r| {
             matches!(
-                self.records[i],
-                FrameRecord::Domain { offline, .. } if offline != OfflineRequest::None
+                r,
+                FrameRecord::Domain { offline, .. } if *offline != OfflineRequest::None
             )
         });
         if !any_pending {
-            for i in indices {
-                self.records[i] = FrameRecord::FreeTail { dirty: true };
-            }
+            block.fill(FrameRecord::FreeTail { dirty: true });
             self.free_frames += order.frames();
             self.insert_free(start, order);
             return Ok(());
         }
-        for i in indices {
-            match self.records[i] {
+        for record in block.iter_mut() {
+            *record = match record {
                 FrameRecord::Domain {
                     offline: OfflineRequest::Pending,
                     ..
-                } => self.records[i] = FrameRecord::Offlined,
+                } => FrameRecord::Offlined,
                 FrameRecord::Domain {
                     offline: OfflineRequest::PendingBroken,
                     ..
-                } => self.records[i] = FrameRecord::Broken,
-                _ => {
-                    self.records[i] = FrameRecord::FreeTail { dirty: true };
-                    self.free_frames += 1;
-                    self.insert_free(self.mfn_at(i), Order::ORDER_4K);
-                }
+                } => FrameRecord::Broken,
+                _ => FrameRecord::FreeTail { dirty: true },
+            };
+        }
+        // The freed frames go onto the lists one by one in ascending order (see
+        // add_free_ram), around the ones that went offline.
+        for mfn in (range.start.0..range.end.0).map(Mfn) {
+            if self.record(mfn).is_some_and(FrameRecord::is_free) {
+                self.free_frames += 1;
+                self.insert_free(mfn, Order::ORDER_4K);
             }
         }
         Ok(())
@@ -245,8 +271,7 @@ impl FrameHeap {
     /// Records where the owner of `mfn` maps it (or that it is unmapped). `owner` must
     /// be the frame's owning domain, or the domain a hypervisor frame is lent to.
     pub fn set_gfn(&mut self, mfn: Mfn, owner: DomId, gfn: Option<Gfn>) -> Result<(), HeapError> {
-        let i = self.index(mfn).ok_or(HeapError::OutOfSpan)?;
-        match &mut self.records[i] {
+        match self.record_mut(mfn).ok_or(HeapError::OutOfSpan)? {
             FrameRecord::Domain {
                 owner: holder,
                 gfn: slot,
@@ -266,8 +291,7 @@ impl FrameHeap {
     /// Lets `domain` map the hypervisor frame `mfn` (or takes that right back with
     /// `None`, which requires that the frame is not mapped).
     pub fn lend(&mut self, mfn: Mfn, domain: Option<DomId>) -> Result<(), HeapError> {
-        let i = self.index(mfn).ok_or(HeapError::OutOfSpan)?;
-        match &mut self.records[i] {
+        match self.record_mut(mfn).ok_or(HeapError::OutOfSpan)? {
             FrameRecord::Hypervisor { lent_to, gfn } if *gfn == PackedGfn::NONE => {
                 *lent_to = domain;
                 Ok(())
@@ -286,8 +310,10 @@ impl FrameHeap {
             let i = self.scrub_cursor;
             self.scrub_cursor = (i + 1) % total;
             visited += 1;
-            match &mut self.records[i] {
-                FrameRecord::FreeHead { dirty, .. } | FrameRecord::FreeTail { dirty } if *dirty => {
+            match self.records.get_mut(i) {
+                Some(FrameRecord::FreeHead { dirty, .. } | FrameRecord::FreeTail { dirty })
+                    if *dirty =>
+                {
                     *dirty = false;
                     frames.zero(self.base.plus(i as u64));
                     scrubbed += 1;
@@ -300,32 +326,28 @@ impl FrameHeap {
 
     /// The free block (start, order) containing `mfn`, if `mfn` is free.
     pub fn locate_free_block(&self, mfn: Mfn, search: FreeBlockSearch) -> Option<(Mfn, Order)> {
-        let i = self.index(mfn)?;
-        if !self.records[i].is_free() {
+        if !self.record(mfn)?.is_free() {
             return None;
         }
         match search {
             FreeBlockSearch::WalkAlignments => Order::all().find_map(|order| {
                 let start = mfn.align_down(order);
-                let head = self.index(start)?;
-                match self.records[head] {
-                    FrameRecord::FreeHead { order: k, .. }
-                        if start.0 + Order::new(u64::from(k))?.frames() > mfn.0 =>
-                    {
-                        Some((start, Order::new(u64::from(k))?))
+                match *self.record(start)? {
+                    FrameRecord::FreeHead { order: k, .. } if start.0 + k.frames() > mfn.0 => {
+                        Some((start, k))
                     }
                     _ => None,
                 }
             }),
             FreeBlockSearch::ScanFreeLists => Order::all().find_map(|order| {
-                let mut link = self.free_heads[usize::from(order.get())];
+                let mut link = self.free_heads[order];
                 while link != NO_LINK {
                     let start = self.mfn_at(link as usize);
                     if start <= mfn && mfn.0 < start.0 + order.frames() {
                         return Some((start, order));
                     }
-                    link = match self.records[link as usize] {
-                        FrameRecord::FreeHead { next, .. } => next,
+                    link = match self.records.get(link as usize) {
+                        Some(FrameRecord::FreeHead { next, .. }) => *next,
                         _ => NO_LINK,
                     };
                 }
@@ -352,16 +374,14 @@ impl FrameHeap {
             }
             order = half;
         }
-        let i = self.index(mfn)?;
-        self.records[i] = replacement;
+        *self.record_mut(mfn)? = replacement;
         self.free_frames -= 1;
         Some(())
     }
 
     /// Returns one offlined frame to the free lists (dirty: its contents are unknown).
     pub(super) fn return_to_free(&mut self, mfn: Mfn) -> Option<()> {
-        let i = self.index(mfn)?;
-        self.records[i] = FrameRecord::FreeTail { dirty: true };
+        *self.record_mut(mfn)? = FrameRecord::FreeTail { dirty: true };
         self.free_frames += 1;
         self.insert_free(mfn, Order::ORDER_4K);
         Some(())
@@ -373,19 +393,40 @@ impl FrameHeap {
         (i < self.records.len()).then_some(i)
     }
 
+    /// The record of `mfn`, or `None` outside the span.
+    pub(super) fn record(&self, mfn: Mfn) -> Option<&FrameRecord> {
+        self.records.get(self.index(mfn)?)
+    }
+
+    pub(super) fn record_mut(&mut self, mfn: Mfn) -> Option<&mut FrameRecord> {
+        let i = self.index(mfn)?;
+        self.records.get_mut(i)
+    }
+
+    /// Gives `mfn` the record `record`; outside the span (which callers have ruled
+    /// out by reading its record first) it changes nothing.
+    pub(super) fn set_record(&mut self, mfn: Mfn, record: FrameRecord) {
+        if let Some(slot) = self.record_mut(mfn) {
+            *slot = record;
+        }
+    }
+
     pub(super) fn mfn_at(&self, index: usize) -> Mfn {
         self.base.plus(index as u64)
     }
 
-    fn indices(&self, range: MfnRange) -> Result<core::ops::Range<usize>, HeapError> {
+    /// The records of `range`, which must lie inside the span.
+    fn block_mut(&mut self, range: MfnRange) -> Result<&mut [FrameRecord], HeapError> {
         if range.is_empty() {
-            return Ok(0..0);
+            return Ok(&mut []);
         }
         let first = self.index(range.start).ok_or(HeapError::OutOfSpan)?;
         let last = self
             .index(Mfn(range.end.0 - 1))
             .ok_or(HeapError::OutOfSpan)?;
-        Ok(first..last + 1)
+        self.records
+            .get_mut(first..=last)
+            .ok_or(HeapError::OutOfSpan)
     }
 
     /// Puts the block at `start` (whose records are all `FreeTail`) on the free
@@ -396,8 +437,8 @@ impl FrameHeap {
         while let Some(larger) = order.larger() {
             let buddy = Mfn(start.0 ^ order.frames());
             let Some(b) = self.index(buddy) else { break };
-            match self.records[b] {
-                FrameRecord::FreeHead { order: k, .. } if k == order.get() => {
+            match self.records.get(b) {
+                Some(FrameRecord::FreeHead { order: k, .. }) if *k == order => {
                     self.unlink(b);
                     start = start.min(buddy);
                     order = larger;
@@ -411,35 +452,36 @@ impl FrameHeap {
     /// Makes the frame at `start` the head of a free block of `order` on its list.
     fn push_head(&mut self, start: Mfn, order: Order) {
         let Some(i) = self.index(start) else { return };
-        let k = usize::from(order.get());
-        let next = self.free_heads[k];
-        self.records[i] = FrameRecord::FreeHead {
-            order: order.get(),
-            dirty: self.records[i].is_dirty(),
+        let next = self.free_heads[order];
+        let Some(record) = self.records.get_mut(i) else {
+            return;
+        };
+        *record = FrameRecord::FreeHead {
+            order,
+            dirty: record.is_dirty(),
             prev: NO_LINK,
             next,
         };
         if let Some(FrameRecord::FreeHead { prev, .. }) = self.records.get_mut(next as usize) {
             *prev = i as u32;
         }
-        self.free_heads[k] = i as u32;
-        self.free_blocks[k] += 1;
+        self.free_heads[order] = i as u32;
+        self.free_blocks[order] += 1;
     }
 
     /// Takes the head at index `i` off its list; its record becomes a tail.
     fn unlink(&mut self, i: usize) {
-        let FrameRecord::FreeHead {
+        let Some(&FrameRecord::FreeHead {
             order,
             dirty,
             prev,
             next,
-        } = self.records[i]
+        }) = self.records.get(i)
         else {
             return;
         };
-        let k = usize::from(order);
         if prev == NO_LINK {
-            self.free_heads[k] = next;
+            self.free_heads[order] = next;
         } else if let Some(FrameRecord::FreeHead { next: n, .. }) =
             self.records.get_mut(prev as usize)
         {
@@ -448,8 +490,10 @@ impl FrameHeap {
         if let Some(FrameRecord::FreeHead { prev: p, .. }) = self.records.get_mut(next as usize) {
             *p = prev;
         }
-        self.records[i] = FrameRecord::FreeTail { dirty };
-        self.free_blocks[k] -= 1;
+        if let Some(record) = self.records.get_mut(i) {
+            *record = FrameRecord::FreeTail { dirty };
+        }
+        self.free_blocks[order] -= 1;
     }
 }
 

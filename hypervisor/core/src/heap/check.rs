@@ -90,8 +90,7 @@ impl FrameHeap {
         let mut in_block = vec![false; self.records.len()];
         let mut listed_frames = 0u64;
         for order in Order::all() {
-            let k = usize::from(order.get());
-            let mut link = self.free_heads[k];
+            let mut link = self.free_heads[order];
             let mut prev_link = NO_LINK;
             let mut heads = 0u64;
             while link != NO_LINK {
@@ -105,7 +104,7 @@ impl FrameHeap {
                 else {
                     return Err("free list links a frame that is not a free head");
                 };
-                if recorded != order.get() {
+                if recorded != order {
                     return Err("free head on the list of another order");
                 }
                 if prev != prev_link {
@@ -118,12 +117,13 @@ impl FrameHeap {
                 if end > self.records.len() {
                     return Err("free block runs past the span");
                 }
-                for (i, seen) in in_block.iter_mut().enumerate().take(end).skip(head) {
+                let block = in_block.iter_mut().zip(&self.records).enumerate();
+                for (i, (seen, record)) in block.take(end).skip(head) {
                     if *seen {
                         return Err("free blocks overlap (or a list loops)");
                     }
                     *seen = true;
-                    let tail_ok = matches!(self.records[i], FrameRecord::FreeTail { .. });
+                    let tail_ok = matches!(record, FrameRecord::FreeTail { .. });
                     if i != head && !tail_ok {
                         return Err("free block holds a frame that is not a free tail");
                     }
@@ -133,7 +133,7 @@ impl FrameHeap {
                 prev_link = link;
                 link = next;
             }
-            if heads != self.free_blocks[k] {
+            if heads != self.free_blocks[order] {
                 return Err("free block count does not match the list");
             }
         }

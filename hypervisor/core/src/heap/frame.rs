@@ -5,7 +5,7 @@
 //! free-list links are 32-bit frame indices, so one heap spans at most 2^32 frames
 //! (16 TiB), and the guest frame number of a domain's frame is kept in full.
 
-use crate::addr::{DomId, Gfn};
+use crate::addr::{DomId, Gfn, Order};
 
 /// Bytes of heap metadata per frame, checked at compile time.
 pub const FRAME_RECORD_BYTES: usize = core::mem::size_of::<FrameRecord>();
@@ -48,7 +48,7 @@ pub(super) enum FrameRecord {
     NotRam,
     /// First frame of a free block of `2^order` frames, linked into that order's list.
     FreeHead {
-        order: u8,
+        order: Order,
         dirty: bool,
         prev: u32,
         next: u32,

@@ -49,7 +49,7 @@ fn owner_bits(domain: DomId) -> u32 {
 impl FrameHeap {
     /// Takes `mfn` offline (`broken`: for good, as after a machine check).
     pub fn offline(&mut self, mfn: Mfn, broken: bool) -> OfflineReply {
-        let Some(i) = self.index(mfn) else {
+        let Some(&record) = self.record(mfn) else {
             return OfflineReply::err(Errno::EINVAL, PG_OFFLINE_INVALID);
         };
         let broken_bit = if broken { PG_OFFLINE_BROKEN } else { 0 };
@@ -58,7 +58,7 @@ impl FrameHeap {
         } else {
             FrameRecord::Offlined
         };
-        match self.records[i] {
+        match record {
             FrameRecord::NotRam => {
                 OfflineReply::err(Errno::EINVAL, PG_OFFLINE_FAILED | PG_OFFLINE_NOT_CONV_RAM)
             }
@@ -75,7 +75,7 @@ impl FrameHeap {
             }
             FrameRecord::Offlined | FrameRecord::Broken => {
                 if broken {
-                    self.records[i] = FrameRecord::Broken;
+                    self.set_record(mfn, FrameRecord::Broken);
                 }
                 OfflineReply::ok(PG_OFFLINE_OFFLINED | broken_bit)
             }
@@ -88,15 +88,18 @@ impl FrameHeap {
                 gfn,
                 offline: _,
             } => {
-                self.records[i] = FrameRecord::Domain {
-                    owner,
-                    gfn,
-                    offline: if broken {
-                        OfflineRequest::PendingBroken
-                    } else {
-                        OfflineRequest::Pending
+                self.set_record(
+                    mfn,
+                    FrameRecord::Domain {
+                        owner,
+                        gfn,
+                        offline: if broken {
+                            OfflineRequest::PendingBroken
+                        } else {
+                            OfflineRequest::Pending
+                        },
                     },
-                };
+                );
                 OfflineReply::ok(
                     PG_OFFLINE_OWNED | PG_OFFLINE_PENDING | owner_bits(owner) | broken_bit,
                 )
@@ -107,10 +110,10 @@ impl FrameHeap {
     /// Brings `mfn` back: an offlined frame returns to the free lists, a pending
     /// request is cancelled; a broken frame stays out.
     pub fn online(&mut self, mfn: Mfn) -> OfflineReply {
-        let Some(i) = self.index(mfn) else {
+        let Some(&record) = self.record(mfn) else {
             return OfflineReply::err(Errno::EINVAL, PG_OFFLINE_INVALID);
         };
-        match self.records[i] {
+        match record {
             FrameRecord::Broken
             | FrameRecord::Domain {
                 offline: OfflineRequest::PendingBroken,
@@ -125,11 +128,14 @@ impl FrameHeap {
                 gfn,
                 offline: OfflineRequest::Pending,
             } => {
-                self.records[i] = FrameRecord::Domain {
-                    owner,
-                    gfn,
-                    offline: OfflineRequest::None,
-                };
+                self.set_record(
+                    mfn,
+                    FrameRecord::Domain {
+                        owner,
+                        gfn,
+                        offline: OfflineRequest::None,
+                    },
+                );
                 OfflineReply::ok(PG_ONLINE_ONLINED)
             }
             // Online already (or a hole, which Xen also leaves alone): nothing to do.
@@ -140,10 +146,10 @@ impl FrameHeap {
     /// Reports `mfn`'s offline state (`PG_OFFLINE_STATUS_*`); an online frame reads 0,
     /// as in Xen.
     pub fn query(&self, mfn: Mfn) -> OfflineReply {
-        let Some(i) = self.index(mfn) else {
+        let Some(record) = self.record(mfn) else {
             return OfflineReply::err(Errno::EINVAL, PG_OFFLINE_INVALID);
         };
-        match self.records[i] {
+        match record {
             FrameRecord::NotRam => OfflineReply::err(Errno::EINVAL, PG_OFFLINE_INVALID),
             FrameRecord::Domain {
                 offline: OfflineRequest::Pending,

@@ -211,8 +211,8 @@ fn offlining_a_free_frame_carves_it_out_of_its_block() {
     assert_eq!(heap.state(target), Some(FrameState::Offlined));
     heap.check().unwrap();
     // The rest of the gigabyte is back as one block of each order 0..=17.
-    for order in 0..18 {
-        assert!(heap.free_blocks[order] >= 1, "order {order}");
+    for order in Order::all().take(18) {
+        assert!(heap.free_blocks[order] >= 1, "order {order:?}");
     }
     assert_eq!(heap.free_frames(), 0x40000 + 0x6f0 - 1);
     for probe in [

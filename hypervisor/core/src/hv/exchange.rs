@@ -158,7 +158,10 @@ fn extents(starts: &[Gfn], order: Order) -> Result<Vec<GfnRange>, Errno> {
         ranges.push(GfnRange::block(gfn, order).ok_or(Errno::EINVAL)?);
     }
     let sorted = sorted_copy(&ranges)?;
-    if sorted.windows(2).any(|w| w[0].overlaps(&w[1])) {
+    if sorted
+        .windows(2)
+        .any(|w| matches!(w, [a, b] if a.overlaps(b)))
+    {
         return Err(Errno::EINVAL);
     }
     Ok(ranges)

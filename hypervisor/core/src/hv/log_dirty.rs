@@ -37,7 +37,8 @@ impl DirtyLog {
         let (chunk, word, bit) = position(gfn.0);
         self.chunks
             .get(&chunk)
-            .is_some_and(|words| words[word] & (1 << bit) != 0)
+            .and_then(|words| words.get(word))
+            .is_some_and(|w| w & (1 << bit) != 0)
     }
 
     /// Byte `index` of the bitmap (bit `i` of byte `b` is frame `8 * b + i`).
@@ -45,7 +46,8 @@ impl DirtyLog {
         let (chunk, word, bit) = position(index * 8);
         self.chunks
             .get(&chunk)
-            .map_or(0, |words| (words[word] >> bit) as u8)
+            .and_then(|words| words.get(word))
+            .map_or(0, |w| (w >> bit) as u8)
     }
 
     pub(super) fn mark(&mut self, gfn: Gfn) {
@@ -54,8 +56,9 @@ impl DirtyLog {
             .chunks
             .entry(chunk)
             .or_insert_with(|| vec![0; (CHUNK_BITS / 64) as usize].into_boxed_slice());
-        if words[word] & (1 << bit) == 0 {
-            words[word] |= 1 << bit;
+        // `position` keeps `word` inside the chunk.
+        if let Some(w) = words.get_mut(word).filter(|w| **w & (1 << bit) == 0) {
+            *w |= 1 << bit;
             self.dirty_count = self.dirty_count.saturating_add(1);
         }
     }

@@ -101,8 +101,10 @@ impl Hypervisor {
                     *byte = log.byte(index) & valid_bits(index, pages);
                 }
                 let addr = op.dirty_bitmap.checked_add(offset).ok_or(Errno::EFAULT)?;
+                // `len` is at most the buffer's size.
+                let chunk = buf.get(..len).ok_or(Errno::EFAULT)?;
                 memory
-                    .write(CallerAddr(addr), &buf[..len])
+                    .write(CallerAddr(addr), chunk)
                     .map_err(|_| Errno::EFAULT)?;
                 offset += len as u64;
             }

@@ -95,7 +95,7 @@ impl Table4K {
         if usize::from(self.present) != FANOUT {
             return None;
         }
-        let first = self.entries[0]?;
+        let first = self.entries.first().copied().flatten()?;
         if !first.mfn.is_aligned(Order::ORDER_2M) {
             return None;
         }
@@ -200,7 +200,7 @@ impl Table2M {
         if usize::from(self.present) != FANOUT {
             return None;
         }
-        let Node2M::Leaf(first) = self.slots[0] else {
+        let Some(&Node2M::Leaf(first)) = self.slots.first() else {
             return None;
         };
         if !first.mfn.is_aligned(Order::ORDER_1G) {

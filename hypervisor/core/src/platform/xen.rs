@@ -59,6 +59,12 @@ pub struct XenPlatform<C> {
     clocks: C,
 }
 
+// The parameters ebbhv itself reads and sets, as indices of `params` (constants,
+// which the compiler checks against its length).
+const CALLBACK_IRQ: usize = hvmop::PARAM_CALLBACK_IRQ as usize;
+const STORE_PFN: usize = hvmop::PARAM_STORE_PFN as usize;
+const STORE_EVTCHN: usize = hvmop::PARAM_STORE_EVTCHN as usize;
+
 impl<C: Clock> XenPlatform<C> {
     /// The state of a new guest `domid`: a fresh port table with the xenstore port
     /// allocated (its other end is the hypervisor) and published as
@@ -69,8 +75,8 @@ impl<C: Clock> XenPlatform<C> {
         // guest finds no store port (param 0) rather than the hypervisor stopping.
         let port = evtchn.alloc_hypervisor_port().unwrap_or(0);
         let mut params = [0; hvmop::NR_PARAMS];
-        params[hvmop::PARAM_STORE_EVTCHN as usize] = u64::from(port);
-        params[hvmop::PARAM_STORE_PFN as usize] = store_gfn.0;
+        params[STORE_EVTCHN] = u64::from(port);
+        params[STORE_PFN] = store_gfn.0;
         XenPlatform {
             domid,
             params,
@@ -124,12 +130,12 @@ impl<C: Clock> XenPlatform<C> {
 
     /// The xenstore port.
     pub fn store_port(&self) -> Option<Port> {
-        u32::try_from(self.params[hvmop::PARAM_STORE_EVTCHN as usize]).ok()
+        u32::try_from(self.params[STORE_EVTCHN]).ok()
     }
 
     /// The vector the guest asked upcalls on, if it chose the vector callback type.
     pub fn callback_vector(&self) -> Option<u8> {
-        let p = self.params[hvmop::PARAM_CALLBACK_IRQ as usize];
+        let p = self.params[CALLBACK_IRQ];
         (p >> 56 == xen::CALLBACK_TYPE_VECTOR).then_some(p as u8)
     }
 

@@ -310,11 +310,11 @@ fn one_path(payload: &[u8], home: &Path) -> Result<Path, XsError> {
 
 /// `path\0rest` for WRITE: the value is the rest, without a terminator.
 fn split_first_arg(payload: &[u8]) -> Result<(&[u8], &[u8]), XsError> {
-    let nul = payload
-        .iter()
-        .position(|&c| c == 0)
-        .ok_or(XsError::EINVAL)?;
-    Ok((&payload[..nul], &payload[nul + 1..]))
+    let mut parts = payload.splitn(2, |&c| c == 0);
+    match (parts.next(), parts.next()) {
+        (Some(first), Some(rest)) => Ok((first, rest)),
+        _ => Err(XsError::EINVAL),
+    }
 }
 
 /// `path\0token\0`.

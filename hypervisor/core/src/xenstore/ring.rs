@@ -117,10 +117,10 @@ impl Xenstore {
             // the end of the queue's first slice.
             let run =
                 ((RING_SIZE - at % RING_SIZE).min(end.wrapping_sub(at)) as usize).min(src.len());
-            if run == 0 {
+            let Some(chunk) = src.get(..run).filter(|c| !c.is_empty()) else {
                 break;
-            }
-            page.write(ring::RSP + (at % RING_SIZE) as usize, &src[..run]);
+            };
+            page.write(ring::RSP + (at % RING_SIZE) as usize, chunk);
             conn.output.drain(..run);
             at = at.wrapping_add(run as u32);
         }
@@ -203,10 +203,9 @@ impl Xenstore {
             }
             let start = conn.input.len();
             conn.input.resize(start + run, 0);
-            page.read(
-                ring::REQ + (at % RING_SIZE) as usize,
-                &mut conn.input[start..],
-            );
+            if let Some(fresh) = conn.input.get_mut(start..) {
+                page.read(ring::REQ + (at % RING_SIZE) as usize, fresh);
+            }
             at = at.wrapping_add(run as u32);
         }
     }

@@ -144,7 +144,16 @@ impl Perms {
 
     /// The owner.
     pub fn owner(&self) -> DomId {
-        self.0[0].dom
+        self.first().dom
+    }
+
+    /// Entry 0: the owner and the default access.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "never empty (the invariant): each constructor puts the owner first and nothing removes it"
+    )]
+    fn first(&self) -> Perm {
+        self.0[0]
     }
 
     /// The entries.
@@ -156,10 +165,12 @@ impl Perms {
         match who {
             Who::Control => Access::Both,
             Who::Guest(d) if d == self.owner() => Access::Both,
-            Who::Guest(d) => self.0[1..]
+            Who::Guest(d) => self
+                .0
                 .iter()
+                .skip(1)
                 .find(|p| p.dom == d)
-                .map_or(self.0[0].access, |p| p.access),
+                .map_or(self.first().access, |p| p.access),
         }
     }
 
@@ -454,7 +465,9 @@ impl Tree {
         // the parent, writes) what the host puts in its own subtree.
         let mut perms = base;
         if let Who::Guest(d) = who {
-            perms.0[0].dom = d;
+            if let Some(owner) = perms.0.first_mut() {
+                owner.dom = d;
+            }
             let count = self.owned_by(d) as usize + missing.len();
             if count > limits.max_nodes {
                 return Err(XsError::ENOSPC);

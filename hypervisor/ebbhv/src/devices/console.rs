@@ -76,14 +76,11 @@ impl ConsoleStream {
         for b in bytes {
             self.track(*b);
         }
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let (segment, ends_line, next) = match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => (&rest[..i], true, &rest[i + 1..]),
-                None => (rest, false, &rest[rest.len()..]),
-            };
-            print_stream(self.prefix, segment, ends_line);
-            rest = next;
+        for piece in bytes.split_inclusive(|&b| b == b'\n') {
+            match piece.strip_suffix(b"\n") {
+                Some(line) => print_stream(self.prefix, line, true),
+                None => print_stream(self.prefix, piece, false),
+            }
         }
     }
 

@@ -74,6 +74,10 @@ const CRASH_POLL_HZ: u64 = 100;
 
 /// The guest's domain in `hv`. It exists for as long as the machine runs: nothing
 /// destroys it (a `destroy` request ends the run instead).
+#[expect(
+    clippy::expect_used,
+    reason = "the domain is created before the machine and never destroyed while it runs"
+)]
 fn domain(hv: &Hypervisor, domid: DomId) -> &Domain {
     hv.domain(domid)
         .expect("the guest's domain exists while it runs")
@@ -98,6 +102,10 @@ impl Machine {
         clocks: Clocks,
         store: StoreService,
     ) -> Machine {
+        #[expect(
+            clippy::expect_used,
+            reason = "boot: no guest yet; a machine without a page for the NPT root stops here"
+        )]
         let npt = Npt::new().expect("hypervisor memory for the NPT root");
         let vcpu = Vcpu::new_pvh(npt, entry.rip, entry.start_info, msr::PASS_THROUGH);
         let mut m = Machine {
@@ -123,10 +131,10 @@ impl Machine {
     fn sync_npt(&mut self) {
         let vcpu = self.cpu.vcpu_mut();
         let mut mirror = NptMirror::new(vcpu.npt_mut());
-        let changed = self
-            .hv
-            .sync_p2m(self.domid, &mut mirror)
-            .expect("the guest's domain exists while it runs");
+        let Ok(changed) = self.hv.sync_p2m(self.domid, &mut mirror) else {
+            // Cannot happen: nothing destroys the domain while the machine runs.
+            self.crash(format_args!("the guest's domain is gone"));
+        };
         let complete = mirror.failed().is_none();
         if changed > 0 {
             vcpu.flush_tlb();

@@ -29,8 +29,9 @@ pub fn console_io(
     args: [u64; 5],
 ) -> Result<i64, Errno> {
     let len = usize::try_from(args[1]).map_or(CONSOLE_CHUNK, |n| n.min(CONSOLE_CHUNK));
-    let mut buf = [0u8; CONSOLE_CHUNK];
-    let buf = &mut buf[..len];
+    let mut whole = [0u8; CONSOLE_CHUNK];
+    // `len` is at most the chunk, so never the empty default.
+    let buf = whole.get_mut(..len).unwrap_or_default();
     match args[0] {
         consoleio::WRITE => {
             mem.read(CallerAddr(args[2]), buf)
@@ -40,10 +41,11 @@ pub fn console_io(
         }
         consoleio::READ => {
             // A console that claims more than it was given is clamped, not trusted.
-            let n = console.read(buf).min(len);
-            mem.write(CallerAddr(args[2]), &buf[..n])
+            let n = console.read(buf);
+            let input = buf.get(..n).unwrap_or(&*buf);
+            mem.write(CallerAddr(args[2]), input)
                 .map_err(|_| Errno::EFAULT)?;
-            Ok(n as i64)
+            Ok(input.len() as i64)
         }
         _ => Err(Errno::ENOSYS),
     }

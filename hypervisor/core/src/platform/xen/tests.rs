@@ -226,6 +226,30 @@ fn xen_version_reports_version_strings_and_features() {
     );
 }
 
+/// A console that claims to have read more than it was given.
+struct BoastingConsole;
+
+impl super::console_io::Console for BoastingConsole {
+    fn write(&mut self, _: &[u8]) {}
+
+    fn read(&mut self, buf: &mut [u8]) -> usize {
+        buf.fill(b'x');
+        usize::MAX
+    }
+}
+
+#[test]
+fn console_io_read_is_clamped_to_the_guest_buffer() {
+    let mut b = Bed::new();
+    let r = console_io(
+        &mut b.mem,
+        &mut BoastingConsole,
+        [consoleio::READ, 4, BASE + 0x100, 0, 0],
+    );
+    assert_eq!(r, Ok(4));
+    assert_eq!(&b.mem.bytes[0x100..0x105], b"xxxx\0");
+}
+
 #[test]
 fn console_io_moves_at_most_one_chunk_each_way() {
     let mut b = Bed::new();

@@ -19,9 +19,12 @@ fn write_str(
 ) -> Result<i64, Errno> {
     let mut buf = [0u8; MAX_STRING];
     let len = len.clamp(1, MAX_STRING);
-    let n = s.len().min(len - 1);
-    buf[..n].copy_from_slice(&s[..n]);
-    mem.write(at, &buf[..len]).map_err(|_| Errno::EFAULT)?;
+    // The string, cut to leave room for its terminator; the rest stays 0.
+    for (dst, src) in buf.iter_mut().zip(s).take(len - 1) {
+        *dst = *src;
+    }
+    let out = buf.get(..len).unwrap_or(&buf);
+    mem.write(at, out).map_err(|_| Errno::EFAULT)?;
     Ok(0)
 }
 
