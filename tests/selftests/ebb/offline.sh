@@ -49,6 +49,21 @@ backing() {
     host_output | sed -n 's/^gfn [^:]*: mfn \(0x[0-9a-f]*\), \([0-9][KMG]\) leaf, .*/\1 \2/p'
 }
 
+# The gfn of one of memcheck's pages that a superpage backs, so that the offline
+# splits a leaf ebbhv must merge again. Which pages sit on 4 KiB leaves depends on
+# what the tests before this one ballooned or offlined: try pages 1000, 1000 + 512,
+# ... (one per 2 MiB of memcheck's memory) until one is on a 2M or 1G leaf.
+memcheck_gfn_on_superpage() {
+    local page=1000 tries=0 gfn leaf
+    while [ $tries -lt 64 ]; do
+        gfn=$(memcheck_gfn $page) || return 1
+        set -- $(backing "$gfn"); leaf=$2
+        [ "$leaf" = 2M ] || [ "$leaf" = 1G ] && { echo "$gfn"; return 0; }
+        page=$((page + 512)); tries=$((tries + 1))
+    done
+    return 1
+}
+
 # host_request's status, then its output must be exactly $2.
 says() {
     [ "$1" = 0 ] && [ "$(host_output)" = "$2" ]
@@ -69,7 +84,8 @@ merged_again() {
 
 in_use() {
     local gfn m0 leaf0 m1 leaf1 off0 l4 l2 merged status out query
-    gfn=$(memcheck_gfn 1000) || { round_fail in-use "no gfn for memcheck's page"; return; }
+    gfn=$(memcheck_gfn_on_superpage) ||
+        { round_fail in-use "no page of memcheck's on a superpage (64 tried)"; return; }
     echo "$gfn" > $GFN_FILE
     set -- $(backing "$gfn"); m0=$1; leaf0=$2
     hv_info; off0=$(hv heap_offlined); l4=$(hv ram_leaves_4k); l2=$(hv ram_leaves_2m)
