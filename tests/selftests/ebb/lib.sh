@@ -158,14 +158,25 @@ kernel_quiet_since() {
     ! kernel_warned_since "$1"
 }
 
-# Runs "$@" until it succeeds, for at most $1 seconds.
+# Sets UPTIME_CS to the seconds since boot, in hundredths (no fork: the shell reads
+# /proc/uptime itself). The fraction has two digits; a leading 1 keeps "09" from
+# being read as octal.
+uptime_cs() {
+    read -r UPTIME_CS _ < /proc/uptime
+    UPTIME_CS=$(( ${UPTIME_CS%.*} * 100 + 1${UPTIME_CS#*.} - 100 ))
+}
+
+# Runs "$@" every 0.1 s until it succeeds, for at most $1 seconds of the guest's
+# clock, then once more. A deadline, not a count of tries: in the debug kernel each
+# try's processes take long enough that 10 tries are far more than a second.
 wait_for() {
-    n=$(($1 * 10))
+    local wait_for_end
+    uptime_cs
+    wait_for_end=$((UPTIME_CS + $1 * 100))
     shift
-    while [ $n -gt 0 ]; do
+    while uptime_cs; [ $UPTIME_CS -lt $wait_for_end ]; do
         "$@" && return 0
         sleep 0.1
-        n=$((n - 1))
     done
     "$@"
 }

@@ -38,8 +38,13 @@ wait_field() {
 }
 
 # A populate-on-demand domain balloons the unbacked rest of its memory map out just
-# after the load: the published line must be the one of the balloon at rest.
-at_rest() { state_is reached && [ "$(cat $SYS/info/current_kb)" = "$(cat $SYS/target_kb)" ]; }
+# after the load: the published line must be the one of the balloon at rest. At rest
+# is `reached` with the size the worker published at the end of its last run (not
+# the target to the page: `reached` also means nothing is left to take back, a few
+# pages short of it).
+at_rest() {
+    state_is reached && [ "$(cat $SYS/info/current_kb)" = "$(state_field current_kb)" ]
+}
 wait_for 60 at_rest
 start_kb=$(cat $SYS/info/current_kb)
 ktap_print_msg "data/ebb-state: '$(xenstore read data/ebb-state 2>&1)'"
