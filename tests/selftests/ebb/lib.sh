@@ -158,12 +158,12 @@ kernel_quiet_since() {
     ! kernel_warned_since "$1"
 }
 
-# Sets UPTIME_CS to the seconds since boot, in hundredths (no fork: the shell reads
+# Sets EBB_CLOCK_CS to the seconds since boot, in hundredths (no fork: the shell reads
 # /proc/uptime itself). The fraction has two digits; a leading 1 keeps "09" from
 # being read as octal.
-uptime_cs() {
-    read -r UPTIME_CS _ < /proc/uptime
-    UPTIME_CS=$(( ${UPTIME_CS%.*} * 100 + 1${UPTIME_CS#*.} - 100 ))
+ebb_clock_cs() {
+    read -r EBB_CLOCK_CS _ < /proc/uptime
+    EBB_CLOCK_CS=$(( ${EBB_CLOCK_CS%.*} * 100 + 1${EBB_CLOCK_CS#*.} - 100 ))
 }
 
 # Runs "$@" every 0.1 s until it succeeds, for at most $1 seconds of the guest's
@@ -171,10 +171,10 @@ uptime_cs() {
 # try's processes take long enough that 10 tries are far more than a second.
 wait_for() {
     local wait_for_end
-    uptime_cs
-    wait_for_end=$((UPTIME_CS + $1 * 100))
+    ebb_clock_cs
+    wait_for_end=$((EBB_CLOCK_CS + $1 * 100))
     shift
-    while uptime_cs; [ $UPTIME_CS -lt $wait_for_end ]; do
+    while ebb_clock_cs; [ $EBB_CLOCK_CS -lt $wait_for_end ]; do
         "$@" && return 0
         sleep 0.1
     done
