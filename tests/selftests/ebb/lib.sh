@@ -158,25 +158,14 @@ kernel_quiet_since() {
     ! kernel_warned_since "$1"
 }
 
-# Sets EBB_CLOCK_CS to the seconds since boot, in hundredths (no fork: the shell reads
-# /proc/uptime itself). The fraction has two digits; a leading 1 keeps "09" from
-# being read as octal.
-ebb_clock_cs() {
-    read -r EBB_CLOCK_CS _ < /proc/uptime
-    EBB_CLOCK_CS=$(( ${EBB_CLOCK_CS%.*} * 100 + 1${EBB_CLOCK_CS#*.} - 100 ))
-}
-
-# Runs "$@" every 0.1 s until it succeeds, for at most $1 seconds of the guest's
-# clock, then once more. A deadline, not a count of tries: in the debug kernel each
-# try's processes take long enough that 10 tries are far more than a second.
+# Runs "$@" until it succeeds, for at most $1 seconds.
 wait_for() {
-    local wait_for_end
-    ebb_clock_cs
-    wait_for_end=$((EBB_CLOCK_CS + $1 * 100))
+    n=$(($1 * 10))
     shift
-    while ebb_clock_cs; [ $EBB_CLOCK_CS -lt $wait_for_end ]; do
+    while [ $n -gt 0 ]; do
         "$@" && return 0
         sleep 0.1
+        n=$((n - 1))
     done
     "$@"
 }
