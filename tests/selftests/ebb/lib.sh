@@ -28,9 +28,11 @@ within_extent() {
 
 # Free memory in kB: MemFree plus the pages waiting in per-CPU free lists, which
 # MemFree leaves out (after many single pages are freed they can hold tens of MiB).
+# One process reads both files, so that a refill of a per-CPU list between the two
+# reads (pages leave MemFree for the list) rarely falls in between.
 free_kb() {
-    pcp=$(awk '$1 == "count:" { n += $2 } END { print n + 0 }' /proc/zoneinfo)
-    echo $(($(awk '/^MemFree:/ { print $2 }' /proc/meminfo) + pcp * 4))
+    awk '$1 == "count:" { pcp += $2 } /^MemFree:/ { free = $2 } END { print free + pcp * 4 }' \
+        /proc/zoneinfo /proc/meminfo
 }
 
 mem_total_kb() {

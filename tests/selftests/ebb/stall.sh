@@ -75,22 +75,28 @@ stalls_enomem_guest() {
 ktap_test_result "an unreachable target stalls with reason enomem_guest" stalls_enomem_guest
 # The lowest sample may read below the reserve by what the sampling itself holds
 # (the shell and awk processes that read /proc/meminfo and /proc/zoneinfo, started
-# after ebb last looked at the free memory): 1 MiB, far less than the reserve, which
-# a balloon without one would have taken. The balloon stops at the reserve, not above
+# after ebb last looked at the free memory): 1 MiB; and by a per-CPU list refilled
+# between the sampler's read of the lists and its read of MemFree, which then counts
+# the refill in neither (a loaded ebbhv run, reading them with two processes, read
+# 2.8 MB under the reserve). 3 MiB is far less than the reserve, which a balloon
+# without one would have taken. The balloon stops at the reserve, not above
 # it: what stays free is the reserve plus the pages waiting in per-CPU lists, which
 # the kernel's own free count (ebb's measure) leaves out: 8 MiB under ebbhv, up to
 # 8.1 MiB seen on a real Xen PV domU (4 KiB balloon allocations); 16 MiB covers them,
 # far below where a balloon that ignored the reserve would stop.
 stops_at_reserve() {
-    [ "$samples" -ge 10 ] && [ "$min_free" -ge $((reserve_kb - 1024)) ] &&
-        [ "$final_free" -ge $((reserve_kb - 1024)) ] && [ "$final_free" -le $((reserve_kb + 16384)) ]
+    [ "$samples" -ge 10 ] && [ "$min_free" -ge $((reserve_kb - 3072)) ] &&
+        [ "$final_free" -ge $((reserve_kb - 3072)) ] && [ "$final_free" -le $((reserve_kb + 16384)) ]
 }
 ktap_test_result "ballooning out stops at the free-memory reserve ($reserve_kb KiB) and never goes below it" stops_at_reserve
 
 # 3. Backed off while stalled, and still trying: at most one attempt a second
 # (max_schedule_delay 2 s: about 5 in the window, at least 3 when a busy host delays
 # the guest's timers), a hypercall only for an attempt that found free pages above the
-# reserve, and the guest's CPU time within 5% of a CPU of the idle baseline.
+# reserve, and the guest's CPU time within half a CPU of the idle baseline. A worker
+# that spins takes the whole vCPU (1000 ticks in the window); an idle Xen domU under
+# QEMU's emulation is itself busy for 5 to 27% of a 10 s window (51 to 270 ticks
+# seen), which moves the baseline by more than a finer margin.
 calls0=$(cat $SYS/ebb/hypercalls)
 fails0=$(cat $SYS/ebb/failures)
 busy0=$(busy)
@@ -101,8 +107,14 @@ fails=$(($(cat $SYS/ebb/failures) - fails0))
 hz_ticks=$((busy1 - busy0))
 ktap_print_msg "stalled for $WATCH_S s: $calls hypercalls, $fails failed attempts, $hz_ticks busy ticks (baseline $idle_ticks), schedule_delay $(cat $SYS/schedule_delay) s, state $(cat $SYS/ebb/state)"
 backed_off() {
-    [ $fails -ge 3 ] && [ $fails -le $WATCH_S ] && [ $calls -le $fails ] &&
-        [ $hz_ticks -le $((idle_ticks + WATCH_S * 5)) ] && state_is stalled
+    why=
+    [ $fails -ge 3 ] || why="$why fewer than 3 attempts;"
+    [ $fails -le $WATCH_S ] || why="$why more than one attempt a second;"
+    [ $calls -le $fails ] || why="$why more hypercalls than attempts;"
+    [ $hz_ticks -le $((idle_ticks + WATCH_S * 50)) ] || why="$why CPU time above the idle baseline;"
+    state_is stalled || why="$why state $(cat $SYS/ebb/state);"
+    [ -z "$why" ] || ktap_print_msg "not backed off:$why"
+    [ -z "$why" ]
 }
 ktap_test_result "while stalled the worker retries, backed off (at most one attempt a second, a hypercall at most per attempt, CPU near idle)" \
     backed_off
