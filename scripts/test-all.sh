@@ -185,15 +185,9 @@ run_guest_tests() {
     shift $(($# < 2 ? $# : 2))
     EBB_PLATFORM=$platform EBB_FLAVOUR=$flavour EBB_RESULTS=$results/$name scripts/run-guest.sh test "$@" \
         | tee "$results/$name.log"
-    count_guest_run "$name"
-}
-
-# count_guest_run NAME: adds the results of the guest run NAME to the totals (a run
-# that left no summary counts as one failure).
-count_guest_run() {
     local counts
     counts=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["pass"], d["fail"], d["skip"])' \
-        "$results/$1/summary.json" 2>/dev/null) || counts="0 1 0"
+        "$results/$name/summary.json" 2>/dev/null) || counts="0 1 0"
     read -r g_pass g_fail g_skip <<<"$counts"
     passed=$((passed + g_pass)) failed=$((failed + g_fail)) skipped=$((skipped + g_skip))
 }
@@ -241,18 +235,11 @@ fi
 # turns itself off at its first report, and a user's offline followed by ebb's
 # hot-remove always draws one from the kernel (KNOWN, see ktap-summary.py): smp.sh,
 # which does that, runs after the others but xenstore.sh.
-# The debug run (one QEMU thread) runs in the background beside the real-Xen PVH
-# domUs (one vCPU each), which leaves the two cores to the 2-vCPU PV domU afterwards;
-# its log is printed when it has ended.
 wait "$prebuild" || tail -n 20 "$results/prebuild.log"
-debug_run=
 if scripts/build-kernel.sh debug && scripts/build-initramfs.sh debug; then
-    log "the debug kernel's kselftests run in the background (log: $results/guest-ebbhv-debug.log)"
-    EBB_PLATFORM=ebbhv EBB_FLAVOUR=debug EBB_RESULTS=$results/guest-ebbhv-debug \
-        EBB_TIMEOUT=2400 EBB_GUEST_CMDLINE=ebb.test_timeout=900 \
-        scripts/run-guest.sh test ebb:module.sh ebb:broken.sh ebb:oom.sh \
-        ebb:refused.sh ebb:smp.sh ebb:xenstore.sh >"$results/guest-ebbhv-debug.log" 2>&1 &
-    debug_run=$!
+    EBB_TIMEOUT=2400 EBB_GUEST_CMDLINE=ebb.test_timeout=900 \
+        run_guest_tests ebbhv debug ebb:module.sh ebb:broken.sh ebb:oom.sh \
+        ebb:refused.sh ebb:smp.sh ebb:xenstore.sh
 else
     record FAIL "guest: the debug kernel and its initramfs build"
 fi
@@ -261,21 +248,11 @@ fi
 # dom0's xl and xenstore tools as the host: memory = maxmem (PVH), populate-on-demand
 # (PVH, 256 of 512 MiB) and PV with two vCPUs. Each runs the kselftests that hold
 # there (fail-next and page offline are ebbhv's; README, "On a real Xen").
-xen_bed=yes
-scripts/setup-xen.sh || xen_bed=
-if [ -n "$xen_bed" ]; then
+if scripts/setup-xen.sh; then
     run_guest_tests xen-pvh guest ebb:module.sh ebb:balloon.sh ebb:integrity.sh ebb:oom.sh \
         ebb:maxmem.sh ebb:stall.sh ebb:throughput.sh ebb:xenstore.sh ebb:smp.sh ebb:hostile.sh \
         ebb:hostile-kernel.sh
     run_guest_tests xen-pod guest ebb:pod.sh ebb:integrity.sh ebb:xenstore.sh
-fi
-if [ -n "$debug_run" ]; then
-    log "waiting for the debug kernel's kselftests"
-    wait "$debug_run" || true
-    cat "$results/guest-ebbhv-debug.log"
-    count_guest_run guest-ebbhv-debug
-fi
-if [ -n "$xen_bed" ]; then
     EBB_XEN_VCPUS=2 run_guest_tests xen-pv guest ebb:module.sh ebb:balloon.sh ebb:integrity.sh ebb:oom.sh \
         ebb:stall.sh ebb:xenstore.sh ebb:maxmem.sh ebb:smp.sh
 else
