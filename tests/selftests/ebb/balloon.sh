@@ -56,9 +56,6 @@ floor_kb=$(cat $SYS/ebb/floor_kb)
 max_kb=$(cat $SYS/ebb/max_kb)
 ktap_print_msg "current $start_kb KiB, floor $floor_kb KiB, max $max_kb KiB, MemTotal $mem_boot kB"
 
-# Centiseconds since boot.
-uptime_cs() { tr -d . < /proc/uptime | cut -d' ' -f1; }
-
 # 2. Balloon down by 128 MiB plus 12 KiB (2 MiB extents, then 4 KiB pages).
 down_kb=$((start_kb - 131084))
 calls_before=$(cat $SYS/ebb/hypercalls)

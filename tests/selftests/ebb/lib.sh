@@ -28,12 +28,15 @@ within_extent() {
 
 # Free memory in kB: MemFree plus the pages waiting in per-CPU free lists, which
 # MemFree leaves out (after many single pages are freed they can hold tens of MiB).
-# One process reads both files, so that a refill of a per-CPU list between the two
-# reads (pages leave MemFree for the list) rarely falls in between.
+# One process reads both files, which narrows the window in which a refill of a
+# per-CPU list (pages leave MemFree for the list) is counted in neither.
 free_kb() {
     awk '$1 == "count:" { pcp += $2 } /^MemFree:/ { free = $2 } END { print free + pcp * 4 }' \
         /proc/zoneinfo /proc/meminfo
 }
+
+# Centiseconds since boot.
+uptime_cs() { tr -d . < /proc/uptime | cut -d' ' -f1; }
 
 mem_total_kb() {
     awk '/^MemTotal:/ { print $2 }' /proc/meminfo

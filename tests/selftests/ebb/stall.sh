@@ -92,13 +92,13 @@ ktap_test_result "ballooning out stops at the free-memory reserve ($reserve_kb K
 
 # 3. Backed off while stalled, and still trying: at most one attempt a second
 # (max_schedule_delay 2 s: about 5 in the window, at least 3 when a busy host delays
-# the guest's timers), a hypercall only for an attempt that found free pages above the
-# reserve (each one that did not fail took at least a page: pages the guest freed
-# meanwhile, which the balloon takes as the target says, a few at a time, while the
-# hypercalls that take them do not count as failed attempts), and the guest's CPU time within half a CPU of the idle baseline. A worker
-# that spins takes the whole vCPU (1000 ticks in the window); an idle Xen domU under
-# QEMU's emulation is itself busy for 5 to 27% of a 10 s window (51 to 270 ticks
-# seen), which moves the baseline by more than a finer margin.
+# the guest's timers); a hypercall only for an attempt that found free pages above the
+# reserve (pages the guest freed meanwhile, which the balloon takes a few at a time:
+# each such hypercall took at least a page and is no failed attempt); and the guest's
+# CPU time within half a CPU of the idle baseline. A worker that spins takes the whole
+# vCPU (1000 ticks in the window); an idle Xen domU under QEMU's emulation is itself
+# busy for 5 to 27% of a 10 s window (51 to 270 ticks seen), which moves the baseline
+# by more than a finer margin.
 calls0=$(cat $SYS/ebb/hypercalls)
 fails0=$(cat $SYS/ebb/failures)
 out0=$(cat $SYS/ebb/pages_out)

@@ -20,7 +20,6 @@ ebb_unload
 mem_boot=$(mem_total_kb)
 ebb_start
 
-uptime_cs() { tr -d . < /proc/uptime | cut -d' ' -f1; }
 settle() {
     i=0
     while [ $i -lt 3000 ]; do
