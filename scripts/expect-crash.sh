@@ -49,7 +49,8 @@ if failed:
     print(f"--- last lines of {results}/console.log ---")
     print("\n".join(log[-25:]))
 print(f"crash run ({test}): {len(checks) - failed} passed, {failed} failed, 0 skipped")
-json.dump({"pass": len(checks) - failed, "fail": failed, "skip": 0},
+json.dump({"pass": len(checks) - failed, "fail": failed, "skip": 0,
+           "results": [dict(outcome="pass" if ok else "fail", name=name, note="") for name, ok in checks]},
           open(f"{results}/crash-summary.json", "w"))
 sys.exit(1 if failed else 0)
 PY

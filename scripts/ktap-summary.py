@@ -9,7 +9,9 @@ test, each test's own KTAP nested behind '# '), writing `EBB-TEST-BEGIN <test>` 
 `EBB-KSELFTEST-END rc=N` and the whole kernel log between EBB-DMESG-BEGIN and -END.
 
 Prints one line per test (the nested subtests where a test has them), then
-`<name>: N passed, N failed, N skipped`; exits 1 on any failure. Besides a test's own
+`<name>: N passed, N failed, N skipped`; exits 1 on any failure. A failed test is
+followed by the diagnostics its test printed before the result (up to CONTEXT_LINES
+`# ` lines), so that a log's tail says why it failed. Besides a test's own
 `not ok`, these fail the run:
   - no end marker (the guest crashed, hung or was cut off), a runner status rc != 0
     that no failed test explains, no plan, fewer results than planned, an expected
@@ -103,6 +105,8 @@ def known_splat(dump, i):
             return why
     return None
 BANNER = "Linux version "
+# The diagnostics kept for a failed result: the test's last messages before it.
+CONTEXT_LINES = 12
 
 
 def clean(raw):
@@ -121,8 +125,9 @@ class Result:
     """One line of the summary; `test` is the collection:test it belongs to (or a
     harness part such as "kernel log"), `desc` the subtest's description."""
 
-    def __init__(self, outcome, test, desc="", note=""):
+    def __init__(self, outcome, test, desc="", note="", context=()):
         self.outcome, self.test, self.desc, self.note = outcome, test, desc, note
+        self.context = list(context)
 
     @property
     def name(self):
@@ -156,6 +161,8 @@ def skip_allowed(result, allow):
 def parse_ktap(lines):
     """Reads the kselftest part of the log. Returns (results, run facts)."""
     results, inner, inner_plan = [], [], None
+    # The test's own messages ("# # " once nested by the runner) since its last result.
+    recent = []
     tops, expected = [], []
     plan = rc = None
     begun = finished = False
@@ -179,10 +186,14 @@ def parse_ktap(lines):
         if not line.startswith("# # ") and RUNNER_ERROR.search(line):
             runner_errors.append(line.removeprefix("# ").strip())
             continue
-        if line.startswith("# ") and not line.startswith("# # "):
+        if line.startswith("# # "):
+            recent = (recent + [line[4:].rstrip()])[-CONTEXT_LINES:]
+            continue
+        if line.startswith("# "):
             m = RESULT.match(line[2:])
             if m:
-                inner.append((outcome(m[1], m[4]), m[3], m[5] or ""))
+                inner.append((outcome(m[1], m[4]), m[3], m[5] or "", recent))
+                recent = []
             m = PLAN.match(line[2:])
             if m:
                 inner_plan = int(m[1])
@@ -202,18 +213,18 @@ def parse_ktap(lines):
         tops.append((name, top))
         missing = (inner_plan or 0) - len(inner)
         if inner:
-            results += [Result(o, name, desc, n) for o, desc, n in inner]
-            if top == "fail" and all(o != "fail" for o, _, _ in inner):
+            results += [Result(o, name, desc, n, ctx if o == "fail" else ()) for o, desc, n, ctx in inner]
+            if top == "fail" and all(o != "fail" for o, _, _, _ in inner):
                 why = note or "test failed after its subtests"
                 if missing > 0:
                     why += f"; {missing} of {inner_plan} planned subtests reported no result"
-                results.append(Result("fail", name, "", why))
+                results.append(Result("fail", name, "", why, recent))
             elif missing > 0:
                 results.append(Result("fail", name, "",
                                       f"{missing} of {inner_plan} planned subtests reported no result"))
         else:
-            results.append(Result(top, name, "", note))
-        inner, inner_plan = [], None
+            results.append(Result(top, name, "", note, recent if top == "fail" else ()))
+        inner, inner_plan, recent = [], None, []
     return results, dict(begun=begun, finished=finished, rc=rc, plan=plan, tops=tops,
                          expected=expected, runner_errors=runner_errors)
 
@@ -343,6 +354,8 @@ def main(argv=None):
     label = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}
     for r in results:
         print(f"{label[r.outcome]} {r.name}" + (f"  ({r.note})" if r.note else ""))
+        for line in r.context:
+            print(f"    | {line}")
     if not facts["finished"] or args.run_status:
         print(f"--- last lines of {args.log} ---")
         sys.stdout.writelines(lines[-25:])
@@ -354,7 +367,9 @@ def main(argv=None):
     counts = {k: sum(1 for r in results if r.outcome == k) for k in label}
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": [dict(outcome=r.outcome, name=r.name, note=r.note) for r in results],
+            json.dump({"results": [dict(outcome=r.outcome, name=r.name, note=r.note,
+                                        **({"context": r.context} if r.context else {}))
+                                   for r in results],
                        "expected": facts["expected"], "rc": facts["rc"],
                        "finished": facts["finished"], "run_status": args.run_status,
                        **counts}, f, indent=1)

@@ -21,13 +21,16 @@ source "$(dirname "$0")/lib.sh"
 results=$EBB_ROOT/results/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$results"
 passed=0 failed=0 skipped=0
+# Every failure with what explains it, printed again at the end, where a CI log's
+# tail shows it.
+failures=()
 
 record() {
     local outcome=$1 name=$2
     printf '%s %s\n' "$outcome" "$name"
     case "$outcome" in
         PASS) passed=$((passed + 1)) ;;
-        FAIL) failed=$((failed + 1)) ;;
+        FAIL) failed=$((failed + 1)) failures+=("$name") ;;
         SKIP) skipped=$((skipped + 1)) ;;
     esac
 }
@@ -164,6 +167,7 @@ cargo_test() {
         } END { print p + 0, f + 0, s + 0 }' "$results/$logname")
     printf 'host: %s: %d passed, %d failed, %d ignored\n' "$name" "$c_pass" "$c_fail" "$c_skip"
     passed=$((passed + c_pass)) failed=$((failed + c_fail)) skipped=$((skipped + c_skip))
+    [ "$c_fail" = 0 ] || failures+=("host: $name: $c_fail failed (log: $results/$logname)")
     if [ "$status" != 0 ] && [ "$c_fail" = 0 ]; then
         tail -n 40 "$results/$logname"
         record FAIL "host: $name builds and runs"
@@ -177,6 +181,30 @@ cargo_test "ebb.ko unit tests" "$EBB_ROOT/tests/unit/Cargo.toml" unit-test.log
 
 # Every kselftest runs twice: as a Xen PVH domain under ebbhv (where ebb.ko works)
 # and on plain QEMU (not Xen: ebb.ko must refuse to load, its Xen tests skip).
+# add_counts RUN SUMMARY_JSON: adds a guest run's counts to the totals and its failed
+# results, with their diagnostics, to the failures; a missing summary is one failure.
+add_counts() {
+    local run=$1 json=$2 counts
+    counts=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["pass"], d["fail"], d["skip"])' \
+        "$json" 2>/dev/null) || counts="0 1 0"
+    read -r g_pass g_fail g_skip <<<"$counts"
+    passed=$((passed + g_pass)) failed=$((failed + g_fail)) skipped=$((skipped + g_skip))
+    [ "$g_fail" = 0 ] && return
+    if [ -f "$json" ]; then
+        local line
+        while IFS= read -r line; do failures+=("$line"); done < <(python3 -c '
+import json, sys
+for r in json.load(open(sys.argv[2]))["results"]:
+    if r["outcome"] == "fail":
+        name, note = r["name"], r["note"]
+        print(f"{sys.argv[1]}: {name}" + (f"  ({note})" if note else ""))
+        for line in r.get("context", []):
+            print(f"    | {line}")' "$run" "$json")
+    else
+        failures+=("$run: no summary of the run ($json)")
+    fi
+}
+
 # run_guest_tests PLATFORM [FLAVOUR [C:T ...]]: the kselftests (all, or those named)
 # in the FLAVOUR kernel (guest) on PLATFORM, counted in the totals.
 run_guest_tests() {
@@ -185,11 +213,7 @@ run_guest_tests() {
     shift $(($# < 2 ? $# : 2))
     EBB_PLATFORM=$platform EBB_FLAVOUR=$flavour EBB_RESULTS=$results/$name scripts/run-guest.sh test "$@" \
         | tee "$results/$name.log"
-    local counts
-    counts=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["pass"], d["fail"], d["skip"])' \
-        "$results/$name/summary.json" 2>/dev/null) || counts="0 1 0"
-    read -r g_pass g_fail g_skip <<<"$counts"
-    passed=$((passed + g_pass)) failed=$((failed + g_fail)) skipped=$((skipped + g_skip))
+    add_counts "$name" "$results/$name/summary.json"
 }
 
 # expect_crash C:T REGEX: a kselftest whose run must end in a domain crash for a
@@ -197,11 +221,7 @@ run_guest_tests() {
 expect_crash() {
     local name=crash-${1#*:}
     EBB_RESULTS=$results/$name scripts/expect-crash.sh "$1" "$2" | tee "$results/$name.log"
-    local counts
-    counts=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["pass"], d["fail"], d["skip"])' \
-        "$results/$name/crash-summary.json" 2>/dev/null) || counts="0 1 0"
-    read -r g_pass g_fail g_skip <<<"$counts"
-    passed=$((passed + g_pass)) failed=$((failed + g_fail)) skipped=$((skipped + g_skip))
+    add_counts "$name" "$results/$name/crash-summary.json"
 }
 
 check "host: ebbctl builds" ebbctl-build.log \
@@ -260,5 +280,9 @@ else
 fi
 
 log "results in $results"
+if [ "${#failures[@]}" -gt 0 ]; then
+    echo "what failed:"
+    printf '  %s\n' "${failures[@]}"
+fi
 printf '%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"
 [ "$failed" = 0 ]

@@ -249,6 +249,22 @@ class Summary(unittest.TestCase):
         self.assertEqual(self.failures(results),
                          [("ebb:balloon.sh: balloon down 256 MiB: MemTotal and current_kb follow", "")])
 
+    def test_failure_carries_its_diagnostics(self):
+        """a failed subtest is printed with the messages its test gave just before it, and
+        only those (not an earlier subtest's, not the runner's totals)"""
+        ktap = dict(KTAP, **{"ebb:balloon.sh": KTAP["ebb:balloon.sh"]
+                             .replace("# ok 1 sysfs", "# # target 786432 KiB\n# ok 1 sysfs")
+                             .replace("# ok 2 balloon", "# # MemTotal 1000 kB\n# # books disagree: state stalled;\n"
+                                      "# not ok 2 balloon")
+                             .replace("ok 1 selftests: ebb: balloon.sh", "not ok 1 selftests: ebb: balloon.sh # exit=1")})
+        status, counts, results, out = self.summarise(console(ktap=ktap, rc=1))
+        self.assertEqual(status, 1)
+        failed = [r for r in results if r["outcome"] == "fail"]
+        self.assertEqual([r["context"] for r in failed], [["MemTotal 1000 kB", "books disagree: state stalled;"]])
+        self.assertNotIn("context", next(r for r in results if r["name"].endswith("C driver's modes")))
+        self.assertIn("FAIL ebb:balloon.sh: balloon down 256 MiB: MemTotal and current_kb follow\n"
+                      "    | MemTotal 1000 kB\n    | books disagree: state stalled;\n", out)
+
     def test_unexpected_skip(self):
         """a SKIP under ebbhv that expected-skips.ebbhv does not list (no host agent) fails"""
         ktap = dict(KTAP, **{"ebb:balloon.sh": """\

@@ -95,10 +95,16 @@ ktap_print_msg "done in the race: $(done_count sysfs) sysfs targets, $(done_coun
 # A race in which nothing happened proves nothing: each thread must have got through,
 # in the debug kernel too, which is slower.
 intact_after_race() {
-    [ $status = 0 ] && echo "$out" | grep -q ": 0 of .* pages mismatch" &&
-        [ "$(done_count sysfs)" -ge 3 ] && [ "$(done_count host)" -ge 3 ] &&
-        { [ "$grows" = no ] || [ "$(done_count offline)" -ge 1 ]; } && [ "$(done_count rmmod)" -ge 1 ] &&
-        [ "$(done_count insmod)" -ge 1 ]
+    why=
+    [ $status = 0 ] || why="$why memcheck exit status $status;"
+    echo "$out" | grep -q ": 0 of .* pages mismatch" || why="$why no '0 of N pages mismatch' from memcheck;"
+    [ "$(done_count sysfs)" -ge 3 ] || why="$why fewer than 3 sysfs targets;"
+    [ "$(done_count host)" -ge 3 ] || why="$why fewer than 3 host targets;"
+    [ "$grows" = no ] || [ "$(done_count offline)" -ge 1 ] || why="$why no offline of a hot-added block;"
+    [ "$(done_count rmmod)" -ge 1 ] || why="$why no rmmod;"
+    [ "$(done_count insmod)" -ge 1 ] || why="$why no reload;"
+    [ -z "$why" ] || ktap_print_msg "not intact or not raced:$why"
+    [ -z "$why" ]
 }
 ktap_test_result "every page of $fill_mib MiB intact after $RACE_SECONDS s of racing targets, onlines/offlines and reloads" intact_after_race
 
@@ -122,7 +128,12 @@ tot=$(hv_tot_kb)
 on_xen_pv && extra_kb=$((tot - tot_boot))
 ktap_print_msg "after rmmod: MemTotal $mem kB (boot $mem_boot), tot_pages $tot kB (boot $tot_boot), $(($(nr_blocks) - blocks_boot)) blocks left as ordinary memory"
 books_agree() {
-    [ "$state" = reached ] && [ $((mem - mem_boot)) = "$extra_kb" ] && [ $((tot - tot_boot)) = "$extra_kb" ]
+    why=
+    [ "$state" = reached ] || why="$why state $state;"
+    [ $((mem - mem_boot)) = "$extra_kb" ] || why="$why MemTotal grew $((mem - mem_boot)) kB, not $extra_kb;"
+    [ $((tot - tot_boot)) = "$extra_kb" ] || why="$why tot_pages grew $((tot - tot_boot)) kB, not $extra_kb;"
+    [ -z "$why" ] || ktap_print_msg "books disagree:$why"
+    [ -z "$why" ]
 }
 ktap_test_result "after the race and rmmod, MemTotal and tot_pages agree to the page with the memory the guest holds" books_agree
 [ -z "$raised" ] || host_request mem-max "${static_max0}k" || ktap_print_msg "mem-max ${static_max0}k failed: $(host_output)"
