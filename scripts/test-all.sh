@@ -51,6 +51,21 @@ check() {
 scripts/build-kernel.sh guest || die "guest kernel build failed"
 kdir=$EBB_BUILD/guest/kbuild
 
+# The debug kernel and the real-Xen bed, which the last two parts need, take about
+# 26 minutes to build on a cold cache: they build meanwhile, niced, in the
+# background, one after the other (the machine has two cores; the host checks and the
+# guest runs below leave part of them idle). The debug run starts as soon as its
+# kernel is there, while the bed goes on building. Each part below still calls its
+# build, which then finds it cached, or builds it and reports why the background
+# build failed.
+log "building the debug kernel, then the real-Xen bed, in the background where missing" \
+    "(logs: $results/prebuild-debug.log, $results/prebuild-xen.log)"
+nice -n 19 scripts/build-kernel.sh debug >"$results/prebuild-debug.log" 2>&1 &
+prebuild_debug=$!
+(while kill -0 "$prebuild_debug" 2>/dev/null; do sleep 5; done
+ nice -n 19 scripts/setup-xen.sh) >"$results/prebuild-xen.log" 2>&1 &
+prebuild_xen=$!
+
 # A clean rebuild, so that every warning of the module's build is seen.
 kmake=(make -s -C "$kdir" M="$EBB_ROOT" MO="$EBB_BUILD/guest/module" "${KERNEL_MAKE_FLAGS[@]}"
     CLIPPY_DRIVER=/usr/bin/clippy-driver)
@@ -226,15 +241,6 @@ expect_crash() {
 
 check "host: ebbctl builds" ebbctl-build.log \
     cargo build --release --manifest-path "$hv_manifest" -p ebbctl
-# The debug kernel and the real-Xen bed, which the last two parts need, take about
-# 20 minutes to build on a cold cache, and the guest runs below keep one core busy
-# (one QEMU thread): they build meanwhile, niced, in the background. Each part below
-# still calls its build, which then finds it cached, or builds it and reports why
-# the background build failed.
-log "building the debug kernel and the real-Xen bed in the background where missing (log: $results/prebuild.log)"
-(nice -n 19 scripts/build-kernel.sh debug && nice -n 19 scripts/setup-xen.sh) \
-    >"$results/prebuild.log" 2>&1 &
-prebuild=$!
 if scripts/build-initramfs.sh guest; then
     run_guest_tests ebbhv
     # Without ebb.ko a guest cannot learn that a frame's contents are lost: ebbhv
@@ -255,7 +261,7 @@ fi
 # turns itself off at its first report, and a user's offline followed by ebb's
 # hot-remove always draws one from the kernel (KNOWN, see ktap-summary.py): smp.sh,
 # which does that, runs after the others but xenstore.sh.
-wait "$prebuild" || tail -n 20 "$results/prebuild.log"
+wait "$prebuild_debug" || tail -n 20 "$results/prebuild-debug.log"
 if scripts/build-kernel.sh debug && scripts/build-initramfs.sh debug; then
     EBB_TIMEOUT=2400 EBB_GUEST_CMDLINE=ebb.test_timeout=900 \
         run_guest_tests ebbhv debug ebb:module.sh ebb:broken.sh ebb:oom.sh \
@@ -268,6 +274,7 @@ fi
 # dom0's xl and xenstore tools as the host: memory = maxmem (PVH), populate-on-demand
 # (PVH, 256 of 512 MiB) and PV with two vCPUs. Each runs the kselftests that hold
 # there (fail-next and page offline are ebbhv's; README, "On a real Xen").
+wait "$prebuild_xen" || tail -n 20 "$results/prebuild-xen.log"
 if scripts/setup-xen.sh; then
     run_guest_tests xen-pvh guest ebb:module.sh ebb:balloon.sh ebb:integrity.sh ebb:oom.sh \
         ebb:maxmem.sh ebb:stall.sh ebb:throughput.sh ebb:xenstore.sh ebb:smp.sh ebb:hostile.sh \
