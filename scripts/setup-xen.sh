@@ -9,8 +9,8 @@
 #   rootfs-<key>.ext4       dom0's root: debootstrap --variant=minbase bookworm plus
 #                           xen-utils-4.17 and xenstore-utils from bookworm-security
 #   qemu-<version>-<key>/   QEMU built from Debian's source tarball (bookworm-backports)
-#                           with ebb's two SVM fixes (scripts/xen/qemu-*.patch,
-#                           reference/real-xen.md), only x86_64-softmmu; the build
+#                           with ebb's fixes to its emulation (scripts/xen/qemu-*.patch,
+#                           README "On a real Xen"), only x86_64-softmmu; the build
 #                           takes /tmp/ebb-heavy.lock (waits while another one runs)
 # and links them into build/xen/. scripts/run-xen.sh boots them.
 #
