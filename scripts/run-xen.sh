@@ -85,9 +85,8 @@ dom0_cmdline="console=hvc0 earlyprintk=xen loglevel=4"
 
 # The guest's CPUID policy (xl.cfg cpuid=). FSGSBASE is hidden: before QEMU's XSAVE
 # fix (scripts/xen/qemu-03-xsave-cr0-ts-nm.patch) a 2-vCPU PVH guest shown it
-# crashed at boot. With the fix it boots either way; a 2-vCPU PVH domU still
-# triple-faults after some minutes, with or without it (README, "Two vCPUs"), and
-# the runs that make test has passed were all made with it hidden.
+# crashed at boot. With the fix it boots either way, but the runs that make test
+# has passed were all made with it hidden.
 cpuid=${EBB_XEN_CPUID-host,fsgsbase=0}
 tsc_mode=${EBB_XEN_TSC_MODE-}
 
