@@ -153,8 +153,8 @@ pub(crate) struct Hotplug {
     /// Reservation hypercalls made for them.
     unfolded_hypercalls: AtomicUsize,
     /// The module is unloading and has tried to remove every block: a user's offline
-    /// of a block that stayed is refused from then on, or its frames would go back to
-    /// the hypervisor just before the notifier that backs them again on online goes.
+    /// or online of a block that stayed is refused from then on, or its frames could
+    /// go back to the hypervisor, or its pages be onlined, after ebb last looked.
     unloading: AtomicBool,
     /// A shrink step is removing blocks: the frames of blocks that go offline wait
     /// for its end ([`Block::release_deferred`]). Cleared only under `blocks`.

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The kernel's calls about ebb's blocks: the online-page callback's work for pages
-//! being onlined, and the memory notifier's MEM_GOING_OFFLINE, MEM_CANCEL_OFFLINE and
-//! MEM_OFFLINE, as virtio-mem handles them.
+//! being onlined, and the memory notifier's MEM_GOING_OFFLINE, MEM_CANCEL_OFFLINE,
+//! MEM_OFFLINE and MEM_GOING_ONLINE, as virtio-mem handles them.
 //!
 //! Both run with `mem_hotplug_lock` held for writing and take `Hotplug::blocks`
 //! (lock order in `hotplug/mod.rs`).
@@ -93,6 +93,23 @@ impl Hotplug {
             dropped.insert(extent);
         }
         block.going_offline(dropped);
+        Ok(())
+    }
+
+    /// MEM_GOING_ONLINE for `range`: refused for ebb's blocks while ebb unloads. An
+    /// online then could come after ebb backed every onlined block for the last time,
+    /// and leave the pages of its unbacked extents in no one's hands.
+    pub(crate) fn going_online(&self, range: PfnRange) -> Result {
+        let Some(index) = self.region.block_of(range.start_pfn) else {
+            return Ok(());
+        };
+        if self.unloading.load(Ordering::Acquire) {
+            pr_info!(
+                "memory block {}: ebb is unloading; online it once ebb is gone\n",
+                self.region.memory_block_id(index)
+            );
+            return Err(EBUSY);
+        }
         Ok(())
     }
 

@@ -221,17 +221,15 @@ impl Hotplug {
         let mut removed = (0..nr_blocks)
             .filter(|&index| self.blocks.lock().blocks[index].added && self.remove_at_unload(index))
             .count();
-        // From here on no user offline can give frames back. One that happened while
-        // the blocks above were tried left its block offline and unbacked: remove it
-        // now (it is offline, so nothing can stop that), or an online after unload
-        // would hand the allocator pages without frames.
+        // From here on users can neither offline nor online ebb's blocks. One that a
+        // user offlined after its removal above failed gave its frames back: remove
+        // it now, or an online after unload would hand the allocator pages without
+        // frames. Removing offline memory waits for a user's online or offline in
+        // progress (it started before the flag), so this sees how each one ended.
         self.unloading.store(true, Ordering::Release);
         removed += (0..nr_blocks)
-            .filter(|&index| {
-                let block = &self.blocks.lock().blocks[index];
-                block.added && block.onlined.is_empty()
-            })
-            .filter(|&index| self.remove_at_unload(index))
+            .filter(|&index| self.blocks.lock().blocks[index].added)
+            .filter(|&index| self.remove_if_offline(index))
             .count();
         self.back_all_onlined();
         let mut guard = self.blocks.lock();
@@ -283,6 +281,20 @@ impl Hotplug {
     pub(crate) fn set_remove_timeout_ms(&self, timeout_ms: u32) {
         self.remove_timeout_ms
             .store(timeout_ms.max(1), Ordering::Relaxed);
+    }
+
+    /// Removes block `index` at unload if a user offlined it; an online block stays.
+    fn remove_if_offline(&self, index: usize) -> bool {
+        let (start, size) = self.block_range(index);
+        if memory_hotplug::remove_offline(start, size).is_err() {
+            return false;
+        }
+        pr_info!(
+            "unload: memory block {} was offlined by a user during unload; removed\n",
+            self.region.memory_block_id(index)
+        );
+        self.forget_removed(index);
+        true
     }
 
     /// Offlines and removes block `index` at unload; says why when it cannot.

@@ -92,6 +92,15 @@ pub(crate) fn offline_and_remove_within(start: u64, size: u64, timeout_ms: u32) 
     })
 }
 
+/// Removes `size` bytes of offline memory at `start` that [`MemoryGroup::add_memory`]
+/// added; `EBUSY` (and nothing changes) when one of its memory blocks is online. It
+/// takes `device_hotplug_lock`, which a user's online or offline of a block holds
+/// from its start to its end, so it waits for one in progress and sees the outcome.
+pub(crate) fn remove_offline(start: u64, size: u64) -> Result {
+    // SAFETY: any range is accepted; one that is not added memory is an error.
+    kernel::error::to_result(unsafe { bindings::remove_memory(start, size) })
+}
+
 /// Pages being onlined: 2^order pages from `pfn`, aligned to their size, freshly
 /// initialised as PageOffline with a reference count of one.
 pub(crate) struct OnliningPages {

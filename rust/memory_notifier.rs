@@ -39,6 +39,8 @@ pub(crate) trait MemoryEvents: Send + Sync {
     fn cancel_offline(&self, range: PfnRange);
     /// `range` is offline.
     fn offline(&self, range: PfnRange);
+    /// `range` is about to be onlined. An error vetoes the online.
+    fn going_online(&self, range: PfnRange) -> Result;
 }
 
 /// The memory chain's listener for `T`.
@@ -66,16 +68,14 @@ impl<T: MemoryEvents> Chain for MemoryCalls<T> {
             nr_pages: notify.nr_pages,
         };
         let ok = kernel::bindings::NOTIFY_OK as c_int;
+        // notifier_from_errno(): NOTIFY_STOP_MASK | (NOTIFY_OK - errno).
+        let veto = |result: Result| match result {
+            Ok(()) => ok,
+            Err(err) => (kernel::bindings::NOTIFY_STOP_MASK as c_int) | (ok - err.to_errno()),
+        };
         match u32::try_from(event) {
-            Ok(bindings::memory_block_state_MEM_GOING_OFFLINE) => {
-                match self.0.going_offline(range) {
-                    Ok(()) => ok,
-                    // notifier_from_errno(): NOTIFY_STOP_MASK | (NOTIFY_OK - errno).
-                    Err(err) => {
-                        (kernel::bindings::NOTIFY_STOP_MASK as c_int) | (ok - err.to_errno())
-                    }
-                }
-            }
+            Ok(bindings::memory_block_state_MEM_GOING_OFFLINE) => veto(self.0.going_offline(range)),
+            Ok(bindings::memory_block_state_MEM_GOING_ONLINE) => veto(self.0.going_online(range)),
             Ok(bindings::memory_block_state_MEM_CANCEL_OFFLINE) => {
                 self.0.cancel_offline(range);
                 ok

@@ -259,13 +259,14 @@ fi
 # each allowed 900 s instead of the settings file's 300 (refused.sh needs about 400 s
 # there, its backoffs and host requests all slower). Lockdep
 # turns itself off at its first report, and a user's offline followed by ebb's
-# hot-remove always draws one from the kernel (KNOWN, see ktap-summary.py): smp.sh,
-# which does that, runs after the others but xenstore.sh.
+# hot-remove always draws one from the kernel (KNOWN, see ktap-summary.py): smp.sh and
+# unload-race.sh, which do that, come last (xenstore.sh between them; unload-race.sh
+# leaves blocks behind).
 wait "$prebuild_debug" || tail -n 20 "$results/prebuild-debug.log"
 if scripts/build-kernel.sh debug && scripts/build-initramfs.sh debug; then
     EBB_TIMEOUT=2400 EBB_GUEST_CMDLINE=ebb.test_timeout=900 \
         run_guest_tests ebbhv debug ebb:module.sh ebb:broken.sh ebb:oom.sh \
-        ebb:refused.sh ebb:smp.sh ebb:xenstore.sh
+        ebb:refused.sh ebb:smp.sh ebb:xenstore.sh ebb:unload-race.sh
 else
     record FAIL "guest: the debug kernel and its initramfs build"
 fi
@@ -279,7 +280,7 @@ wait "$prebuild_xen" || tail -n 20 "$results/prebuild-xen.log"
 if scripts/setup-xen.sh; then
     EBB_XEN_VCPUS=2 run_guest_tests xen-pvh guest ebb:module.sh ebb:balloon.sh ebb:integrity.sh ebb:oom.sh \
         ebb:maxmem.sh ebb:stall.sh ebb:throughput.sh ebb:xenstore.sh ebb:smp.sh ebb:hostile.sh \
-        ebb:hostile-kernel.sh
+        ebb:hostile-kernel.sh ebb:unload-race.sh
     run_guest_tests xen-pod guest ebb:pod.sh ebb:integrity.sh ebb:xenstore.sh
     EBB_XEN_VCPUS=2 run_guest_tests xen-pv guest ebb:module.sh ebb:balloon.sh ebb:integrity.sh ebb:oom.sh \
         ebb:stall.sh ebb:xenstore.sh ebb:maxmem.sh ebb:smp.sh

@@ -151,6 +151,12 @@ impl MemoryEvents for Balloon {
         }
     }
 
+    fn going_online(&self, range: PfnRange) -> Result {
+        self.hotplug
+            .as_ref()
+            .map_or(Ok(()), |hotplug| hotplug.going_online(range))
+    }
+
     fn offline(&self, range: PfnRange) {
         // A user's offline changes what the domain holds: the worker accounts for it.
         if let Some(hotplug) = &self.hotplug {

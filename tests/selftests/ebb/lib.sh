@@ -366,6 +366,31 @@ ebb_start_measured() {
     ebb_start "$@"
 }
 
+# Raises the maximum of a domain that has less than $1 KiB of room to grow above its
+# target and what it holds (a Xen domU with maxmem = memory), as `xl mem-max` does, so
+# that ebb hot-adds blocks (or ends the test). ebb_restore_max [KEPT_KIB] puts the
+# maximum back, raised by KEPT_KIB when blocks ebb added stayed as ordinary memory
+# (below what the guest holds, the balloon could not take back what it gave out).
+# Sets static_max0 and raised.
+ebb_make_room() {
+    local held want
+    static_max0=$(xenstore read memory/static-max)
+    raised=
+    held=$(hv_tot_kb)
+    want=$(xenstore read memory/target)
+    [ "$held" -le "$want" ] || want=$held
+    want=$((want + $1))
+    if [ "$static_max0" -lt "$want" ]; then
+        host_request mem-max "${want}k" || ktap_exit_fail_msg "mem-max failed: $(host_output)"
+        raised=yes
+    fi
+}
+ebb_restore_max() {
+    local max_kb=$((static_max0 + ${1:-0}))
+    [ -z "$raised" ] || host_request mem-max "${max_kb}k" ||
+        ktap_print_msg "mem-max ${max_kb}k failed: $(host_output)"
+}
+
 # rmmod while the host holds ebb with fail-next, then clears the faults. Reads what
 # the guest holds after: RMMOD_STATUS, mem (MemTotal), tot (the hypervisor's tot_pages,
 # KiB). False when the faults could not be cleared.

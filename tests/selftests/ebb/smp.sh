@@ -28,12 +28,7 @@ ktap_set_plan 2
 # A domain whose maximum leaves no room to grow (a Xen domU with maxmem = memory)
 # gets 512 MiB more, as `xl mem-max` gives it, so that ebb hot-adds blocks for the
 # offline thread; put back at the end.
-static_max0=$(xenstore read memory/static-max)
-raised=
-if [ "$static_max0" -le "$(xenstore read memory/target)" ]; then
-    host_request mem-max "$((static_max0 + 524288))k" || ktap_exit_fail_msg "mem-max failed: $(host_output)"
-    raised=yes
-fi
+ebb_make_room 524288
 ebb_start_measured smp.sh
 cpus=$(grep -c ^processor /proc/cpuinfo)
 echo online_movable > $MEM/auto_online_blocks
@@ -148,6 +143,6 @@ books_agree() {
     [ -z "$why" ]
 }
 ktap_test_result "after the race and rmmod, MemTotal and tot_pages agree to the page with the memory the guest holds" books_agree
-[ -z "$raised" ] || host_request mem-max "${static_max0}k" || ktap_print_msg "mem-max ${static_max0}k failed: $(host_output)"
+ebb_restore_max "$extra_kb"
 echo "$online_policy" > $MEM/auto_online_blocks
 ktap_finished
