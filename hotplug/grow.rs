@@ -16,7 +16,6 @@ use crate::rust::xen_reservation::ExtentOrder;
 use crate::rust::xen_reservation::MAX_EXTENTS_PER_CALL;
 
 use super::region::EXTENT_PAGES;
-use super::Backing;
 use super::Blocks;
 use super::Hotplug;
 
@@ -116,7 +115,7 @@ impl Hotplug {
     /// backed to the allocator. Returns how many it asked for and how many it backed,
     /// or the hypercall's error.
     fn back_onlined(&self, guard: &mut Blocks, budget: usize) -> (usize, Result<usize>) {
-        if self.backing == Backing::PvFrames {
+        if self.backing.is_pv() {
             return self.back_onlined_frames(guard, budget);
         }
         let Blocks { blocks, frames } = guard;

@@ -96,21 +96,32 @@ pub(crate) enum Backing {
     /// guest frame number, up to [`MAX_EXTENTS_PER_CALL`] per hypercall.
     Superpages,
     /// The guest keeps its own p2m (PV): the hypervisor backs an extent with 512 machine
-    /// frames of its choice, which ebb maps itself (`pv.rs`). Blocks are never
-    /// removed ([`Backing::removes_blocks`]).
-    PvFrames,
+    /// frames of its choice, which ebb maps itself (`pv.rs`).
+    PvFrames {
+        /// Whether the kernel may remove memory ([`Backing::removes_blocks`]).
+        hot_remove: bool,
+    },
 }
 
 impl Backing {
-    /// Whether ebb removes the blocks it added. Not on PV: x86's memory hot-remove
-    /// frees the page tables of the removed range's kernel mappings
+    /// Whether ebb removes the blocks it added. On PV only when the kernel can: x86's
+    /// memory hot-remove frees the page tables of the removed range's kernel mappings
     /// (`free_pagetable()` in arch/x86/mm/init_64.c) without the paravirt hook that
     /// makes a Xen PV page-table page writable again, so the allocator hands out pages
     /// that fault on the first write (seen on Xen 4.17: an oops in the next task
-    /// exit). On PV ebb shrinks by ballooning, as the C driver, which never removes
+    /// exit), unless the kernel carries the fix in scripts/kernel-patches/. Without it
+    /// ebb shrinks a PV guest by ballooning, as the C driver, which never removes
     /// memory, does.
     pub(crate) fn removes_blocks(self) -> bool {
-        self == Self::Superpages
+        match self {
+            Self::Superpages => true,
+            Self::PvFrames { hot_remove } => hot_remove,
+        }
+    }
+
+    /// Whether the guest keeps its own p2m (PV).
+    pub(crate) fn is_pv(self) -> bool {
+        matches!(self, Self::PvFrames { .. })
     }
 }
 

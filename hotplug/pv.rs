@@ -25,7 +25,6 @@ use crate::rust::xen_reservation::MAX_EXTENTS_PER_CALL;
 use super::block::Block;
 use super::region::EXTENT_PAGES;
 use super::shrink::backed_extents;
-use super::Backing;
 use super::Blocks;
 use super::Hotplug;
 
@@ -46,7 +45,7 @@ enum Release {
 impl Hotplug {
     /// Prepares the p2m for block `index` before it is added (PV only).
     pub(super) fn prepare_p2m(&self, index: usize) -> Result {
-        if self.backing != Backing::PvFrames {
+        if !self.backing.is_pv() {
             return Ok(());
         }
         pv_p2m::prepare_block(

@@ -25,7 +25,6 @@ use crate::rust::xen_reservation::ExtentOrder;
 
 use super::block::Block;
 use super::region::EXTENT_PAGES;
-use super::Backing;
 use super::Blocks;
 use super::Hotplug;
 
@@ -166,7 +165,7 @@ impl Hotplug {
         guard: &mut Blocks,
         select: impl Fn(usize, &Block) -> bool,
     ) -> (usize, usize) {
-        if self.backing == Backing::PvFrames {
+        if self.backing.is_pv() {
             return self.release_frames_pv(guard, select);
         }
         let Blocks { blocks, frames } = guard;

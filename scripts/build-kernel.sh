@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the Rust-enabled Linux 7.3 guest kernel from Debian's linux-source-7.3,
-# configured from tinyconfig plus the fragments in scripts/kconfig/<flavour>.list.
-# The build lives in $EBB_CACHE/kernel/<version>-<hash of fragments and flags> and is
-# reused while neither changes. Links the result into build/<flavour>/.
+# Builds the Rust-enabled Linux 7.3 guest kernel from Debian's linux-source-7.3 with
+# the fixes in scripts/kernel-patches/ applied, configured from tinyconfig plus the
+# fragments in scripts/kconfig/<flavour>.list. The source lives in
+# $EBB_CACHE/src/linux-<version>-<hash of the patches>, the build in
+# $EBB_CACHE/kernel/<flavour>-<version>-<hash of fragments, patches and flags>, reused
+# while none of them changes. Links the result into build/<flavour>/.
 #
 # Usage: build-kernel.sh [flavour]      (default: guest)
 set -euo pipefail
@@ -26,21 +28,29 @@ if [ -z "$deb" ]; then
 fi
 version=$(dpkg-deb -f "$deb" Version)
 
-src=$EBB_CACHE/src/linux-$version
+patches=("$EBB_ROOT"/scripts/kernel-patches/*.patch)
+patches_key=$(cat "${patches[@]}" | sha256sum | cut -c1-8)
+src=$EBB_CACHE/src/linux-$version-$patches_key
 if [ ! -f "$src/.ebb-unpacked" ]; then
+    for stale in "$EBB_CACHE"/src/linux-*; do
+        [ ! -d "$stale" ] || { log "removing stale source $stale"; rm -rf "$stale"; }
+    done
     log "unpacking linux-source $version into $src"
-    rm -rf "$src" "$src.deb"
     mkdir -p "$src.deb" "$src"
     dpkg -x "$deb" "$src.deb"
     tarball=$(ls "$src.deb"/usr/src/linux-source-7.3*.tar.xz)
     tar -xJf "$tarball" -C "$src" --strip-components=1
     rm -rf "$src.deb"
+    for patch in "${patches[@]}"; do
+        log "applying ${patch#"$EBB_ROOT"/}"
+        patch -d "$src" -p1 --forward --quiet < "$patch" || die "${patch#"$EBB_ROOT"/} does not apply to linux-source $version"
+    done
     touch "$src/.ebb-unpacked"
 fi
 
 # Bump when a change to this script changes what it builds.
 recipe=1
-key=$( { cat "${fragments[@]}"; echo "recipe $recipe ${KERNEL_MAKE_FLAGS[*]}"; } | sha256sum | cut -c1-12)
+key=$( { cat "${fragments[@]}" "${patches[@]}"; echo "recipe $recipe ${KERNEL_MAKE_FLAGS[*]}"; } | sha256sum | cut -c1-12)
 out=$EBB_CACHE/kernel/$flavour-$version-$key
 link() {
     mkdir -p "$EBB_BUILD/$flavour"

@@ -77,7 +77,15 @@ extra=(${EBB_QEMU_EXTRA:-})
 # The guest's console is hvc0 (xenconsoled logs it in dom0); early output goes to
 # port 0xe9, which Xen prints. loglevel=2 as under ebbhv: /init prints the whole log,
 # which log_buf_len (EBB_LOG_BUF_LEN) makes room for.
-guest_cmdline="console=hvc0 earlyprintk=xen panic=-1 loglevel=2 log_buf_len=${EBB_LOG_BUF_LEN:-2M}"
+# The debug kernel boots without earlyprintk=xen: the early console's first hypercall
+# patches the hypercall static call under the console's locks, which lockdep reports
+# ("BUG: Invalid wait context") and then turns itself off for the whole run.
+early_console=" earlyprintk=xen"
+[ "$flavour" != debug ] || early_console=
+guest_cmdline="console=hvc0${early_console} panic=-1 loglevel=2 log_buf_len=${EBB_LOG_BUF_LEN:-2M}"
+# The project's kernel carries the fix that lets a PV guest remove memory
+# (scripts/kernel-patches/): ebb may hot-remove its blocks there.
+[ "$type" != pv ] || guest_cmdline+=" ebb.pv_hot_remove=1"
 guest_cmdline+="${EBB_XEN_CMDLINE:+ $EBB_XEN_CMDLINE}"
 xen_cmdline="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all serial_tx_buffer=256k"
 xen_cmdline+=" dom0_mem=512M,max:512M dom0_max_vcpus=1${EBB_XEN_HV_CMDLINE:+ $EBB_XEN_HV_CMDLINE}"

@@ -145,7 +145,9 @@ impl kernel::Module for Ebb {
         // guest frame; a PV guest maps the frames it is given itself. `pv_mode` on a
         // PVH or HVM guest only imitates PV ballooning.
         let backing = match domain {
-            DomainType::Pv => Some(Backing::PvFrames),
+            DomainType::Pv => Some(Backing::PvFrames {
+                hot_remove: crate::module_parameters::pv_hot_remove.value(),
+            }),
             _ if superpages => Some(Backing::Superpages),
             _ => None,
         };

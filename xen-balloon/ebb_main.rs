@@ -28,5 +28,12 @@ module! {
             description: "Drive the hypervisor as on a PV guest (4 KiB extents, no memory hotplug) \
                           on a PVH or HVM guest too; for testing the PV path",
         },
+        pv_hot_remove: bool {
+            default: false,
+            description: "On a PV guest, remove the memory blocks ebb added when the target \
+                          falls. Only for a kernel that releases the page tables of removed \
+                          memory to Xen (ebb's scripts/kernel-patches/): others oops after \
+                          a removal",
+        },
     },
 }

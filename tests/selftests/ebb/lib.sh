@@ -10,11 +10,17 @@ on_xen() {
     [ "$(cat /sys/hypervisor/type 2>/dev/null)" = xen ]
 }
 
-# True on a Xen PV guest, which keeps its own p2m: ebb grows it by hotplug but never
-# removes blocks there (hotplug/mod.rs, Backing::removes_blocks), and shrinks it by
-# ballooning.
+# True on a Xen PV guest, which keeps its own p2m.
 on_xen_pv() {
     [ "$(cat /sys/hypervisor/guest_type 2>/dev/null)" = PV ]
+}
+
+# True when ebb removes the blocks it added as the target falls: always but on PV,
+# where only a kernel with ebb's hot-remove fix may (module parameter pv_hot_remove,
+# which scripts/run-xen.sh sets on the kernel command line; hotplug/mod.rs,
+# Backing::removes_blocks). Elsewhere ebb shrinks a PV guest by ballooning.
+ebb_removes_blocks() {
+    ! on_xen_pv || grep -qw "ebb.pv_hot_remove=1" /proc/cmdline
 }
 
 # The balloon's granularity: targets are reached to within one 2 MiB extent.

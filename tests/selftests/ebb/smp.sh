@@ -129,10 +129,11 @@ done
 extra_kb=$((($(nr_blocks) - blocks_boot) * 131072))
 mem=$(mem_total_kb)
 tot=$(hv_tot_kb)
-# On PV ebb keeps the blocks it added (lib.sh's on_xen_pv), and `xl mem-set` lowers
-# the domain's maximum to the target: what the balloon held of them stays out of the
-# guest after rmmod, and the guest holds what the hypervisor counts.
-on_xen_pv && extra_kb=$((tot - tot_boot))
+# Where ebb keeps the blocks it added (PV without hot-remove, lib.sh's
+# ebb_removes_blocks), `xl mem-set` lowers the domain's maximum to the target: what
+# the balloon held of them stays out of the guest after rmmod, and the guest holds
+# what the hypervisor counts.
+ebb_removes_blocks || extra_kb=$((tot - tot_boot))
 ktap_print_msg "after rmmod: MemTotal $mem kB (boot $mem_boot), tot_pages $tot kB (boot $tot_boot), $(($(nr_blocks) - blocks_boot)) blocks left as ordinary memory"
 books_agree() {
     why=

@@ -23,7 +23,7 @@ ROUNDS=${ROUNDS:-6}
 ktap_print_header
 ebb_require "rmmod racing a user offline with failing removals" xen ebb.ko xenstore host hotplug memcheck
 WHAT="rmmod racing a user offline with failing removals"
-on_xen_pv && skip_test "$WHAT" "ebb never removes blocks on PV"
+ebb_removes_blocks || skip_test "$WHAT" "ebb removes no blocks on PV without pv_hot_remove"
 modprobe memory-notifier-error-inject 2>/dev/null && [ -d $INJECT ] ||
     skip_test "$WHAT" "no memory-notifier-error-inject"
 ktap_set_plan 4
