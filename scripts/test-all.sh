@@ -255,20 +255,17 @@ fi
 # (lockdep, DEBUG_ATOMIC_SLEEP, DEBUG_VM, DEBUG_PAGEALLOC, slab debugging, KFENCE, hung
 # tasks, kobject release;
 # scripts/kconfig/debug.config): any splat fails the run. All of them take about 20
-# minutes there (EBB_FLAVOUR=debug scripts/run-guest.sh test); these about 7 to 15,
+# minutes there (EBB_FLAVOUR=debug scripts/run-guest.sh test); these about 5 to 10,
 # each allowed 900 s instead of the settings file's 300 (refused.sh needs about 400 s
-# there, its backoffs and host requests all slower). Lockdep
-# turns itself off at its first report, and a user's offline followed by ebb's
-# hot-remove always draws one from the kernel (KNOWN, see ktap-summary.py): smp.sh and
-# unload-race.sh, which do that, come last (xenstore.sh between them; unload-race.sh
-# leaves blocks behind).
+# there, its backoffs and host requests all slower). The SMP races (smp.sh,
+# unload-race.sh) run in the debug kernel at the end, on two vCPUs in a Xen domU.
 wait "$prebuild_debug" || tail -n 20 "$results/prebuild-debug.log"
 debug_built=
 if scripts/build-kernel.sh debug && scripts/build-initramfs.sh debug; then
     debug_built=yes
     EBB_TIMEOUT=2400 EBB_GUEST_CMDLINE=ebb.test_timeout=900 \
         run_guest_tests ebbhv debug ebb:module.sh ebb:broken.sh ebb:oom.sh \
-        ebb:refused.sh ebb:smp.sh ebb:xenstore.sh ebb:unload-race.sh
+        ebb:refused.sh ebb:xenstore.sh
 else
     record FAIL "guest: the debug kernel and its initramfs build"
 fi
@@ -286,7 +283,10 @@ if scripts/setup-xen.sh; then
     run_guest_tests xen-pod guest ebb:pod.sh ebb:integrity.sh ebb:xenstore.sh
     EBB_XEN_VCPUS=2 run_guest_tests xen-pv guest ebb:module.sh ebb:balloon.sh ebb:integrity.sh ebb:oom.sh \
         ebb:stall.sh ebb:xenstore.sh ebb:maxmem.sh ebb:smp.sh
-    # The debug kernel's SMP races on two vCPUs (ebbhv runs one), with lockdep on.
+    # The debug kernel's SMP races on two vCPUs (ebbhv runs one). Lockdep turns itself
+    # off at its first report, and a user's offline followed by ebb's hot-remove always
+    # draws one from the kernel (KNOWN, see ktap-summary.py): these two, which do that,
+    # run in a domU of their own.
     if [ -n "$debug_built" ]; then
         EBB_XEN_VCPUS=2 EBB_TIMEOUT=2400 EBB_XEN_CMDLINE=ebb.test_timeout=900 \
             run_guest_tests xen-pvh debug ebb:smp.sh ebb:unload-race.sh
