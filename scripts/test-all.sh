@@ -288,7 +288,9 @@ if scripts/setup-xen.sh; then
     # draws one from the kernel (KNOWN, see ktap-summary.py): these two, which do that,
     # run in a domU of their own.
     if [ -n "$debug_built" ]; then
-        EBB_XEN_VCPUS=2 EBB_TIMEOUT=2400 EBB_XEN_CMDLINE=ebb.test_timeout=900 \
+        # The debug kernel logs more (a lockdep report, kobject debugging): 8 MiB of
+        # log buffer keep the whole run from boot, which the summary requires.
+        EBB_XEN_VCPUS=2 EBB_TIMEOUT=2400 EBB_XEN_CMDLINE=ebb.test_timeout=900 EBB_LOG_BUF_LEN=8M \
             run_guest_tests xen-pvh debug ebb:smp.sh ebb:unload-race.sh
     fi
 else

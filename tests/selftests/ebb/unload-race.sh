@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 # rmmod racing a user who offlines ebb's hot-added blocks while ebb's removals fail.
 # In each round ebb grows the guest by every block it may add; then, with
-# MEM_GOING_OFFLINE failing (memory-notifier-error-inject), ebb.ko unloads while a
-# user offlines those blocks in a loop on another vCPU. As soon as the kernel logs
-# ebb's first failed removal the injected error is lifted and a second user offlines
-# that block, which can get in between ebb's attempt at it and the end of the unload
-# (while ebb removes the others). A
+# MEM_GOING_OFFLINE failing (memory-notifier-error-inject), ebb.ko unloads. As soon
+# as the kernel logs ebb's first failed removal the injected error is lifted, one
+# user offlines that block at once and another offlines all of ebb's blocks in a loop,
+# on other vCPUs while ebb removes the rest: a user's offline can get in between
+# ebb's failed attempt at a block and the end of the unload. A
 # block a user offlined then has given its frames back: ebb must remove it, not leave
 # it for an online that would hand the allocator pages without memory behind them.
 # After each round every block left is onlined (by a user, after ebb is gone) and
@@ -53,29 +53,34 @@ run_round() {
         return 1
     fi
     rm -f /tmp/ebb-ur-*
-    # Lifts the injected error at ebb's first failed removal; the mark tells it where
-    # this round's part of the kernel log begins.
+    # Lifts the injected error at ebb's first failed removal and offlines that block
+    # at once, while ebb goes on with the others. awk skips the log up to this round's
+    # mark (the shell reads a pipe a byte at a time); the shell reacts (echo is a
+    # builtin: no fork between the line and the lift).
     lift_mark=$(kmsg_mark "unload-race.sh lift $1")
-    ( cat /dev/kmsg & echo $! > /tmp/ebb-ur-reader; wait ) | while read -r line; do
-        case "$line" in
-            *"$lift_mark"*) : > /tmp/ebb-ur-watching ;;
-            *"unload: memory block "*" cannot be removed"*)
-                [ -e /tmp/ebb-ur-watching ] || continue
-                echo 0 > $INJECT/MEM_GOING_OFFLINE/error
-                : > /tmp/ebb-ur-lifted
-                # The block ebb could not remove, offlined at once while ebb goes on
-                # with the others.
-                failed_block=${line##*unload: memory block }
-                { echo offline > $MEM/memory${failed_block%% *}/state; } 2>/dev/null &&
-                    echo "memory${failed_block%% *}" >> /tmp/ebb-ur-offline
-                break
-                ;;
-        esac
-    done &
+    ( cat /dev/kmsg & echo $! > /tmp/ebb-ur-reader; wait ) | {
+        awk -v mark="$lift_mark" 'index($0, mark) { exit }'
+        : > /tmp/ebb-ur-watching
+        while read -r line; do
+            case "$line" in
+                *"unload: memory block "*" cannot be removed"*)
+                    echo 0 > $INJECT/MEM_GOING_OFFLINE/error
+                    : > /tmp/ebb-ur-lifted
+                    failed_block=${line##*unload: memory block }
+                    { echo offline > $MEM/memory${failed_block%% *}/state; } 2>/dev/null &&
+                        echo "memory${failed_block%% *}" >> /tmp/ebb-ur-offline
+                    break
+                    ;;
+            esac
+        done
+    } &
     wait_for 60 test -e /tmp/ebb-ur-watching
     echo -16 > $INJECT/MEM_GOING_OFFLINE/error
-    # Another user: offlines each of ebb's blocks until the unload is over.
-    ( while [ ! -e /tmp/ebb-ur-stop ]; do
+    # Another user: offlines each of ebb's blocks from the lift until the unload is
+    # over (not before: every offline refused by the injected error is a line in the
+    # kernel log).
+    ( until [ -e /tmp/ebb-ur-lifted ] || [ -e /tmp/ebb-ur-stop ]; do sleep 0.01; done
+      while [ ! -e /tmp/ebb-ur-stop ]; do
         for b in $blocks; do
             { echo offline > $MEM/$b/state; } 2>/dev/null
         done
