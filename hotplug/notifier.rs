@@ -58,13 +58,7 @@ impl Hotplug {
         let Some(index) = self.region.block_of(range.start_pfn) else {
             return Ok(());
         };
-        if self.unloading.load(Ordering::Acquire) {
-            pr_info!(
-                "memory block {}: ebb is unloading; offline it once ebb is gone\n",
-                self.region.memory_block_id(index)
-            );
-            return Err(EBUSY);
-        }
+        self.refuse_while_unloading(index, "offline")?;
         if !self.region.is_block(index, range.start_pfn, range.nr_pages) {
             pr_warn!(
                 "refusing to offline {} pages from pfn {:#x}: ebb's memory goes offline in whole blocks\n",
@@ -100,17 +94,24 @@ impl Hotplug {
     /// online then could come after ebb backed every onlined block for the last time,
     /// and leave the pages of its unbacked extents in no one's hands.
     pub(crate) fn going_online(&self, range: PfnRange) -> Result {
-        let Some(index) = self.region.block_of(range.start_pfn) else {
-            return Ok(());
-        };
-        if self.unloading.load(Ordering::Acquire) {
-            pr_info!(
-                "memory block {}: ebb is unloading; online it once ebb is gone\n",
-                self.region.memory_block_id(index)
-            );
-            return Err(EBUSY);
+        match self.region.block_of(range.start_pfn) {
+            Some(index) => self.refuse_while_unloading(index, "online"),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// `EBUSY`, with a line in the kernel log, when a user would `verb` block `index`
+    /// while ebb unloads ([`Hotplug::remove_all`]).
+    fn refuse_while_unloading(&self, index: usize, verb: &str) -> Result {
+        if !self.unloading.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        pr_info!(
+            "memory block {}: ebb is unloading; {} it once ebb is gone\n",
+            self.region.memory_block_id(index),
+            verb
+        );
+        Err(EBUSY)
     }
 
     /// MEM_CANCEL_OFFLINE for `range`: the block stays online as it was.

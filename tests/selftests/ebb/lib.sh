@@ -372,6 +372,18 @@ ebb_start_measured() {
     ebb_start "$@"
 }
 
+# Runs memcheck over all free memory but $1 KiB, once, and prints its lines; sets
+# fill_mib. True when it ran to the end with every page intact (on a real Xen a page
+# without memory behind it crashes the domain instead).
+touch_free_memory() {
+    local out status
+    fill_mib=$((($(free_kb) - $1) / 1024))
+    out=$(memcheck "$fill_mib" 1 true 2>&1)
+    status=$?
+    echo "$out" | while read -r line; do ktap_print_msg "memcheck: $line"; done
+    [ $status = 0 ] && echo "$out" | grep -q ": 0 of .* pages mismatch"
+}
+
 # Raises the maximum of a domain that has less than $1 KiB of room to grow above its
 # target and what it holds (a Xen domU with maxmem = memory), as `xl mem-max` does, so
 # that ebb hot-adds blocks (or ends the test). ebb_restore_max [KEPT_KIB] puts the
