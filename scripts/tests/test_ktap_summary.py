@@ -17,6 +17,8 @@ import importlib.util
 import io
 import json
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -373,6 +375,27 @@ ok 1 selftests: ebb: balloon.sh # SKIP
         self.assertEqual([n for n, _ in self.failures(results)], ["kernel log (ebb:balloon.sh)"])
         self.assertNotIn("KNOWN", out)
 
+    def test_guest_check_knows_the_same_report(self):
+        """the guests' own check (lib.sh kernel_quiet_since) passes over the KNOWN lockdep report and fails on any other or a warning after it"""
+        mark = "EBB-MARK-0123456789abcdef"
+        report = [
+            "WARNING: possible circular locking dependency detected",
+            "ebb-remove/339 is trying to acquire lock:",
+            "ffff888004d4e890 (kn->active#4){++++}-{0:0}, at: __kernfs_remove+0x10a/0x217",
+            "but task is already holding lock:",
+            "ffffffff818fa570 (mem_hotplug_lock){++++}-{0:0}, at: try_remove_memory+0x4a/0xf2",
+            "       memory_subsys_offline+0x6b/0x123",
+            "       remove_memory_block_devices+0x8a/0x91",
+            "stack backtrace:",
+            "Call Trace:",
+            " remove_memory_block_devices+0x8a/0x91"]
+        stamped = [f"[   66.{n:06d}] {line}" for n, line in enumerate(report)]
+        self.assertTrue(guest_quiet_since(mark, ["boot", f"{mark} test", *stamped, "ebb: unloaded"]))
+        self.assertFalse(guest_quiet_since(mark, [f"{mark} test", *stamped, "WARNING: CPU: 1 at mm/memory_hotplug.c:12"]))
+        other = [line.replace("memory_subsys_offline", "ebb_worker") for line in stamped]
+        self.assertFalse(guest_quiet_since(mark, [f"{mark} test", *other]))
+        self.assertFalse(guest_quiet_since(mark, ["no mark", *stamped]))
+
     def test_truncated_dmesg(self):
         """a kernel log dump that lost its start (the buffer wrapped, or a test cleared it) fails"""
         dmesg = kernel_log()
@@ -399,6 +422,21 @@ ok 1 selftests: ebb: balloon.sh # SKIP
         self.assertEqual((status, counts), (1, (7, 1, 1)))
         self.assertEqual(self.failures(results),
                          [("guest run", "ebbhv stopped the guest: crash or fatal guest state (run-hv.sh status 2)")])
+
+
+def guest_quiet_since(mark, kernel_log):
+    """What tests/selftests/ebb/lib.sh's kernel_quiet_since MARK says of KERNEL_LOG, run
+    by bash with busybox's awk (the guest's) where the host has it."""
+    lib = open(os.path.join(ROOT, "tests", "selftests", "ebb", "lib.sh")).read()
+    functions = [re.search(rf"^{name}\(\) {{\n.*?^}}\n", lib, re.S | re.M).group(0)
+                 for name in ("dmesg_since", "kernel_warned_since", "kernel_quiet_since")]
+    with tempfile.NamedTemporaryFile("w", suffix=".log") as log:
+        log.write("".join(line + "\n" for line in kernel_log))
+        log.flush()
+        script = "\n".join([
+            'if command -v busybox >/dev/null; then awk() { busybox awk "$@"; }; fi',
+            f'dmesg() {{ cat "{log.name}"; }}', *functions, f"kernel_quiet_since {mark}"])
+        return subprocess.run(["bash", "-c", script], capture_output=True).returncode == 0
 
 
 def ebb_lines():

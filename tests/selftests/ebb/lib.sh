@@ -157,11 +157,55 @@ dmesg_since() {
         END { if (!found) { print "dmesg_since: no mark " m " in the kernel log" > "/dev/stderr"; exit 1 } }'
 }
 # True when the kernel logged a warning, BUG or oops after mark $1, or when the log
-# does not have the mark (then nobody can tell).
+# does not have the mark (then nobody can tell). Prints what it found on stderr.
+#
+# One report is the kernel's own and no failure: lockdep's circular dependency between
+# a memory hot-remove and a user's sysfs offline, which device_hotplug_lock keeps from
+# closing. The host's summariser (scripts/ktap-summary.py, KNOWN_SPLATS) knows it by
+# the same lines and prints it as KNOWN; here it is named and passed over, so that a
+# test in which lockdep happens to first see that pair does not fail for it.
 kernel_warned_since() {
     local log
     log=$(dmesg_since "$1") || return 0
-    echo "$log" | grep -E "WARNING|BUG|Oops" >&2
+    echo "$log" | awk '
+        { line[NR] = $0 }
+        # The report starting at line i: up to its stack dump, at most 250 lines.
+        function report_end(i,    j) {
+            for (j = i + 1; j <= NR && j < i + 250; j++)
+                if (line[j] ~ /Call Trace:/)
+                    return j
+            return j - 1
+        }
+        function known_hot_remove_cycle(i,    j, end, seen) {
+            if (line[i] !~ /WARNING: possible circular locking dependency detected/)
+                return 0
+            end = report_end(i)
+            seen = 0
+            for (j = i + 1; j <= end; j++) {
+                if (line[j] ~ /is trying to acquire lock:/) seen = or1(seen, 1)
+                if (line[j] ~ /\(kn->active#[0-9]+\)\{.*\}, at: __kernfs_remove/) seen = or1(seen, 2)
+                if (line[j] ~ /\(mem_hotplug_lock\)\{.*\}, at: try_remove_memory/) seen = or1(seen, 4)
+                if (line[j] ~ /memory_subsys_offline/) seen = or1(seen, 8)
+                if (line[j] ~ /remove_memory_block_devices/) seen = or1(seen, 16)
+            }
+            return seen == 31
+        }
+        # Bit b of flags set (awk has no bitwise or).
+        function or1(flags, b) { return int(flags / b) % 2 ? flags : flags + b }
+        END {
+            warned = 0
+            for (i = 1; i <= NR; i++) {
+                if (line[i] !~ /WARNING|BUG|Oops/)
+                    continue
+                if (known_hot_remove_cycle(i)) {
+                    print "KNOWN (lockdep: memory hot-remove vs a sysfs offline, kept apart by device_hotplug_lock): " line[i]
+                    continue
+                }
+                print line[i]
+                warned = 1
+            }
+            exit !warned
+        }' >&2
 }
 
 # True when the kernel logged no warning, BUG or oops after mark $1 (and has the mark).
