@@ -101,8 +101,11 @@ kmake -s rustavailable >/dev/null || die "Rust is not available to the kernel bu
 
 jobs=$(( $(nproc) + 1 ))
 log "building bzImage, vmlinux and modules with -j$jobs (a few minutes; log: $out/build.log)"
+# Without the caller's MAKEFLAGS: `make -s` would silence the kernel's build log, whose
+# lines are the progress count.
 run_with_progress '^  (CC|RUSTC|LD|AR|AS)' "$out/build.log" "kernel build" \
-    make -C "$src" O="$out" "${KERNEL_MAKE_FLAGS[@]}" -j"$jobs" bzImage vmlinux modules
+    env -u MAKEFLAGS -u MFLAGS make -C "$src" O="$out" "${KERNEL_MAKE_FLAGS[@]}" -j"$jobs" \
+    bzImage vmlinux modules
 touch "$out/.ebb-built"
 link
 log "$flavour kernel ready: $EBB_BUILD/$flavour/bzImage"

@@ -83,6 +83,9 @@ extra=(${EBB_QEMU_EXTRA:-})
 early_console=" earlyprintk=xen"
 [ "$flavour" != debug ] || early_console=
 guest_cmdline="console=hvc0${early_console} panic=-1 loglevel=2 log_buf_len=${EBB_LOG_BUF_LEN:-2M}"
+# The project's kernel carries the fixes that let a PV guest remove memory
+# (scripts/kernel-patches/): ebb may hot-remove its blocks there.
+[ "$type" != pv ] || guest_cmdline+=" ebb.pv_hot_remove=1"
 guest_cmdline+="${EBB_XEN_CMDLINE:+ $EBB_XEN_CMDLINE}"
 xen_cmdline="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all serial_tx_buffer=256k"
 xen_cmdline+=" dom0_mem=512M,max:512M dom0_max_vcpus=1${EBB_XEN_HV_CMDLINE:+ $EBB_XEN_HV_CMDLINE}"

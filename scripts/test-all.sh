@@ -273,16 +273,17 @@ fi
 # ebb.ko in domUs of a real Xen 4.17 (scripts/setup-xen.sh, scripts/run-xen.sh), with
 # dom0's xl and xenstore tools as the host: memory = maxmem (PVH, two vCPUs, where
 # smp.sh races hot-add and hot-remove against user offlines), populate-on-demand
-# (PVH, 256 of 512 MiB) and PV with two vCPUs. Each runs the kselftests that hold
+# (PVH, 256 of 512 MiB) and PV with two vCPUs (hot-remove on: run-xen.sh sets
+# ebb.pv_hot_remove=1 for the project's patched kernel). Each runs the kselftests that hold
 # there (fail-next and page offline are ebbhv's; README, "On a real Xen").
 wait "$prebuild_xen" || tail -n 20 "$results/prebuild-xen.log"
 if scripts/setup-xen.sh; then
     EBB_XEN_VCPUS=2 run_guest_tests xen-pvh guest ebb:module.sh ebb:balloon.sh ebb:integrity.sh ebb:oom.sh \
-        ebb:maxmem.sh ebb:stall.sh ebb:throughput.sh ebb:xenstore.sh ebb:smp.sh ebb:hostile.sh \
-        ebb:hostile-kernel.sh ebb:unload-race.sh
+        ebb:maxmem.sh ebb:remove-fork.sh ebb:stall.sh ebb:throughput.sh ebb:xenstore.sh ebb:smp.sh \
+        ebb:hostile.sh ebb:hostile-kernel.sh ebb:unload-race.sh
     run_guest_tests xen-pod guest ebb:pod.sh ebb:integrity.sh ebb:xenstore.sh
     EBB_XEN_VCPUS=2 run_guest_tests xen-pv guest ebb:module.sh ebb:balloon.sh ebb:integrity.sh ebb:oom.sh \
-        ebb:stall.sh ebb:xenstore.sh ebb:maxmem.sh ebb:smp.sh
+        ebb:stall.sh ebb:xenstore.sh ebb:maxmem.sh ebb:remove-fork.sh ebb:smp.sh
     # The debug kernel's SMP races on two vCPUs (ebbhv runs one). Lockdep turns itself
     # off at its first report, and a user's offline followed by ebb's hot-remove always
     # draws one from the kernel (KNOWN, see ktap-summary.py): these two, which do that,

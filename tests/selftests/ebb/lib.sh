@@ -16,9 +16,10 @@ on_xen_pv() {
 }
 
 # True when ebb removes the blocks it added as the target falls: always but on PV,
-# where only a kernel with ebb's hot-remove fix may, when loaded with pv_hot_remove=1
-# (on the kernel command line: EBB_XEN_CMDLINE=ebb.pv_hot_remove=1; hotplug/mod.rs,
-# Backing::removes_blocks). Otherwise ebb shrinks a PV guest by ballooning.
+# where only a kernel with ebb's hot-remove fixes may, when loaded with pv_hot_remove=1
+# (on the kernel command line, which scripts/run-xen.sh sets for the project's patched
+# kernel; hotplug/mod.rs, Backing::removes_blocks). Otherwise ebb shrinks a PV guest by
+# ballooning.
 ebb_removes_blocks() {
     ! on_xen_pv || grep -qw "ebb.pv_hot_remove=1" /proc/cmdline
 }
