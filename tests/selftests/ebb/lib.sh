@@ -177,22 +177,19 @@ kernel_warned_since() {
                     return j
             return j - 1
         }
-        function known_hot_remove_cycle(i,    j, end, seen) {
+        function known_hot_remove_cycle(i,    j, end, acquiring, kernfs, hotplug, offline, unregister) {
             if (line[i] !~ /WARNING: possible circular locking dependency detected/)
                 return 0
             end = report_end(i)
-            seen = 0
             for (j = i + 1; j <= end; j++) {
-                if (line[j] ~ /is trying to acquire lock:/) seen = or1(seen, 1)
-                if (line[j] ~ /\(kn->active#[0-9]+\)\{.*\}, at: __kernfs_remove/) seen = or1(seen, 2)
-                if (line[j] ~ /\(mem_hotplug_lock\)\{.*\}, at: try_remove_memory/) seen = or1(seen, 4)
-                if (line[j] ~ /memory_subsys_offline/) seen = or1(seen, 8)
-                if (line[j] ~ /remove_memory_block_devices/) seen = or1(seen, 16)
+                if (line[j] ~ /is trying to acquire lock:/) acquiring = 1
+                if (line[j] ~ /\(kn->active#[0-9]+\)\{.*\}, at: __kernfs_remove/) kernfs = 1
+                if (line[j] ~ /\(mem_hotplug_lock\)\{.*\}, at: try_remove_memory/) hotplug = 1
+                if (line[j] ~ /memory_subsys_offline/) offline = 1
+                if (line[j] ~ /remove_memory_block_devices/) unregister = 1
             }
-            return seen == 31
+            return acquiring && kernfs && hotplug && offline && unregister
         }
-        # Bit b of flags set (awk has no bitwise or).
-        function or1(flags, b) { return int(flags / b) % 2 ? flags : flags + b }
         END {
             warned = 0
             for (i = 1; i <= NR; i++) {
