@@ -83,9 +83,12 @@ backing() {
 
 # True when every guest frame $1..$2 is RAM on a machine frame outside $3..$3+511
 # (`ebbctl p2m`, one line per leaf; asked 64 gfns at a time, so that the answer fits
-# the 4 KiB the host agent passes back).
+# the 4 KiB the host agent passes back). A 2M leaf on that block counts as outside
+# when ebbhv re-merged a leaf after the exchange back (ram_remerged_2m above $4): its
+# re-merge pass copies the 512 frames into a free 2 MiB block, which may be the one
+# the exchange back freed.
 ram_outside() {
-    local first=$(($1)) last=$(($2)) block=$(($3)) from to line g0 g1 m0 covered=0
+    local first=$(($1)) last=$(($2)) block=$(($3)) remerged=$4 from to line g0 g1 m0 covered=0
     from=$first
     while [ $from -le $last ]; do
         to=$((from + 63 > last ? last : from + 63))
@@ -99,6 +102,14 @@ ram_outside() {
             g0=${1%-*}; g1=${1#*-}; m0=${2%-*}
             covered=$((covered + g1 - g0 + 1))
             if [ $((m0 + g1 - g0)) -ge $block ] && [ $((m0)) -le $((block + 511)) ]; then
+                case "$line" in
+                *", 2M leaf, ram")
+                    if hv_info && [ "$(hv ram_remerged_2m)" -gt "$remerged" ]; then
+                        echo "# re-merged by ebbhv onto the old block: $line"
+                        continue
+                    fi
+                    ;;
+                esac
                 echo "# on the old block: $line"
                 return 1
             fi
@@ -128,10 +139,13 @@ exchange_round() {
     else
         round_fail exchange-leaf "not one 2M leaf"
     fi
+    # The exchange back comes at unload: ebbhv's re-merges counted before it.
+    hv_info
+    remerged=$(hv ram_remerged_2m)
     xenmem_unload || round_fail exchange-back "rmmod ebb_xenmem failed"
     # The first gfn was exchanged once more after that (and may have got a frame of
     # the old block, free by then): the other 511 are as the exchange back left them.
-    if [ -n "$mfn" ] && ram_outside $((gfn + 1)) "$last" "$mfn"; then
+    if [ -n "$mfn" ] && ram_outside $((gfn + 1)) "$last" "$mfn" "$remerged"; then
         round_pass exchange-back
     else
         round_fail exchange-back "$(host_output)"
